@@ -1,0 +1,114 @@
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http::Response;
+use pin_project_lite::pin_project;
+
+use crate::{AuthResult, BoxAuthFuture, body::ResponseBody};
+
+type Continuation<F> = Box<dyn FnOnce(AuthResult) -> Result<F, Response<Bytes>> + Send>;
+
+pin_project! {
+    /// The response future of [`AuthService`](super::AuthService).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Called {
+            #[pin]
+            future: F,
+        },
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+        Authenticating {
+            auth: BoxAuthFuture,
+            then: Option<Continuation<F>>,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn called(future: F) -> Self {
+        Self {
+            kind: Kind::Called { future },
+        }
+    }
+
+    pub(super) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(super) fn authenticating(
+        auth: BoxAuthFuture,
+        then: impl FnOnce(AuthResult) -> Result<F, Response<Bytes>> + Send + 'static,
+    ) -> Self {
+        Self {
+            kind: Kind::Authenticating {
+                auth,
+                then: Some(Box::new(then)),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.kind.as_mut().project() {
+                KindProj::Called { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                }
+                KindProj::Rejected { response } => {
+                    let response = response.take().expect("future polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
+                KindProj::Authenticating { auth, then } => {
+                    let result = ready!(auth.as_mut().poll(cx));
+                    let then = then.take().expect("future polled after completion");
+                    let next = match then(result) {
+                        Ok(future) => Kind::Called { future },
+                        Err(response) => Kind::Rejected {
+                            response: Some(response),
+                        },
+                    };
+                    this.kind.set(next);
+                }
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.kind {
+            Kind::Called { .. } => "called",
+            Kind::Rejected { .. } => "rejected",
+            Kind::Authenticating { .. } => "authenticating",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

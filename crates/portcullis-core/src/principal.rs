@@ -1,0 +1,508 @@
+//! [`Principal`]: who made the request, whatever authenticated it.
+//!
+//! Every authenticator produces a `Principal` and every guard reads one. It is a
+//! reference-counted value: cloning it (for a cache hit, for an extractor) costs one
+//! atomic increment.
+
+use std::{
+    any::Any,
+    fmt,
+    ops::Deref,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Map, Value};
+
+/// What kind of party a [`Principal`] is.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    /// A person, typically from a user access token.
+    User,
+    /// A machine client (client-credentials tokens and the like).
+    Service,
+    /// The holder of an API key.
+    ApiKey,
+}
+
+impl PrincipalKind {
+    /// A short lowercase name (`user`, `service`, `api_key`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Service => "service",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
+/// Typed claims, put into request extensions beside the [`Principal`] by the JWT layer.
+///
+/// Cheap to clone (an `Arc`), and derefs to `C`. With the `axum` extractors it is read
+/// as `Claims<MyClaims>` in a handler's arguments.
+pub struct Claims<C>(pub Arc<C>);
+
+impl<C> Claims<C> {
+    /// Wraps claims.
+    pub fn new(claims: C) -> Self {
+        Self(Arc::new(claims))
+    }
+}
+
+impl<C> Clone for Claims<C> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<C> Deref for Claims<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Claims<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Claims").field(&self.0).finish()
+    }
+}
+
+/// Typed claims stored inside a principal without naming their type.
+trait ErasedClaims: Send + Sync {
+    fn insert_into(&self, extensions: &mut http::Extensions);
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<C: Send + Sync + 'static> ErasedClaims for Claims<C> {
+    fn insert_into(&self, extensions: &mut http::Extensions) {
+        extensions.insert(self.clone());
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+struct Inner {
+    subject: Box<str>,
+    kind: PrincipalKind,
+    issuer: Option<Box<str>>,
+    client_id: Option<Box<str>>,
+    token_id: Option<Box<str>>,
+    roles: Box<[Box<str>]>,
+    scopes: Box<[Box<str>]>,
+    issued_at: Option<SystemTime>,
+    expires_at: Option<SystemTime>,
+    claims: Option<Arc<Map<String, Value>>>,
+    typed: Option<Box<dyn ErasedClaims>>,
+}
+
+/// The authenticated party: subject, kind, issuer, roles, scopes, token id, expiry and
+/// the raw claims.
+///
+/// Built with [`Principal::builder`]; read in handlers through the extractor (a
+/// request without one is refused) or `Option<Principal>` on public routes.
+///
+/// ```
+/// use portcullis_core::{Principal, PrincipalKind};
+///
+/// let p = Principal::builder("alice", PrincipalKind::User)
+///     .roles(["admin", "editor"])
+///     .scopes(["data:read"])
+///     .build();
+/// assert!(p.has_role("admin"));
+/// assert!(p.has_scope("data:read"));
+/// assert!(!p.has_scope("data:write"));
+/// ```
+#[derive(Clone)]
+pub struct Principal(Arc<Inner>);
+
+impl Principal {
+    /// Starts a principal for `subject`.
+    pub fn builder(subject: impl Into<Box<str>>, kind: PrincipalKind) -> PrincipalBuilder {
+        PrincipalBuilder {
+            inner: Inner {
+                subject: subject.into(),
+                kind,
+                issuer: None,
+                client_id: None,
+                token_id: None,
+                roles: Box::default(),
+                scopes: Box::default(),
+                issued_at: None,
+                expires_at: None,
+                claims: None,
+                typed: None,
+            },
+        }
+    }
+
+    /// The subject (`sub`, or the API key's owner).
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// What kind of party this is.
+    pub fn kind(&self) -> PrincipalKind {
+        self.0.kind
+    }
+
+    /// The issuer (`iss`), for tokens.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// The OAuth client (`client_id` / `azp`), when known.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// The credential's identifier: `jti` for tokens, the public key id for API keys.
+    pub fn token_id(&self) -> Option<&str> {
+        self.0.token_id.as_deref()
+    }
+
+    /// Roles, as granted (no hierarchy applied).
+    pub fn roles(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.0.roles.iter().map(|r| &**r)
+    }
+
+    /// Scopes, as granted.
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.0.scopes.iter().map(|s| &**s)
+    }
+
+    /// Whether `role` was granted (exactly; hierarchies are the guards' business).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.0.roles.iter().any(|r| &**r == role)
+    }
+
+    /// Whether `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.iter().any(|s| &**s == scope)
+    }
+
+    /// When the credential was issued (`iat`), if known.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.0.issued_at
+    }
+
+    /// When the credential expires (`exp`), if it does.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+
+    /// The raw claims of a token, for whatever the typed fields do not cover.
+    pub fn raw_claims(&self) -> Option<&Map<String, Value>> {
+        self.0.claims.as_deref()
+    }
+
+    /// The typed claims, when the authenticator produced claims of type `C`.
+    pub fn claims<C: Send + Sync + 'static>(&self) -> Option<&Claims<C>> {
+        self.0
+            .typed
+            .as_deref()
+            .and_then(|t| t.as_any().downcast_ref::<Claims<C>>())
+    }
+
+    /// Puts this principal (and its typed claims, if any) into `extensions`.
+    pub fn insert_into(&self, extensions: &mut http::Extensions) {
+        if let Some(typed) = &self.0.typed {
+            typed.insert_into(extensions);
+        }
+        extensions.insert(self.clone());
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Claims may hold personal data; show their names only.
+        let claim_names: Option<Vec<&String>> = self.0.claims.as_ref().map(|c| c.keys().collect());
+        f.debug_struct("Principal")
+            .field("subject", &self.0.subject)
+            .field("kind", &self.0.kind)
+            .field("issuer", &self.0.issuer)
+            .field("client_id", &self.0.client_id)
+            .field("token_id", &self.0.token_id)
+            .field("roles", &self.0.roles)
+            .field("scopes", &self.0.scopes)
+            .field("expires_at", &self.0.expires_at)
+            .field("claim_names", &claim_names)
+            .finish()
+    }
+}
+
+/// Builds a [`Principal`]. Obtained from [`Principal::builder`].
+#[must_use]
+pub struct PrincipalBuilder {
+    inner: Inner,
+}
+
+impl fmt::Debug for PrincipalBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrincipalBuilder")
+            .field("subject", &self.inner.subject)
+            .field("kind", &self.inner.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrincipalBuilder {
+    /// Sets the issuer.
+    pub fn issuer(mut self, issuer: impl Into<Box<str>>) -> Self {
+        self.inner.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets the OAuth client id.
+    pub fn client_id(mut self, client_id: impl Into<Box<str>>) -> Self {
+        self.inner.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets the credential id (`jti`, API key id).
+    pub fn token_id(mut self, token_id: impl Into<Box<str>>) -> Self {
+        self.inner.token_id = Some(token_id.into());
+        self
+    }
+
+    /// Sets the roles.
+    pub fn roles<I, R>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<Box<str>>,
+    {
+        self.inner.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        self.inner.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the issue time.
+    pub fn issued_at(mut self, at: SystemTime) -> Self {
+        self.inner.issued_at = Some(at);
+        self
+    }
+
+    /// Sets the expiry.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.inner.expires_at = Some(at);
+        self
+    }
+
+    /// Attaches the raw claims.
+    pub fn raw_claims(mut self, claims: Arc<Map<String, Value>>) -> Self {
+        self.inner.claims = Some(claims);
+        self
+    }
+
+    /// Attaches typed claims; the auth layer also puts them into request extensions.
+    pub fn typed_claims<C: Send + Sync + 'static>(mut self, claims: Claims<C>) -> Self {
+        self.inner.typed = Some(Box::new(claims));
+        self
+    }
+
+    /// Finishes the principal.
+    pub fn build(self) -> Principal {
+        Principal(Arc::new(self.inner))
+    }
+}
+
+/// A path to a claim: `roles`, or `realm_access.roles` for nested objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath(Box<[Box<str>]>);
+
+impl ClaimPath {
+    /// Parses a dotted path. Empty segments are ignored.
+    pub fn new(path: &str) -> Self {
+        Self(
+            path.split('.')
+                .filter(|s| !s.is_empty())
+                .map(Into::into)
+                .collect(),
+        )
+    }
+
+    /// Finds the value at this path.
+    pub fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
+        let (first, rest) = self.0.split_first()?;
+        let mut value = claims.get(&**first)?;
+        for segment in rest {
+            value = value.as_object()?.get(&**segment)?;
+        }
+        Some(value)
+    }
+}
+
+impl From<&str> for ClaimPath {
+    fn from(path: &str) -> Self {
+        Self::new(path)
+    }
+}
+
+/// Where roles and scopes come from in a token's claims.
+///
+/// A claim may hold a space-separated string (`"scope": "a b"`, as RFC 8693 and 9068
+/// use) or an array of strings (`"scp": ["a", "b"]`, `"roles": [..]`). Several paths
+/// are merged. Defaults: roles from `roles`; scopes from `scope` and `scp`.
+///
+/// ```
+/// use portcullis_core::ClaimMapping;
+/// use serde_json::json;
+///
+/// let mapping = ClaimMapping::default().with_roles(["realm_access.roles"]);
+/// let claims = json!({"realm_access": {"roles": ["admin"]}, "scope": "read write"});
+/// let claims = claims.as_object().unwrap();
+/// assert_eq!(mapping.roles(claims), vec!["admin".into()] as Vec<Box<str>>);
+/// assert_eq!(mapping.scopes(claims).len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMapping {
+    roles: Vec<ClaimPath>,
+    scopes: Vec<ClaimPath>,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            roles: vec![ClaimPath::new("roles")],
+            scopes: vec![ClaimPath::new("scope"), ClaimPath::new("scp")],
+        }
+    }
+}
+
+impl ClaimMapping {
+    /// Keycloak's layout: roles from `realm_access.roles` and `roles`; scopes from `scope`.
+    pub fn keycloak() -> Self {
+        Self::default().with_roles(["realm_access.roles", "roles"])
+    }
+
+    /// Auth0's layout: RBAC `permissions` count as scopes, beside `scope`.
+    pub fn auth0() -> Self {
+        Self::default().with_scopes(["scope", "permissions"])
+    }
+
+    /// Replaces the role paths.
+    #[must_use]
+    pub fn with_roles<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<ClaimPath>,
+    {
+        self.roles = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the scope paths.
+    #[must_use]
+    pub fn with_scopes<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<ClaimPath>,
+    {
+        self.scopes = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The roles in `claims`, deduplicated, in order of appearance.
+    pub fn roles(&self, claims: &Map<String, Value>) -> Vec<Box<str>> {
+        collect(&self.roles, claims)
+    }
+
+    /// The scopes in `claims`, deduplicated, in order of appearance.
+    pub fn scopes(&self, claims: &Map<String, Value>) -> Vec<Box<str>> {
+        collect(&self.scopes, claims)
+    }
+}
+
+fn collect(paths: &[ClaimPath], claims: &Map<String, Value>) -> Vec<Box<str>> {
+    let mut out: Vec<Box<str>> = Vec::new();
+    let mut push = |s: &str| {
+        if !s.is_empty() && !out.iter().any(|o| &**o == s) {
+            out.push(s.into());
+        }
+    };
+    for path in paths {
+        match path.lookup(claims) {
+            Some(Value::String(s)) => s.split_ascii_whitespace().for_each(&mut push),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(&mut push),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Converts NumericDate seconds (RFC 7519 §2) to a `SystemTime`, if representable.
+pub fn numeric_date(secs: i64) -> Option<SystemTime> {
+    u64::try_from(secs)
+        .ok()
+        .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scope_string_and_scp_array_merge() {
+        let claims = json!({"scope": "a b", "scp": ["b", "c", 7]});
+        let scopes = ClaimMapping::default().scopes(claims.as_object().unwrap());
+        assert_eq!(
+            scopes,
+            vec!["a".into(), "b".into(), "c".into()] as Vec<Box<str>>
+        );
+    }
+
+    #[test]
+    fn nested_role_path_is_followed() {
+        let claims = json!({"realm_access": {"roles": ["admin"]}, "roles": "user"});
+        let roles = ClaimMapping::keycloak().roles(claims.as_object().unwrap());
+        assert_eq!(roles, vec!["admin".into(), "user".into()] as Vec<Box<str>>);
+    }
+
+    #[test]
+    fn path_through_non_object_finds_nothing() {
+        let claims = json!({"realm_access": "admin"});
+        assert!(
+            ClaimMapping::keycloak()
+                .roles(claims.as_object().unwrap())
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn typed_claims_round_trip_through_extensions() {
+        #[derive(Debug, PartialEq)]
+        struct Mine(u8);
+        let p = Principal::builder("s", PrincipalKind::Service)
+            .typed_claims(Claims::new(Mine(3)))
+            .build();
+        assert_eq!(p.claims::<Mine>().map(|c| c.0), Some(3));
+        assert!(p.claims::<String>().is_none());
+        let mut ext = http::Extensions::new();
+        p.insert_into(&mut ext);
+        assert_eq!(ext.get::<Claims<Mine>>().map(|c| c.0), Some(3));
+        assert_eq!(
+            ext.get::<Principal>()
+                .map(|p| p.subject().to_owned())
+                .as_deref(),
+            Some("s")
+        );
+    }
+
+    #[test]
+    fn negative_numeric_date_is_none() {
+        assert!(numeric_date(-1).is_none());
+        assert_eq!(numeric_date(0), Some(UNIX_EPOCH));
+    }
+}

@@ -1,0 +1,86 @@
+//! Turning an [`AuthError`] into a response: the default RFC 6750 + problem+json
+//! rendering, or your own.
+
+use std::{fmt, sync::Arc};
+
+use bytes::Bytes;
+use http::{Response, request::Parts};
+
+use crate::AuthError;
+
+/// Renders rejections for the Portcullis layers. Closures
+/// `Fn(&AuthError, &Parts) -> Response<Bytes>` are renderers too.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{request::Parts, Response};
+/// use portcullis_core::{AuthError, AuthLayer, Authentication, Authenticator};
+///
+/// # struct Never;
+/// # impl Authenticator for Never {
+/// #     fn authenticate(&self, _: &Parts) -> Authentication { Authentication::Ready(Ok(None)) }
+/// # }
+/// let layer = AuthLayer::new(Never).with_renderer(|err: &AuthError, _: &Parts| {
+///     let mut res = Response::new(Bytes::from_static(b"nope"));
+///     *res.status_mut() = err.status();
+///     res
+/// });
+/// # let _ = layer;
+/// ```
+pub trait RenderRejection: Send + Sync + 'static {
+    /// Builds the response for `error` on the request whose head is `parts`.
+    fn render(&self, error: &AuthError, parts: &Parts) -> Response<Bytes>;
+}
+
+impl<F> RenderRejection for F
+where
+    F: Fn(&AuthError, &Parts) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn render(&self, error: &AuthError, parts: &Parts) -> Response<Bytes> {
+        self(error, parts)
+    }
+}
+
+/// The default rendering: a trailers-only gRPC status for gRPC requests, otherwise the
+/// status, RFC 6750 `WWW-Authenticate` challenge in the layer's realm, and an
+/// `application/problem+json` body (see [`AuthError::to_response`]).
+#[derive(Clone, Copy, Default)]
+pub struct DefaultRenderer;
+
+impl fmt::Debug for DefaultRenderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DefaultRenderer")
+    }
+}
+
+impl RenderRejection for DefaultRenderer {
+    fn render(&self, error: &AuthError, parts: &Parts) -> Response<Bytes> {
+        let realm = parts
+            .extensions
+            .get::<AuthContext>()
+            .map_or(crate::DEFAULT_REALM, AuthContext::realm);
+        error.to_response(parts, realm)
+    }
+}
+
+/// Put into request extensions by [`AuthLayer`](crate::AuthLayer) on every request it
+/// lets through: it tells extractors and guards further in that an auth layer ran, and
+/// in which realm to challenge.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    realm: Arc<str>,
+}
+
+impl AuthContext {
+    /// A context for `realm`.
+    pub fn new(realm: impl Into<Arc<str>>) -> Self {
+        Self {
+            realm: realm.into(),
+        }
+    }
+
+    /// The realm of the `WWW-Authenticate` challenge.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+}
