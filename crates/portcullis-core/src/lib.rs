@@ -57,6 +57,7 @@ pub mod events;
 pub mod extract;
 mod principal;
 mod render;
+pub mod revocation;
 
 pub use crate::{
     auth::{AuthLayer, AuthService},
@@ -67,6 +68,7 @@ pub use crate::{
         ClaimMapping, ClaimPath, Claims, Principal, PrincipalBuilder, PrincipalKind, numeric_date,
     },
     render::{AuthContext, DefaultRenderer, RenderRejection},
+    revocation::{NoRevocation, Revocation, RevocationCheck, RevocationQuery},
 };
 
 /// The realm of `WWW-Authenticate` challenges unless a layer names another.
