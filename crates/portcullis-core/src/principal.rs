@@ -487,11 +487,11 @@ mod tests {
         let p = Principal::builder("s", PrincipalKind::Service)
             .typed_claims(Claims::new(Mine(3)))
             .build();
-        assert_eq!(p.claims::<Mine>().map(|c| c.0), Some(3));
+        assert_eq!(p.claims::<Mine>().map(|c| c.0.0), Some(3));
         assert!(p.claims::<String>().is_none());
         let mut ext = http::Extensions::new();
         p.insert_into(&mut ext);
-        assert_eq!(ext.get::<Claims<Mine>>().map(|c| c.0), Some(3));
+        assert_eq!(ext.get::<Claims<Mine>>().map(|c| c.0.0), Some(3));
         assert_eq!(
             ext.get::<Principal>()
                 .map(|p| p.subject().to_owned())
