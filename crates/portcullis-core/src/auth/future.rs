@@ -53,6 +53,7 @@ impl<F> ResponseFuture<F> {
         }
     }
 
+    #[allow(clippy::result_large_err)]
     pub(super) fn authenticating(
         auth: BoxAuthFuture,
         then: impl FnOnce(AuthResult) -> Result<F, Response<Bytes>> + Send + 'static,

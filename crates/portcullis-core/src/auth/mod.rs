@@ -22,3 +22,6 @@ mod layer;
 mod service;
 
 pub use self::{future::ResponseFuture, layer::AuthLayer, service::AuthService};
+
+#[cfg(test)]
+mod tests;

@@ -72,6 +72,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[allow(clippy::result_large_err)]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(self.shared.context.clone());
@@ -95,6 +96,9 @@ where
     }
 }
 
+// The rejection is returned by value: it becomes the response future's state anyway,
+// so boxing it would only add an allocation to the rejection path.
+#[allow(clippy::result_large_err)]
 /// Applies an authentication result to the request head: the principal goes into the
 /// extensions, or the rejection is rendered.
 fn decide<A, R: RenderRejection>(
