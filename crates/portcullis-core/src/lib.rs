@@ -51,6 +51,7 @@
 pub mod auth;
 mod authenticator;
 pub mod body;
+pub mod client_ip;
 pub mod credentials;
 mod error;
 pub mod events;
@@ -69,6 +70,10 @@ pub use crate::{
     },
     render::{AuthContext, DefaultRenderer, RenderRejection},
     revocation::{NoRevocation, Revocation, RevocationCheck, RevocationQuery},
+};
+
+pub use crate::client_ip::{
+    ClientIp, ClientIpConfigError, ClientIpResolver, ForwardedHeader, IpNet, PeerAddr,
 };
 
 /// The realm of `WWW-Authenticate` challenges unless a layer names another.
