@@ -1,0 +1,295 @@
+//! [`RoleHierarchy`]: which roles imply which, as configuration; and
+//! [`RoleHierarchyLayer`], which carries it to the guards in request extensions.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{Extensions, Request};
+use portcullis_core::Principal;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Which roles imply which: `admin` implies `editor`, `editor` implies `viewer`.
+///
+/// Implication is transitive and cycles are harmless (roles in a cycle imply each
+/// other). The transitive closure is computed when the hierarchy is built, so a check
+/// at request time is a hash lookup per role the principal holds. Cloning shares the
+/// computed table.
+///
+/// The guards ([`RequireRole`](crate::RequireRole), [`RequireRoleLayer`](crate::RequireRoleLayer))
+/// find the hierarchy in request extensions, put there by [`RoleHierarchyLayer`] (or
+/// axum's `Extension` layer), or take one directly with
+/// [`RequireRoleLayer::with_hierarchy`](crate::RequireRoleLayer::with_hierarchy).
+/// Scopes are never expanded: a hierarchy is about roles only.
+///
+/// ```
+/// use portcullis_core::{Principal, PrincipalKind};
+/// use portcullis_guard::RoleHierarchy;
+///
+/// let hierarchy = RoleHierarchy::new()
+///     .grant("admin", ["editor"])
+///     .grant("editor", ["viewer"]);
+///
+/// assert!(hierarchy.implies("admin", "viewer"));
+/// assert!(!hierarchy.implies("viewer", "editor"));
+///
+/// let alice = Principal::builder("alice", PrincipalKind::User).roles(["admin"]).build();
+/// assert!(hierarchy.has_role(&alice, "editor"));
+/// assert!(!alice.has_role("editor")); // the principal itself is unchanged
+/// ```
+#[derive(Clone, Default)]
+pub struct RoleHierarchy {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone, Default)]
+struct Inner {
+    /// Direct grants, as configured.
+    edges: BTreeMap<Box<str>, BTreeSet<Box<str>>>,
+    /// Every role each role implies (transitively, itself excluded unless in a cycle),
+    /// sorted for binary search.
+    closure: HashMap<Box<str>, Box<[Box<str>]>>,
+}
+
+impl RoleHierarchy {
+    /// An empty hierarchy: every role implies only itself.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares that holding `role` grants each of `implied` too (and, transitively,
+    /// whatever those imply).
+    #[must_use]
+    pub fn grant<I, N>(mut self, role: impl Into<Box<str>>, implied: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<Box<str>>,
+    {
+        let inner = Arc::make_mut(&mut self.inner);
+        let role = role.into();
+        let targets = inner.edges.entry(role).or_default();
+        for name in implied {
+            targets.insert(name.into());
+        }
+        inner.closure = closure(&inner.edges);
+        self
+    }
+
+    /// Whether holding `held` grants `required`: they are equal, or `held` implies
+    /// `required` through the hierarchy.
+    pub fn implies(&self, held: &str, required: &str) -> bool {
+        held == required
+            || self
+                .inner
+                .closure
+                .get(held)
+                .is_some_and(|implied| implied.binary_search_by(|r| (**r).cmp(required)).is_ok())
+    }
+
+    /// Whether `principal` holds `role`, directly or through the hierarchy.
+    pub fn has_role(&self, principal: &Principal, role: &str) -> bool {
+        principal.roles().any(|held| self.implies(held, role))
+    }
+
+    /// Every role `role` implies, itself excluded (unless it sits in a cycle), sorted.
+    pub fn implied_by(&self, role: &str) -> impl Iterator<Item = &str> + '_ {
+        self.inner
+            .closure
+            .get(role)
+            .into_iter()
+            .flat_map(|implied| implied.iter().map(|r| &**r))
+    }
+
+    /// Whether no grant was declared.
+    pub fn is_empty(&self) -> bool {
+        self.inner.edges.is_empty()
+    }
+
+    /// The hierarchy in `extensions`, if a [`RoleHierarchyLayer`] (or an `Extension`)
+    /// put one there.
+    pub fn from_extensions(extensions: &Extensions) -> Option<&Self> {
+        extensions.get::<Self>()
+    }
+}
+
+fn closure(edges: &BTreeMap<Box<str>, BTreeSet<Box<str>>>) -> HashMap<Box<str>, Box<[Box<str>]>> {
+    edges
+        .keys()
+        .map(|start| {
+            let mut seen: BTreeSet<&str> = BTreeSet::new();
+            let mut stack: Vec<&str> = vec![start];
+            while let Some(role) = stack.pop() {
+                for next in edges.get(role).into_iter().flatten() {
+                    // `seen` stops cycles: each role is expanded once.
+                    if seen.insert(next) {
+                        stack.push(next);
+                    }
+                }
+            }
+            let implied: Box<[Box<str>]> = seen.into_iter().map(Box::from).collect();
+            (start.clone(), implied)
+        })
+        .collect()
+}
+
+impl fmt::Debug for RoleHierarchy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.inner.edges.iter()).finish()
+    }
+}
+
+/// Puts a [`RoleHierarchy`] into every request's extensions, for the guards further in.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use portcullis_guard::{RoleHierarchy, RoleHierarchyLayer};
+///
+/// let hierarchy = RoleHierarchy::new().grant("admin", ["editor"]);
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hi" }))
+///     .layer(RoleHierarchyLayer::new(hierarchy));
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RoleHierarchyLayer {
+    hierarchy: RoleHierarchy,
+}
+
+impl RoleHierarchyLayer {
+    /// A layer carrying `hierarchy`.
+    pub fn new(hierarchy: RoleHierarchy) -> Self {
+        Self { hierarchy }
+    }
+}
+
+impl<S> Layer<S> for RoleHierarchyLayer {
+    type Service = RoleHierarchyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RoleHierarchyService {
+            inner,
+            hierarchy: self.hierarchy.clone(),
+        }
+    }
+}
+
+/// Inserts a [`RoleHierarchy`] into request extensions. Made by [`RoleHierarchyLayer`].
+#[derive(Debug, Clone)]
+pub struct RoleHierarchyService<S> {
+    inner: S,
+    hierarchy: RoleHierarchy,
+}
+
+impl<S> RoleHierarchyService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for RoleHierarchyService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.hierarchy.clone());
+        self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implication_is_transitive() {
+        let h = RoleHierarchy::new()
+            .grant("admin", ["editor"])
+            .grant("editor", ["viewer"])
+            .grant("viewer", ["guest"]);
+        assert!(h.implies("admin", "guest"));
+        assert!(h.implies("editor", "guest"));
+        assert!(!h.implies("guest", "viewer"));
+        assert_eq!(
+            h.implied_by("admin").collect::<Vec<_>>(),
+            ["editor", "guest", "viewer"]
+        );
+    }
+
+    #[test]
+    fn grants_declared_in_any_order_are_transitive() {
+        let h = RoleHierarchy::new()
+            .grant("editor", ["viewer"])
+            .grant("admin", ["editor"]);
+        assert!(h.implies("admin", "viewer"));
+    }
+
+    #[test]
+    fn cycles_terminate_and_imply_each_other() {
+        let h = RoleHierarchy::new()
+            .grant("a", ["b"])
+            .grant("b", ["c"])
+            .grant("c", ["a"]);
+        assert!(h.implies("a", "c"));
+        assert!(h.implies("c", "b"));
+        assert!(h.implies("b", "a"));
+        assert!(!h.implies("a", "d"));
+        assert_eq!(h.implied_by("a").collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn self_grant_is_harmless() {
+        let h = RoleHierarchy::new().grant("a", ["a"]);
+        assert!(h.implies("a", "a"));
+        assert!(!h.implies("a", "b"));
+    }
+
+    #[test]
+    fn unknown_role_implies_only_itself() {
+        let h = RoleHierarchy::new().grant("admin", ["editor"]);
+        assert!(h.implies("viewer", "viewer"));
+        assert!(!h.implies("viewer", "editor"));
+        assert_eq!(h.implied_by("viewer").count(), 0);
+    }
+
+    #[test]
+    fn clones_made_before_a_grant_are_unchanged() {
+        let base = RoleHierarchy::new().grant("admin", ["editor"]);
+        let wider = base.clone().grant("editor", ["viewer"]);
+        assert!(!base.implies("admin", "viewer"));
+        assert!(wider.implies("admin", "viewer"));
+    }
+
+    #[test]
+    fn long_chain_is_fully_expanded() {
+        let mut h = RoleHierarchy::new();
+        for i in 0..100 {
+            h = h.grant(format!("r{i}"), [format!("r{}", i + 1)]);
+        }
+        assert!(h.implies("r0", "r100"));
+        assert!(!h.implies("r100", "r0"));
+    }
+}

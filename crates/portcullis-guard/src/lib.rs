@@ -1,0 +1,112 @@
+//! Role and scope guards for Portcullis: authorisation that reads like a handler's
+//! signature, and the same checks as tower layers for any service, gRPC included.
+//!
+//! - [`roles!`] and [`scopes!`] declare marker types with their names;
+//! - [`RequireRole<R>`] and [`RequireScope<S>`] are axum extractors that let a request in
+//!   only if its [`Principal`](portcullis_core::Principal) holds the role or scope, or
+//!   [`AnyOf`] / [`AllOf`] a tuple of them;
+//! - [`RoleHierarchy`] is configuration (`admin` implies `editor`), carried to the
+//!   guards in request extensions by [`RoleHierarchyLayer`];
+//! - [`RequireRoleLayer`] and [`RequireScopeLayer`] do the same checks for any tower
+//!   stack: tonic servers, or whole axum routers.
+//!
+//! Every guard reads the principal that [`AuthLayer`](portcullis_core::AuthLayer) put
+//! into the request, whatever authenticated it (a JWT, an API key, …). A request
+//! without one is a `401`; a principal lacking the role or scope gets `403` with
+//! `WWW-Authenticate: Bearer realm="…", error="insufficient_scope", scope="…"` and an
+//! `application/problem+json` body, and gRPC calls get `PERMISSION_DENIED`. A guard with
+//! no auth layer in front answers `500` and logs the misconfiguration, rather than
+//! treating the request as anonymous. The `Principal`, `Option<Principal>` and
+//! `Claims<C>` extractors live in [`portcullis_core::extract`].
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use http::{request::Parts, Request, StatusCode};
+//! use portcullis_core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
+//! use portcullis_guard::{roles, RequireRole};
+//! use tower::ServiceExt;
+//!
+//! roles! { pub Admin = "admin" }
+//!
+//! /// A toy authenticator: the bearer token is the subject, and "root" is an admin.
+//! struct Demo;
+//!
+//! impl Authenticator for Demo {
+//!     fn authenticate(&self, parts: &Parts) -> Authentication {
+//!         let result = portcullis_core::credentials::authorization_bearer(&parts.headers)
+//!             .map(|token| {
+//!                 token.map(|name| {
+//!                     let roles: &[&str] = if name == "root" { &["admin"] } else { &[] };
+//!                     Principal::builder(name, PrincipalKind::User).roles(roles.iter().copied()).build()
+//!                 })
+//!             });
+//!         Authentication::Ready(result)
+//!     }
+//! }
+//!
+//! async fn admin_only(admin: RequireRole<Admin>) -> String {
+//!     format!("hello, {}", admin.subject())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/admin", get(admin_only))
+//!     .route_layer(AuthLayer::new(Demo));
+//!
+//! let get = |token: &str| {
+//!     Request::get("/admin").header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap()
+//! };
+//!
+//! let response = app.clone().oneshot(get("alice")).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(
+//!     response.headers()["www-authenticate"],
+//!     r#"Bearer realm="api", error="insufficient_scope", error_description="the credential lacks a required role", scope="admin""#
+//! );
+//!
+//! let response = app.oneshot(get("root")).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # }
+//! ```
+//!
+//! # Protecting a tower or tonic service
+//!
+//! ```
+//! use portcullis_guard::RequireScopeLayer;
+//! use tower::ServiceBuilder;
+//! # use portcullis_core::{AuthLayer, Authentication, Authenticator};
+//! # struct MyAuthenticator;
+//! # impl Authenticator for MyAuthenticator {
+//! #     fn authenticate(&self, _: &http::request::Parts) -> Authentication { Authentication::Ready(Ok(None)) }
+//! # }
+//!
+//! // The auth layer first (outermost), then the guard.
+//! let stack = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(MyAuthenticator))
+//!     .layer(RequireScopeLayer::any(["data:read"]));
+//! # let _ = stack;
+//! ```
+//!
+//! With tonic, the same two layers go on `Server::builder().layer(..).layer(..)`; the
+//! crate's `tonic_guard` example runs a whole gRPC server that way.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+pub mod extract;
+mod hierarchy;
+pub mod layer;
+mod marker;
+mod rule;
+
+pub use crate::{
+    error::{GuardConfigError, GuardConfigErrorKind},
+    extract::{RequireRole, RequireScope},
+    hierarchy::{RoleHierarchy, RoleHierarchyLayer, RoleHierarchyService},
+    layer::{Guard, RequireRoleLayer, RequireScopeLayer},
+    marker::{AllOf, AnyOf, Match, Role, RoleSet, Scope, ScopeSet, is_valid_name},
+};
+
+/// The refusal of the extractors (core's [`Rejection`](portcullis_core::extract::Rejection)).
+pub use portcullis_core::extract::Rejection;
