@@ -1,0 +1,231 @@
+//! What the store keeps instead of the key: a [`KeyDigest`], made by a [`KeyHasher`].
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::ConfigError;
+
+/// The SHA-256 (or HMAC-SHA256) digest of a whole key, as stored.
+///
+/// Compared in constant time with [`ct_eq`](Self::ct_eq); `PartialEq` does the same.
+/// Serialized as 64 lowercase hex digits. Its `Debug` does not print the bytes.
+#[derive(Clone, Copy)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    /// Wraps raw digest bytes (for backends reading them back).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes (for backends storing them).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Constant-time equality ([`subtle`]).
+    pub fn ct_eq(&self, other: &KeyDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+
+    /// Parses 64 hex digits (either case).
+    ///
+    /// # Errors
+    ///
+    /// When `hex` is not exactly 64 hex digits.
+    pub fn from_hex(hex: &str) -> Result<Self, InvalidDigest> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return Err(InvalidDigest(()));
+        }
+        let nibble = |c: u8| -> Result<u8, InvalidDigest> {
+            match c {
+                b'0'..=b'9' => Ok(c - b'0'),
+                b'a'..=b'f' => Ok(c - b'a' + 10),
+                b'A'..=b'F' => Ok(c - b'A' + 10),
+                _ => Err(InvalidDigest(())),
+            }
+        };
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Ok(Self(out))
+    }
+}
+
+impl PartialEq for KeyDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl Eq for KeyDigest {}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyDigest(..)")
+    }
+}
+
+impl Serialize for KeyDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let hex = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::from_hex(&hex).map_err(de::Error::custom)
+    }
+}
+
+/// A digest was not 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidDigest(pub(crate) ());
+
+impl fmt::Display for InvalidDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("api key digest must be 64 hex digits")
+    }
+}
+
+impl std::error::Error for InvalidDigest {}
+
+/// Turns keys into [`KeyDigest`]s: plain SHA-256 by default, or HMAC-SHA256 keyed with
+/// a server-side pepper.
+///
+/// A pepper means a stolen copy of the store alone does not let anyone check guesses;
+/// since keys carry 256 random bits, plain SHA-256 is already safe against brute force,
+/// so the pepper is defence in depth. Changing (or adding) the pepper invalidates every
+/// stored key.
+///
+/// ```
+/// use portcullis_apikey::KeyHasher;
+///
+/// let plain = KeyHasher::sha256();
+/// let peppered = KeyHasher::hmac_sha256(&[7u8; 32]).unwrap();
+/// assert_ne!(plain.digest("pk_x"), peppered.digest("pk_x"));
+/// assert!(KeyHasher::hmac_sha256(b"short").is_err());
+/// ```
+#[derive(Clone)]
+pub struct KeyHasher(Kind);
+
+#[derive(Clone)]
+enum Kind {
+    Sha256,
+    // A keyed MAC whose state is cloned per digest: no allocation, key schedule once.
+    Hmac(Box<Hmac<Sha256>>),
+}
+
+impl KeyHasher {
+    /// Plain SHA-256.
+    pub fn sha256() -> Self {
+        Self(Kind::Sha256)
+    }
+
+    /// HMAC-SHA256 with `pepper`, a server-side secret kept out of the store.
+    ///
+    /// # Errors
+    ///
+    /// When the pepper is shorter than 32 bytes.
+    pub fn hmac_sha256(pepper: &[u8]) -> Result<Self, ConfigError> {
+        if pepper.len() < 32 {
+            return Err(ConfigError::new(
+                "api key pepper must be at least 32 bytes",
+            ));
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(pepper)
+            .map_err(|_| ConfigError::new("api key pepper was refused by HMAC"))?;
+        Ok(Self(Kind::Hmac(Box::new(mac))))
+    }
+
+    /// Whether a pepper is configured.
+    pub fn is_peppered(&self) -> bool {
+        matches!(self.0, Kind::Hmac(_))
+    }
+
+    /// The digest of `key` (the whole key, prefix included).
+    pub fn digest(&self, key: &str) -> KeyDigest {
+        match &self.0 {
+            Kind::Sha256 => KeyDigest(Sha256::digest(key.as_bytes()).into()),
+            Kind::Hmac(mac) => {
+                let mut mac = (**mac).clone();
+                mac.update(key.as_bytes());
+                KeyDigest(mac.finalize().into_bytes().into())
+            }
+        }
+    }
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        Self::sha256()
+    }
+}
+
+impl fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Kind::Sha256 => "KeyHasher(sha256)",
+            Kind::Hmac(_) => "KeyHasher(hmac-sha256, pepper: <redacted>)",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_junk() {
+        let d = KeyHasher::sha256().digest("abc");
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        assert_eq!(
+            d.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(KeyDigest::from_hex(&d.to_hex()).unwrap(), d);
+        assert!(KeyDigest::from_hex("zz").is_err());
+        assert!(KeyDigest::from_hex(&"g".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_6() {
+        // RFC 4231 test case 6 uses a 131-byte key of 0xaa.
+        let h = KeyHasher::hmac_sha256(&[0xaa; 131]).unwrap();
+        assert_eq!(
+            h.digest("Test Using Larger Than Block-Size Key - Hash Key First")
+                .to_hex(),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        assert!(h.is_peppered());
+        assert!(!format!("{h:?}").contains("aa"));
+    }
+
+    #[test]
+    fn serde_uses_hex() {
+        let d = KeyHasher::sha256().digest("abc");
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, format!("\"{}\"", d.to_hex()));
+        let back: KeyDigest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+        assert!(serde_json::from_str::<KeyDigest>("\"00\"").is_err());
+    }
+}

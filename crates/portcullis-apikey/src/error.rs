@@ -1,0 +1,106 @@
+//! Errors of configuration and key management.
+
+use std::{error::Error as StdError, fmt};
+
+use crate::{RandomnessError, StoreError, StoreErrorKind};
+
+/// An invalid configuration value (a prefix, a pepper, a header name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    message: &'static str,
+}
+
+impl ConfigError {
+    pub(crate) fn new(message: &'static str) -> Self {
+        Self { message }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+impl StdError for ConfigError {}
+
+/// Why a key-management call on [`ApiKeys`](crate::ApiKeys) failed.
+#[derive(Debug)]
+pub struct ApiKeyError {
+    kind: ApiKeyErrorKind,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// The class of an [`ApiKeyError`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiKeyErrorKind {
+    /// No key has that id (or it belongs to someone else).
+    NotFound,
+    /// The key is revoked or expired, so it cannot be rotated.
+    Inactive,
+    /// A conflicting write: the id exists already, or the key was already rotated.
+    Conflict,
+    /// The store failed.
+    Store,
+    /// The operating system's random source failed.
+    Randomness,
+    /// The request was invalid (an empty owner, a zero lifetime).
+    InvalidInput,
+}
+
+impl ApiKeyError {
+    pub(crate) fn new(kind: ApiKeyErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// The class of error.
+    pub fn kind(&self) -> ApiKeyErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ApiKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            ApiKeyErrorKind::NotFound => "api key not found",
+            ApiKeyErrorKind::Inactive => "api key is revoked or expired",
+            ApiKeyErrorKind::Conflict => "conflicting api key write",
+            ApiKeyErrorKind::Store => "api key store failed",
+            ApiKeyErrorKind::Randomness => "the operating system's random source failed",
+            ApiKeyErrorKind::InvalidInput => "invalid api key request",
+        })
+    }
+}
+
+impl StdError for ApiKeyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl From<StoreError> for ApiKeyError {
+    fn from(err: StoreError) -> Self {
+        let kind = match err.kind() {
+            StoreErrorKind::NotFound => ApiKeyErrorKind::NotFound,
+            StoreErrorKind::Inactive => ApiKeyErrorKind::Inactive,
+            StoreErrorKind::Conflict => ApiKeyErrorKind::Conflict,
+            _ => ApiKeyErrorKind::Store,
+        };
+        Self {
+            kind,
+            source: Some(Box::new(err)),
+        }
+    }
+}
+
+impl From<RandomnessError> for ApiKeyError {
+    fn from(err: RandomnessError) -> Self {
+        Self {
+            kind: ApiKeyErrorKind::Randomness,
+            source: Some(Box::new(err)),
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! The key format: `{prefix}{id}_{secret}{checksum}`.
+//!
+//! | part | length | alphabet | what |
+//! |---|---|---|---|
+//! | prefix | 2–32 | `[a-z0-9_]`, starts with a letter, ends with `_` | configured, e.g. `pk_live_` |
+//! | id | 10 | base62 | public, random (~59 bits): display and store lookup |
+//! | `_` | 1 | | separator |
+//! | secret | 43 | base62 | 256 bits from the OS CSPRNG |
+//! | checksum | 6 | base62 | CRC-32 (IEEE) of everything before it |
+//!
+//! A `pk_live_` key is 68 characters, for example
+//! `pk_live_4QbZ0sX9aL_1kq…(43)…Zx04Qh`. The exact regular expression, for secret
+//! scanners, is [`KeyFormat::regex`]; for the prefix `pk_live_`:
+//!
+//! ```text
+//! \bpk_live_[0-9A-Za-z]{10}_[0-9A-Za-z]{49}\b
+//! ```
+//!
+//! # Why base62
+//!
+//! Alphanumerics only: a double click selects the whole key, it needs no escaping in
+//! URLs, headers, JSON, shells or YAML, and the `_` separators stay unambiguous (base64url
+//! would put `-` and `_` inside the secret). It is denser than base32 (43 characters
+//! for 256 bits instead of 52).
+//!
+//! # Why CRC-32
+//!
+//! The checksum is not a security measure (the secret is); it is there so that a
+//! mistyped, truncated or corrupted key is refused before any store lookup, and so that
+//! scanners can tell a real key from a look-alike string with few false positives.
+//! CRC-32 *guarantees* detection of every error burst up to 32 bits: any single changed
+//! character and any swap of two adjacent characters. A truncated SHA-256 would only
+//! detect them with high probability, at a higher cost.
+
+use std::fmt;
+
+use rand::{TryRngCore, rngs::OsRng};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::ConfigError;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Length of the public key id, in base62 characters.
+pub const ID_LEN: usize = 10;
+/// Length of the encoded 256-bit secret, in base62 characters.
+pub const SECRET_LEN: usize = 43;
+/// Length of the encoded checksum, in base62 characters.
+pub const CHECKSUM_LEN: usize = 6;
+/// Length of a key after its prefix: id, separator, secret, checksum.
+pub const BODY_LEN: usize = ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+
+const MAX_PREFIX_LEN: usize = 32;
+
+/// How keys look: the configured prefix and the fixed layout described in the
+/// [module docs](self). Generates keys and validates their shape and checksum.
+///
+/// ```
+/// use portcullis_apikey::KeyFormat;
+///
+/// let format = KeyFormat::new("pk_live_").unwrap();
+/// let key = format.generate().unwrap();
+/// let parsed = format.parse(key.expose_secret()).unwrap();
+/// assert_eq!(parsed.id(), key.id());
+/// assert!(format.parse("pk_live_not-a-key").is_err());
+/// assert!(KeyFormat::new("Bad Prefix").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyFormat {
+    prefix: Box<str>,
+}
+
+impl fmt::Debug for KeyFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFormat")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl KeyFormat {
+    /// A format with `prefix`.
+    ///
+    /// # Errors
+    ///
+    /// The prefix must be 2 to 32 characters of `[a-z0-9_]`, start with a letter and
+    /// end with `_` (`pk_live_`, `acme_`). That keeps keys recognisable, keeps the
+    /// scanner regex free of escapes, and separates the prefix from the id.
+    pub fn new(prefix: &str) -> Result<Self, ConfigError> {
+        let bytes = prefix.as_bytes();
+        let ok = (2..=MAX_PREFIX_LEN).contains(&bytes.len())
+            && bytes[0].is_ascii_lowercase()
+            && bytes.last() == Some(&b'_')
+            && bytes
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(ConfigError::new(
+                "api key prefix must be 2 to 32 characters of [a-z0-9_], start with a letter and end with '_'",
+            ));
+        }
+        Ok(Self {
+            prefix: prefix.into(),
+        })
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The total length of a key in this format.
+    pub fn key_len(&self) -> usize {
+        self.prefix.len() + BODY_LEN
+    }
+
+    /// The regular expression that matches exactly the keys of this format (with word
+    /// boundaries), for secret scanners. The prefix needs no escaping by construction.
+    ///
+    /// ```
+    /// let format = portcullis_apikey::KeyFormat::new("pk_live_").unwrap();
+    /// assert_eq!(format.regex(), r"\bpk_live_[0-9A-Za-z]{10}_[0-9A-Za-z]{49}\b");
+    /// ```
+    pub fn regex(&self) -> String {
+        format!(
+            r"\b{}[0-9A-Za-z]{{{ID_LEN}}}_[0-9A-Za-z]{{{}}}\b",
+            self.prefix,
+            SECRET_LEN + CHECKSUM_LEN
+        )
+    }
+
+    /// A short, non-secret rendering of key `id` for display: `pk_live_4QbZ0sX9aL_…`.
+    pub fn display_hint(&self, id: &str) -> String {
+        format!("{}{id}_…", self.prefix)
+    }
+
+    /// Generates a fresh key: a random id, 256 bits from the OS CSPRNG, and the
+    /// checksum.
+    ///
+    /// # Errors
+    ///
+    /// When the operating system's random source fails.
+    pub fn generate(&self) -> Result<SecretKey, RandomnessError> {
+        let mut id = [0u8; ID_LEN];
+        random_base62(&mut id)?;
+        let mut secret = Zeroizing::new([0u8; 32]);
+        OsRng
+            .try_fill_bytes(secret.as_mut())
+            .map_err(|_| RandomnessError(()))?;
+        let mut encoded = Zeroizing::new([0u8; SECRET_LEN]);
+        encode_256(&secret, &mut encoded);
+
+        let mut key = Zeroizing::new(String::with_capacity(self.key_len()));
+        key.push_str(&self.prefix);
+        // Both are ASCII from ALPHABET.
+        key.extend(id.iter().map(|&b| b as char));
+        key.push('_');
+        key.extend(encoded.iter().map(|&b| b as char));
+        let crc = crc32fast::hash(key.as_bytes());
+        key.extend(encode_checksum(crc).iter().map(|&b| b as char));
+        debug_assert_eq!(key.len(), self.key_len());
+        Ok(SecretKey { key })
+    }
+
+    /// Checks the shape and checksum of `key` without touching any store.
+    ///
+    /// # Errors
+    ///
+    /// [`MalformedKey`] for a wrong prefix, length or alphabet, a missing separator or a
+    /// checksum mismatch. The error never contains the key.
+    pub fn parse<'a>(&self, key: &'a str) -> Result<ParsedKey<'a>, MalformedKey> {
+        let body = key.strip_prefix(&*self.prefix).ok_or(MalformedKey(()))?;
+        let bytes = body.as_bytes();
+        if bytes.len() != BODY_LEN || bytes[ID_LEN] != b'_' {
+            return Err(MalformedKey(()));
+        }
+        let alnum = |s: &[u8]| s.iter().all(u8::is_ascii_alphanumeric);
+        let (id, rest) = bytes.split_at(ID_LEN);
+        let (secret, checksum) = rest[1..].split_at(SECRET_LEN);
+        if !alnum(id) || !alnum(secret) || !alnum(checksum) {
+            return Err(MalformedKey(()));
+        }
+        let expected = crc32fast::hash(&key.as_bytes()[..key.len() - CHECKSUM_LEN]);
+        if decode_checksum(checksum) != Some(u64::from(expected)) {
+            return Err(MalformedKey(()));
+        }
+        Ok(ParsedKey {
+            key,
+            id: &body[..ID_LEN],
+        })
+    }
+
+    /// Whether `value` starts with this format's prefix (it may still be malformed).
+    pub fn has_prefix(&self, value: &str) -> bool {
+        value.starts_with(&*self.prefix)
+    }
+}
+
+/// A key whose shape and checksum are valid; not yet known to be genuine.
+///
+/// Its `Debug` shows the id only.
+#[derive(Clone, Copy)]
+pub struct ParsedKey<'a> {
+    key: &'a str,
+    id: &'a str,
+}
+
+impl<'a> ParsedKey<'a> {
+    /// The public key id.
+    pub fn id(&self) -> &'a str {
+        self.id
+    }
+
+    /// The whole key (secret!).
+    pub fn expose_secret(&self) -> &'a str {
+        self.key
+    }
+}
+
+impl fmt::Debug for ParsedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedKey")
+            .field("id", &self.id)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A full API key, secret included. Handed out once, when the key is made.
+///
+/// It has no `Display`, its `Debug` prints only the public id, and its memory is
+/// zeroed on drop. Read it with [`expose_secret`](Self::expose_secret) to show it to
+/// its owner, once.
+#[derive(Clone)]
+pub struct SecretKey {
+    key: Zeroizing<String>,
+}
+
+impl SecretKey {
+    /// The full key. Show it to its owner once; never log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.key
+    }
+
+    /// The public id inside the key.
+    pub fn id(&self) -> &str {
+        // Generated keys always have the layout; the id sits just before the
+        // separator that precedes the secret.
+        let start = self.key.len() - BODY_LEN;
+        &self.key[start..start + ID_LEN]
+    }
+
+    /// The key as an `X-API-Key` (or similar) header value, marked sensitive so that
+    /// HTTP/2 never indexes it in HPACK tables and debug output hides it.
+    pub fn to_header_value(&self) -> http::HeaderValue {
+        let mut value =
+            http::HeaderValue::from_str(&self.key).expect("generated keys are visible ASCII");
+        value.set_sensitive(true);
+        value
+    }
+
+    /// `Bearer <key>` as an `Authorization` header value, marked sensitive.
+    pub fn to_bearer_header_value(&self) -> http::HeaderValue {
+        let mut text = Zeroizing::new(String::with_capacity(7 + self.key.len()));
+        text.push_str("Bearer ");
+        text.push_str(&self.key);
+        let mut value =
+            http::HeaderValue::from_str(&text).expect("generated keys are visible ASCII");
+        value.set_sensitive(true);
+        value
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("id", &self.id())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A key failed the format check (prefix, length, alphabet or checksum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedKey(pub(crate) ());
+
+impl fmt::Display for MalformedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("malformed api key")
+    }
+}
+
+impl std::error::Error for MalformedKey {}
+
+/// The operating system's random source failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomnessError(pub(crate) ());
+
+impl fmt::Display for RandomnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the operating system's random source failed")
+    }
+}
+
+impl std::error::Error for RandomnessError {}
+
+/// Fills `out` with uniformly random base62 characters (rejection sampling).
+fn random_base62(out: &mut [u8]) -> Result<(), RandomnessError> {
+    let mut buf = [0u8; 32];
+    let mut filled = 0;
+    while filled < out.len() {
+        OsRng
+            .try_fill_bytes(&mut buf)
+            .map_err(|_| RandomnessError(()))?;
+        for &b in &buf {
+            // 248 = 4 * 62: accepting only b < 248 keeps `b % 62` uniform.
+            if b < 248 {
+                out[filled] = ALPHABET[usize::from(b % 62)];
+                filled += 1;
+                if filled == out.len() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a 256-bit big-endian number as exactly 43 base62 digits (62^43 > 2^256).
+fn encode_256(bytes: &[u8; 32], out: &mut [u8; SECRET_LEN]) {
+    let mut num = *bytes;
+    for slot in out.iter_mut().rev() {
+        let mut rem = 0u32;
+        for b in num.iter_mut() {
+            let acc = (rem << 8) | u32::from(*b);
+            *b = (acc / 62) as u8;
+            rem = acc % 62;
+        }
+        *slot = ALPHABET[rem as usize];
+    }
+    num.zeroize();
+}
+
+fn encode_checksum(mut crc: u32) -> [u8; CHECKSUM_LEN] {
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(crc % 62) as usize];
+        crc /= 62;
+    }
+    out
+}
+
+fn digit(b: u8) -> Option<u64> {
+    Some(u64::from(match b {
+        b'0'..=b'9' => b - b'0',
+        b'A'..=b'Z' => b - b'A' + 10,
+        b'a'..=b'z' => b - b'a' + 36,
+        _ => return None,
+    }))
+}
+
+fn decode_checksum(chars: &[u8]) -> Option<u64> {
+    // Six digits stay below 62^6 < 2^36: no overflow.
+    chars.iter().try_fold(0u64, |acc, &b| Some(acc * 62 + digit(b)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format() -> KeyFormat {
+        KeyFormat::new("pk_live_").unwrap()
+    }
+
+    #[test]
+    fn prefix_rules() {
+        for ok in ["pk_live_", "ab_", "a1_", "acme_test_2_"] {
+            assert!(KeyFormat::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "_", "a", "pk_live", "Pk_", "1a_", "pk-live_", "pk live_", "pk_é_", "pk_\n_",
+        ] {
+            assert!(KeyFormat::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(KeyFormat::new(&format!("a{}_", "b".repeat(30))).is_ok());
+        assert!(KeyFormat::new(&format!("a{}_", "b".repeat(31))).is_err());
+    }
+
+    #[test]
+    fn encode_256_extremes() {
+        let mut out = [0u8; SECRET_LEN];
+        encode_256(&[0; 32], &mut out);
+        assert_eq!(&out, &[b'0'; SECRET_LEN]);
+        encode_256(&[0xff; 32], &mut out);
+        // 2^256 - 1 in base62 (computed independently): exactly 43 digits.
+        assert_eq!(&out, b"yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1");
+        let mut one = [0u8; 32];
+        one[31] = 61;
+        encode_256(&one, &mut out);
+        assert_eq!(out[SECRET_LEN - 1], b'z');
+        assert!(out[..SECRET_LEN - 1].iter().all(|&b| b == b'0'));
+    }
+
+    #[test]
+    fn checksum_round_trips() {
+        for crc in [0, 1, 61, 62, 0xdead_beef, u32::MAX] {
+            assert_eq!(
+                decode_checksum(&encode_checksum(crc)),
+                Some(u64::from(crc))
+            );
+        }
+    }
+
+    #[test]
+    fn generated_key_parses_and_has_its_id() {
+        let f = format();
+        let key = f.generate().unwrap();
+        assert_eq!(key.expose_secret().len(), f.key_len());
+        let parsed = f.parse(key.expose_secret()).unwrap();
+        assert_eq!(parsed.id(), key.id());
+        assert_eq!(key.id().len(), ID_LEN);
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let f = format();
+        let key = f.generate().unwrap();
+        let secret = &key.expose_secret()[f.prefix().len() + ID_LEN + 1..];
+        let parsed = f.parse(key.expose_secret()).unwrap();
+        for text in [format!("{key:?}"), format!("{parsed:?}")] {
+            assert!(!text.contains(secret), "{text}");
+            assert!(text.contains(key.id()), "{text}");
+        }
+    }
+
+    #[test]
+    fn header_values_are_sensitive() {
+        let key = format().generate().unwrap();
+        assert!(key.to_header_value().is_sensitive());
+        let bearer = key.to_bearer_header_value();
+        assert!(bearer.is_sensitive());
+        assert_eq!(
+            bearer.to_str().unwrap(),
+            format!("Bearer {}", key.expose_secret())
+        );
+    }
+
+    #[test]
+    fn wrong_prefix_length_separator_or_alphabet_is_malformed() {
+        let f = format();
+        let key = f.generate().unwrap();
+        let k = key.expose_secret();
+        let other = KeyFormat::new("pk_test_").unwrap();
+        assert!(other.parse(k).is_err());
+        assert!(f.parse(&k[..k.len() - 1]).is_err());
+        assert!(f.parse(&format!("{k}0")).is_err());
+        let mut no_sep = k.to_owned().into_bytes();
+        no_sep[f.prefix().len() + ID_LEN] = b'a';
+        assert!(f.parse(std::str::from_utf8(&no_sep).unwrap()).is_err());
+        let mut dash = k.to_owned().into_bytes();
+        dash[f.prefix().len() + 3] = b'-';
+        assert!(f.parse(std::str::from_utf8(&dash).unwrap()).is_err());
+    }
+}
