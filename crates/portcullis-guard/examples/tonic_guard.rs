@@ -1,1 +1,277 @@
-fn main() {}
+//! A gRPC service protected by Portcullis: core's `AuthLayer` authenticates each call,
+//! and a `RequireScopeLayer` lets in only callers holding the `data:read` scope.
+//!
+//! ```text
+//! cargo run -p portcullis-guard --example tonic_guard
+//! ```
+//!
+//! The server listens on an ephemeral loopback port; `main` then calls it three times
+//! with a tonic client (no token, a token without the scope, a token with it) and
+//! prints what each call got: `Unauthenticated`, `PermissionDenied`, and a reply.
+//!
+//! The messages are plain `prost` structs and the service and client are written
+//! against tonic's codec API, so the example needs no `.proto` compiler. The
+//! authenticator is a small table of demo bearer tokens and API keys: in a real
+//! service it is the JWT or API-key authenticator, and nothing else changes.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use http::{request::Parts, uri::PathAndQuery};
+use portcullis_core::{
+    AuthError, AuthLayer, Authentication, Authenticator, Principal, PrincipalKind,
+    credentials::authorization_bearer,
+};
+use portcullis_guard::{RequireScopeLayer, scopes};
+use tokio::net::TcpListener;
+use tonic::{
+    Code, Status,
+    body::Body,
+    codegen::{BoxFuture, Context, Poll, Service, StdError},
+    server::NamedService,
+    transport::{Channel, Server, server::TcpIncoming},
+};
+use tonic_prost::ProstCodec;
+
+scopes! {
+    /// Reading from the store.
+    pub ReadData = "data:read",
+}
+
+/// `demo.Store/Get` request.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetRequest {
+    /// The key to read.
+    #[prost(string, tag = "1")]
+    pub key: String,
+}
+
+/// `demo.Store/Get` reply.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetReply {
+    /// The value stored under the key.
+    #[prost(string, tag = "1")]
+    pub value: String,
+    /// Who asked (the principal's subject).
+    #[prost(string, tag = "2")]
+    pub caller: String,
+}
+
+const GET_PATH: &str = "/demo.Store/Get";
+
+/// Demo credentials: bearer tokens for users, `x-api-key` for machines.
+#[derive(Debug)]
+pub struct DemoCredentials;
+
+impl Authenticator for DemoCredentials {
+    fn authenticate(&self, parts: &Parts) -> Authentication {
+        let result = match authorization_bearer(&parts.headers) {
+            Ok(Some("reader-token")) => Ok(Some(
+                Principal::builder("alice", PrincipalKind::User)
+                    .scopes(["data:read"])
+                    .build(),
+            )),
+            Ok(Some("guest-token")) => Ok(Some(
+                Principal::builder("bob", PrincipalKind::User)
+                    .scopes(["profile"])
+                    .build(),
+            )),
+            Ok(Some(_)) => Err(AuthError::invalid_token("unknown_token")),
+            Err(error) => Err(error),
+            Ok(None) => match parts.headers.get("x-api-key").map(|v| v.as_bytes()) {
+                Some(b"backup-key") => Ok(Some(
+                    Principal::builder("backup-job", PrincipalKind::ApiKey)
+                        .scopes(["data:read"])
+                        .build(),
+                )),
+                Some(b"metrics-key") => Ok(Some(
+                    Principal::builder("metrics-job", PrincipalKind::ApiKey)
+                        .scopes(["metrics:read"])
+                        .build(),
+                )),
+                Some(_) => Err(AuthError::invalid_token("unknown_api_key")),
+                None => Ok(None),
+            },
+        };
+        Authentication::Ready(result)
+    }
+}
+
+/// The `demo.Store` gRPC service, written against tonic's server API.
+#[derive(Debug, Clone)]
+pub struct StoreServer {
+    data: Arc<[(&'static str, &'static str)]>,
+}
+
+impl StoreServer {
+    /// A store holding a few fixed entries.
+    pub fn new() -> Self {
+        Self {
+            data: Arc::new([("greeting", "hello"), ("answer", "42")]),
+        }
+    }
+
+    fn get(&self, request: tonic::Request<GetRequest>) -> Result<GetReply, Status> {
+        // The auth layer put the principal into the request; tonic keeps extensions.
+        let caller = request
+            .extensions()
+            .get::<Principal>()
+            .map(|p| p.subject().to_owned())
+            .ok_or_else(|| Status::internal("no principal"))?;
+        let key = request.into_inner().key;
+        let value = self
+            .data
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+            .ok_or_else(|| Status::not_found("no such key"))?;
+        Ok(GetReply { value, caller })
+    }
+}
+
+impl Default for StoreServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NamedService for StoreServer {
+    const NAME: &'static str = "demo.Store";
+}
+
+impl<B> Service<http::Request<B>> for StoreServer
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != GET_PATH {
+            return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
+        }
+        let store = self.clone();
+        Box::pin(async move {
+            let method = tower::service_fn(move |request: tonic::Request<GetRequest>| {
+                let reply = store.get(request).map(tonic::Response::new);
+                async move { reply }
+            });
+            let mut grpc = tonic::server::Grpc::new(ProstCodec::<GetReply, GetRequest>::default());
+            Ok(grpc.unary(method, req).await)
+        })
+    }
+}
+
+/// Serves `demo.Store` on `listener` behind the auth layer and the scope guard, until
+/// `shutdown` completes.
+///
+/// # Errors
+///
+/// When the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    Server::builder()
+        // Outermost first: authenticate, then check the scope.
+        .layer(AuthLayer::new(DemoCredentials).realm("store"))
+        .layer(RequireScopeLayer::of::<ReadData>())
+        .add_service(StoreServer::new())
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}
+
+/// A client credential.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// No credential at all.
+    None,
+    /// `authorization: Bearer <token>`.
+    Bearer(&'a str),
+    /// `x-api-key: <key>`.
+    ApiKey(&'a str),
+}
+
+/// Calls `demo.Store/Get` for `key` with `credential`, over `channel`.
+///
+/// # Errors
+///
+/// The call's gRPC status when it fails.
+pub async fn get(
+    channel: Channel,
+    credential: Credential<'_>,
+    key: &str,
+) -> Result<GetReply, Status> {
+    let mut request = tonic::Request::new(GetRequest {
+        key: key.to_owned(),
+    });
+    let metadata = request.metadata_mut();
+    match credential {
+        Credential::None => {}
+        Credential::Bearer(token) => {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::invalid_argument("token is not a valid header value"))?;
+            metadata.insert("authorization", value);
+        }
+        Credential::ApiKey(key) => {
+            let value = key
+                .parse()
+                .map_err(|_| Status::invalid_argument("key is not a valid header value"))?;
+            metadata.insert("x-api-key", value);
+        }
+    }
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::new(Code::Unavailable, e.to_string()))?;
+    let codec = ProstCodec::<GetRequest, GetReply>::default();
+    grpc.unary(request, PathAndQuery::from_static(GET_PATH), codec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Connects a channel to the server at `addr`.
+///
+/// # Errors
+///
+/// When the connection fails.
+pub async fn connect(addr: SocketAddr) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a socket address makes a valid URI")
+        .connect()
+        .await
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, async {
+        let _ = stopped.await;
+    }));
+    println!("demo.Store listening on {addr}");
+
+    let channel = connect(addr).await?;
+    for (label, credential) in [
+        ("no token", Credential::None),
+        ("token without data:read", Credential::Bearer("guest-token")),
+        ("token with data:read", Credential::Bearer("reader-token")),
+        ("API key with data:read", Credential::ApiKey("backup-key")),
+    ] {
+        match get(channel.clone(), credential, "greeting").await {
+            Ok(reply) => println!("{label}: ok, {:?} for {}", reply.value, reply.caller),
+            Err(status) => println!("{label}: {:?} ({})", status.code(), status.message()),
+        }
+    }
+
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}

@@ -108,5 +108,5 @@ pub use crate::{
     marker::{AllOf, AnyOf, Match, Role, RoleSet, Scope, ScopeSet, is_valid_name},
 };
 
-/// The refusal of the extractors (core's [`Rejection`](portcullis_core::extract::Rejection)).
+/// The refusal of the extractors, from `portcullis_core::extract`.
 pub use portcullis_core::extract::Rejection;

@@ -212,14 +212,15 @@ async fn lacking_scope_gets_403_naming_the_scope() {
     let answer = send(&app, bearer("/read", "t-editor")).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(
-        answer
-            .challenge()
-            .contains(r#"error="insufficient_scope""#),
+        answer.challenge().contains(r#"error="insufficient_scope""#),
         "{}",
         answer.challenge()
     );
     assert!(answer.challenge().ends_with(r#"scope="data:read""#));
-    assert_eq!(answer.json()["detail"], "the credential lacks a required scope");
+    assert_eq!(
+        answer.json()["detail"],
+        "the credential lacks a required scope"
+    );
 }
 
 #[tokio::test]
@@ -243,11 +244,15 @@ async fn any_of_needs_one_and_names_all_when_refusing() {
     assert!(answer.challenge().ends_with(r#"scope="admin editor""#));
 
     assert_eq!(
-        send(&app, bearer("/read-or-write", "t-reader")).await.status,
+        send(&app, bearer("/read-or-write", "t-reader"))
+            .await
+            .status,
         200
     );
     assert_eq!(
-        send(&app, bearer("/read-or-write", "t-nobody")).await.status,
+        send(&app, bearer("/read-or-write", "t-nobody"))
+            .await
+            .status,
         403
     );
 }
@@ -258,7 +263,11 @@ async fn all_of_needs_every_one() {
     assert_eq!(send(&app, bearer("/write", "t-writer")).await.status, 200);
     let answer = send(&app, bearer("/write", "t-reader")).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert!(answer.challenge().ends_with(r#"scope="data:read data:write""#));
+    assert!(
+        answer
+            .challenge()
+            .ends_with(r#"scope="data:read data:write""#)
+    );
     // Admin alone is not admin and editor, without a hierarchy.
     assert_eq!(send(&app, bearer("/both", "t-admin")).await.status, 403);
 }
@@ -439,7 +448,11 @@ async fn scope_layer_any_all_and_status_codes() {
     assert_eq!(send(&any, api_key("/r", "k-reader")).await.status, 200);
     let answer = send(&any, bearer("/r", "t-editor")).await;
     assert_eq!(answer.status, 403);
-    assert!(answer.challenge().ends_with(r#"scope="data:write data:read""#));
+    assert!(
+        answer
+            .challenge()
+            .ends_with(r#"scope="data:write data:read""#)
+    );
     assert_eq!(answer.json()["code"], "insufficient_scope");
 
     let all = layered(|r| {
@@ -482,11 +495,15 @@ async fn role_layer_consults_its_own_or_the_extension_hierarchy() {
             ))
     });
     assert_eq!(
-        send(&from_extensions, bearer("/r", "t-editor")).await.status,
+        send(&from_extensions, bearer("/r", "t-editor"))
+            .await
+            .status,
         200
     );
     assert_eq!(
-        send(&from_extensions, api_key("/r", "k-writer")).await.status,
+        send(&from_extensions, api_key("/r", "k-writer"))
+            .await
+            .status,
         200
     );
     assert_eq!(
@@ -536,9 +553,11 @@ async fn guard_layer_reports_refusals_to_its_event_sink() {
     let log = Arc::clone(&seen);
     let events = Events::new(move |event: &AuthEvent<'_>| {
         if let AuthEvent::Rejected { error, path } = event {
-            log.lock()
-                .unwrap()
-                .push((error.reason(), error.scope().map(str::to_owned), path.to_string()));
+            log.lock().unwrap().push((
+                error.reason(),
+                error.scope().map(str::to_owned),
+                path.to_string(),
+            ));
         }
     });
     let app = layered(|r| {
@@ -560,13 +579,13 @@ async fn guard_layer_reports_refusals_to_its_event_sink() {
 #[tokio::test]
 async fn guard_layer_renders_with_a_custom_renderer() {
     let app = layered(|r| {
-        r.route_layer(
-            RequireScopeLayer::any(["data:write"]).with_renderer(|err: &AuthError, _: &Parts| {
+        r.route_layer(RequireScopeLayer::any(["data:write"]).with_renderer(
+            |err: &AuthError, _: &Parts| {
                 let mut res = Response::new(Bytes::from_static(b"go away"));
                 *res.status_mut() = err.status();
                 res
-            }),
-        )
+            },
+        ))
         .route_layer(auth())
     });
     let answer = send(&app, bearer("/r", "t-reader")).await;
@@ -586,8 +605,6 @@ fn layers_services_futures_and_extractors_are_send_and_sync() {
     assert_send_sync::<RequireScope<ReadData>>();
     assert_send_sync::<portcullis_guard::Guard<Router>>();
     assert_send::<
-        portcullis_guard::layer::ResponseFuture<
-            <Router as tower::Service<Request<Body>>>::Future,
-        >,
+        portcullis_guard::layer::ResponseFuture<<Router as tower::Service<Request<Body>>>::Future>,
     >();
 }
