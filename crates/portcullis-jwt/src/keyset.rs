@@ -1,0 +1,271 @@
+//! [`KeySet`]: the configured keys, selected by `kid`, and JWS signature verification.
+
+use std::{collections::HashMap, fmt};
+
+use portcullis_core::AuthError;
+
+use crate::{
+    compact::{self, Crit, ParseError},
+    error::{KeyError, KeyErrorKind},
+    key::{Key, MAX_KID_LEN, algorithm_name},
+};
+
+/// The default cap on a token's length, checked before any decoding: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The keys a verifier trusts.
+///
+/// # Key selection
+///
+/// - A token whose header names a `kid` gets the key configured under that `kid`;
+///   a `kid` over [`MAX_KID_LEN`] bytes is refused before any look-up. The `kid` is a
+///   map look-up and nothing more: never a path, a URL or a query.
+/// - With a single configured key, a token without `kid` uses it; so does a token
+///   whose `kid` names nothing, if that single key itself has no `kid`.
+/// - With several keys, a token without `kid` uses the one key whose algorithm equals
+///   the header's `alg`, when there is exactly one; otherwise it is refused
+///   (`missing_kid`). Keys are never tried one after another: one token, at most one
+///   signature check.
+///
+/// Whatever key is selected, the header's `alg` must equal that key's algorithm.
+///
+/// ```
+/// use portcullis_jwt::{Algorithm, Key, KeySet};
+///
+/// let keys = KeySet::new([
+///     Key::hmac(Algorithm::HS256, [1u8; 32])?.with_kid("a")?,
+///     Key::hmac(Algorithm::HS512, [2u8; 64])?.with_kid("b")?,
+/// ])?;
+/// assert_eq!(keys.len(), 2);
+/// # Ok::<(), portcullis_jwt::KeyError>(())
+/// ```
+#[derive(Clone)]
+pub struct KeySet {
+    keys: Vec<Key>,
+    by_kid: HashMap<Box<str>, usize>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet").field("keys", &self.keys).finish()
+    }
+}
+
+/// A JWS whose signature verified: its decoded payload, and the key that verified it.
+#[derive(Debug)]
+pub struct VerifiedJws {
+    /// The decoded payload.
+    pub payload: Vec<u8>,
+    /// Whether the key was a shared secret.
+    pub symmetric: bool,
+}
+
+/// Header rules beyond the signature: the optional `typ` check.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum TypRule {
+    #[default]
+    Any,
+    /// Only these values, compared case-insensitively (RFC 7515 §4.1.9), with or
+    /// without the `application/` prefix.
+    OneOf(Box<[Box<str>]>),
+}
+
+impl TypRule {
+    fn allows(&self, typ: Option<&str>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::OneOf(allowed) => typ.is_some_and(|typ| {
+                let bare = strip_application(typ);
+                allowed
+                    .iter()
+                    .any(|a| strip_application(a).eq_ignore_ascii_case(bare))
+            }),
+        }
+    }
+}
+
+fn strip_application(typ: &str) -> &str {
+    match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    }
+}
+
+pub(crate) fn malformed() -> AuthError {
+    AuthError::invalid_token("malformed_token").with_description("the token is malformed")
+}
+
+impl KeySet {
+    /// A key set.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyErrorKind::DuplicateKid`] when two keys share a `kid`.
+    pub fn new(keys: impl IntoIterator<Item = Key>) -> Result<Self, KeyError> {
+        let keys: Vec<Key> = keys.into_iter().collect();
+        let mut by_kid = HashMap::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(kid) = key.kid()
+                && by_kid.insert(kid.into(), i).is_some()
+            {
+                return Err(KeyError::new(
+                    KeyErrorKind::DuplicateKid,
+                    "each kid may name one key",
+                ));
+            }
+        }
+        Ok(Self { keys, by_kid })
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    fn select(&self, kid: Option<&str>, alg: &str) -> Result<&Key, AuthError> {
+        match kid {
+            Some(kid) => {
+                if kid.len() > MAX_KID_LEN {
+                    return Err(AuthError::invalid_token("kid_too_long"));
+                }
+                if let Some(&i) = self.by_kid.get(kid) {
+                    return Ok(&self.keys[i]);
+                }
+                match self.keys.as_slice() {
+                    [only] if only.kid().is_none() => Ok(only),
+                    _ => Err(AuthError::invalid_token("unknown_kid")
+                        .with_description("the token's key is unknown")),
+                }
+            }
+            None => match self.keys.as_slice() {
+                [only] => Ok(only),
+                keys => {
+                    let mut candidates = keys
+                        .iter()
+                        .filter(|k| algorithm_name(k.algorithm()) == alg);
+                    match (candidates.next(), candidates.next()) {
+                        (Some(key), None) => Ok(key),
+                        _ => Err(AuthError::invalid_token("missing_kid")
+                            .with_description("the token does not name its key")),
+                    }
+                }
+            },
+        }
+    }
+
+    /// Verifies a compact JWS: length cap, strict parsing, header rules, key
+    /// selection and the signature. Claims are not looked at (see
+    /// [`JwtAuthenticator`](crate::JwtAuthenticator) for those).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_token` with a precise reason: `token_too_large`, `malformed_token`,
+    /// `duplicate_header_member`, `alg_none`, `alg_mismatch`, `unknown_kid`,
+    /// `missing_kid`, `kid_too_long`, `crit_unsupported`, `b64_unsupported`,
+    /// `bad_signature`.
+    pub fn verify_jws(&self, token: &str, max_len: usize) -> Result<VerifiedJws, AuthError> {
+        self.verify_jws_with(token, max_len, &TypRule::Any)
+    }
+
+    pub(crate) fn verify_jws_with(
+        &self,
+        token: &str,
+        max_len: usize,
+        typ: &TypRule,
+    ) -> Result<VerifiedJws, AuthError> {
+        if token.len() > max_len {
+            return Err(AuthError::invalid_token("token_too_large")
+                .with_description("the token is too large"));
+        }
+        let segments = compact::split(token).map_err(|_| malformed())?;
+        let header_bytes = compact::decode(segments.header).map_err(|_| malformed())?;
+        let header = compact::parse_header(&header_bytes).map_err(|e| match e {
+            ParseError::DuplicateMember => AuthError::invalid_token("duplicate_header_member")
+                .with_description("the token is malformed"),
+            ParseError::Malformed => malformed(),
+        })?;
+        let alg = header.alg.as_deref().ok_or_else(malformed)?;
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(AuthError::invalid_token("alg_none")
+                .with_description("unsigned tokens are not accepted"));
+        }
+        if header.crit != Crit::Absent {
+            return Err(AuthError::invalid_token("crit_unsupported")
+                .with_description("the token requires an unsupported extension"));
+        }
+        if header.b64 {
+            return Err(AuthError::invalid_token("b64_unsupported")
+                .with_description("the token requires an unsupported extension"));
+        }
+        if !typ.allows(header.typ.as_deref()) {
+            return Err(AuthError::invalid_token("typ_mismatch")
+                .with_description("the token is not of the expected type"));
+        }
+        let key = self.select(header.kid.as_deref(), alg)?;
+        if alg != algorithm_name(key.algorithm()) {
+            return Err(AuthError::invalid_token("alg_mismatch")
+                .with_description("the token's algorithm is not the key's"));
+        }
+        let signature = compact::decode(segments.signature).map_err(|_| malformed())?;
+        if !key.verify(segments.signing_input.as_bytes(), &signature) {
+            return Err(AuthError::invalid_token("bad_signature")
+                .with_description("the token's signature is invalid"));
+        }
+        let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
+        Ok(VerifiedJws {
+            payload,
+            symmetric: key.is_symmetric(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Algorithm;
+
+    #[test]
+    fn typ_rule_accepts_at_jwt_spellings_only() {
+        let rule = TypRule::OneOf(vec!["at+jwt".into()].into());
+        assert!(rule.allows(Some("at+jwt")));
+        assert!(rule.allows(Some("application/at+jwt")));
+        assert!(rule.allows(Some("AT+JWT")));
+        assert!(!rule.allows(Some("JWT")));
+        assert!(!rule.allows(Some("logout+jwt")));
+        assert!(!rule.allows(None));
+        assert!(TypRule::Any.allows(None));
+    }
+
+    #[test]
+    fn several_keys_without_kid_are_refused_when_ambiguous() {
+        let set = KeySet::new([
+            Key::hmac(Algorithm::HS256, [1u8; 32]).unwrap().with_kid("a").unwrap(),
+            Key::hmac(Algorithm::HS256, [2u8; 32]).unwrap().with_kid("b").unwrap(),
+            Key::hmac(Algorithm::HS512, [2u8; 64]).unwrap().with_kid("c").unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(set.select(None, "HS256").unwrap_err().reason(), "missing_kid");
+        assert_eq!(set.select(None, "HS512").unwrap().kid(), Some("c"));
+        assert_eq!(set.select(Some("b"), "HS256").unwrap().kid(), Some("b"));
+        assert_eq!(set.select(Some("z"), "HS256").unwrap_err().reason(), "unknown_kid");
+    }
+
+    #[test]
+    fn duplicate_kid_is_a_build_error() {
+        let k = || Key::hmac(Algorithm::HS256, [1u8; 32]).unwrap().with_kid("a").unwrap();
+        assert_eq!(
+            KeySet::new([k(), k()]).unwrap_err().kind(),
+            KeyErrorKind::DuplicateKid
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Bearer-JWT verification for tower services: the JWT layer of Portcullis.
+//!
+//! A [`JwtAuthenticator`] verifies `Authorization: Bearer` JWTs against keys you
+//! configure and hands each request a [`Principal`](portcullis_core::Principal) and
+//! typed [`Claims<C>`](portcullis_core::Claims); core's
+//! [`AuthLayer`](portcullis_core::AuthLayer) runs it on any tower service (axum,
+//! tonic, hyper) and answers refusals per RFC 6750 (or with a gRPC status).
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use http::{Request, StatusCode};
+//! use jsonwebtoken::{encode, EncodingKey, Header};
+//! use portcullis_core::Principal;
+//! use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
+//! use serde_json::json;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = b"an-example-secret-of-32-bytes-!!";
+//! let jwt = JwtAuthenticator::builder()
+//!     .key(Key::hmac(Algorithm::HS256, secret)?)
+//!     .issuer("https://issuer.example")
+//!     .audience("my-api")
+//!     .build()?;
+//!
+//! let app = Router::new()
+//!     .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route_layer(jwt.into_layer());
+//!
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let claims = json!({
+//!     "iss": "https://issuer.example", "aud": "my-api", "sub": "alice",
+//!     "iat": now, "exp": now + 300,
+//! });
+//! let token = encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))?;
+//!
+//! let ok = Request::get("/me").header("authorization", format!("Bearer {token}")).body(Body::empty())?;
+//! assert_eq!(app.clone().oneshot(ok).await?.status(), StatusCode::OK);
+//!
+//! let forged = format!("{}x", &token[..token.len() - 1]);
+//! let bad = Request::get("/me").header("authorization", format!("Bearer {forged}")).body(Body::empty())?;
+//! let response = app.oneshot(bad).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert!(response.headers()["www-authenticate"].to_str()?.contains(r#"error="invalid_token""#));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is checked
+//!
+//! In this order, each failure a `401 invalid_token` with a precise
+//! [`reason`](portcullis_core::AuthError::reason) for logs and events:
+//!
+//! 1. Length: over [`DEFAULT_MAX_TOKEN_LEN`] (8 KiB, configurable) is refused before
+//!    any decoding (`token_too_large`).
+//! 2. Shape: exactly three segments of strict base64url; a header that is a JSON
+//!    object without duplicate members at any depth (`malformed_token`,
+//!    `duplicate_header_member`).
+//! 3. Header: `alg` `none` in any spelling (`alg_none`); any `crit`, empty or not,
+//!    since no extension is supported (`crit_unsupported`); `b64`
+//!    (`b64_unsupported`); optionally `typ` (`typ_mismatch`, see
+//!    [`JwtAuthenticatorBuilder::require_access_token_typ`]). `jwk`, `jku`, `x5u`,
+//!    `x5c` and `x5t` are ignored: keys come from configuration only, nothing is
+//!    ever fetched.
+//! 4. Key: chosen by `kid` in the configured [`KeySet`] (`unknown_kid`,
+//!    `missing_kid`, `kid_too_long`); its pinned algorithm must equal `alg`
+//!    (`alg_mismatch`), so an HMAC secret never verifies an RSA token nor the reverse.
+//! 5. Signature (`bad_signature`).
+//! 6. Claims, parsed once into a duplicate-refusing JSON map (`duplicate_claim`):
+//!    `exp` required and numeric (`missing_exp`, `invalid_exp`, `token_expired`);
+//!    `nbf` when present (`token_not_yet_valid`); `iat` not in the future
+//!    (`iat_in_future`); all within the leeway (60 s by default) of an injectable
+//!    [`Clock`]; `iss` required and exactly one of the configured issuers
+//!    (`missing_iss`, `wrong_issuer`); `aud` required and containing a configured
+//!    audience (`missing_aud`, `wrong_audience`); a subject (`missing_subject`); the
+//!    claims fit `C` (`invalid_claims`).
+//! 7. Revocation, when configured: on every verification and every cache hit.
+//!
+//! # The verified-token cache
+//!
+//! On by default (10,000 tokens): a token seen before costs a SHA-256 and a map
+//! look-up instead of a signature check and a JSON parse. Entries die at the token's
+//! `exp` (and after [`DEFAULT_CACHE_MAX_TTL`] at most), when the keys change
+//! ([`JwtAuthenticator::set_keys`]) and by eviction when the cache is full; revocation
+//! is still consulted on each hit.
+//!
+//! # Not ours
+//!
+//! A bearer value with no `.` is not a JWS: the authenticator declines it
+//! (`Ok(None)`) so another authenticator of a tuple (API keys) can claim it.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod authenticator;
+mod cache;
+mod clock;
+pub mod compact;
+mod error;
+mod json;
+mod key;
+mod keyset;
+
+pub use crate::{
+    authenticator::{
+        DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_MAX_TTL, DEFAULT_LEEWAY, DefaultClaims,
+        JwtAuthenticator, JwtAuthenticatorBuilder, JwtLayer,
+    },
+    clock::{Clock, SystemClock},
+    error::{ConfigError, ConfigErrorKind, KeyError, KeyErrorKind},
+    key::{Algorithm, Key, MAX_KID_LEN, MIN_RSA_BITS, algorithm_name},
+    keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet, VerifiedJws},
+};
