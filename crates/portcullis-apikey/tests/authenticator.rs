@@ -1,0 +1,468 @@
+//! The authenticator through axum: header forms, refusals, store contact, lifecycle.
+
+mod common;
+
+use std::{
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use common::{CountingStore, Seen, app, send, setup, t0};
+use http::{HeaderName, StatusCode};
+use portcullis_apikey::{
+    ApiKeyAuthenticator, ApiKeyErrorKind, ApiKeyStore, ApiKeys, KeyHasher, MemoryStore,
+    NewApiKey,
+};
+use portcullis_core::{AuthEvent, Events};
+
+fn spec() -> NewApiKey {
+    NewApiKey::new("svc-billing", "exporter")
+        .scopes(["invoices:read", "invoices:write"])
+        .roles(["service"])
+        .expires_in(Duration::from_secs(3600))
+}
+
+#[tokio::test]
+async fn x_api_key_header_yields_an_api_key_principal() {
+    let (keys, _, calls) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    let (status, _, body) = send(&app, &[("x-api-key", issued.key().expose_secret())]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let exp = (t0() + Duration::from_secs(3600))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(
+        body,
+        format!(
+            "svc-billing|api_key|{}|invoices:read invoices:write|service|{exp}",
+            issued.id()
+        )
+    );
+    // The memory store answers synchronously: no async lookup was needed.
+    assert_eq!(calls.find_now.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.find.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn bearer_with_the_prefix_is_accepted() {
+    let (keys, _, _) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let app = app(keys.authenticator(), &Seen::default());
+    let bearer = format!("Bearer {}", issued.key().expose_secret());
+    let (status, _, body) = send(&app, &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.starts_with("svc-billing|api_key|"), "{body}");
+    let lower = format!("bearer {}", issued.key().expose_secret());
+    assert_eq!(send(&app, &[("authorization", &lower)]).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bearer_without_the_prefix_is_not_ours_and_touches_no_store() {
+    let (keys, _, calls) = setup(CountingStore::default());
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    let (status, response, _) = send(&app, &[("authorization", "Bearer eyJ.eyJ.sig")]).await;
+    // Alone, the layer calls an unrecognised bearer token invalid.
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert_eq!(seen.last(), Some("unrecognized_credential"));
+    assert_eq!(calls.total(), 0);
+}
+
+#[tokio::test]
+async fn custom_header_name_and_bearer_switch() {
+    let (keys, _, _) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let auth = keys
+        .authenticator()
+        .with_header(HeaderName::from_static("x-acme-key"))
+        .without_bearer();
+    let app = app(auth, &Seen::default());
+    let key = issued.key().expose_secret();
+    assert_eq!(send(&app, &[("x-acme-key", key)]).await.0, StatusCode::OK);
+    // The default header is no longer read, and neither is Bearer.
+    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
+    let bearer = format!("Bearer {key}");
+    let (status, _, _) = send(&app, &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn both_headers_or_a_repeated_header_are_invalid_request() {
+    let (keys, _, calls) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let before = calls.total();
+    let app = app(keys.authenticator(), &Seen::default());
+    let key = issued.key().expose_secret();
+    let bearer = format!("Bearer {key}");
+    for headers in [
+        vec![("x-api-key", key), ("authorization", bearer.as_str())],
+        vec![("x-api-key", key), ("authorization", "Bearer eyJ.eyJ.sig")],
+        vec![("x-api-key", key), ("x-api-key", key)],
+        vec![("x-api-key", "  ")],
+    ] {
+        let (status, response, _) = send(&app, &headers).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{headers:?}");
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_request""#)
+        );
+    }
+    assert_eq!(calls.total(), before, "no store call for malformed requests");
+}
+
+#[tokio::test]
+async fn malformed_keys_are_refused_without_any_store_call() {
+    let (keys, _, calls) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let before = calls.total();
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    let key = issued.key().expose_secret();
+    let mut typo = key.to_owned();
+    let flip = if typo.as_bytes()[20] == b'x' { "y" } else { "x" };
+    typo.replace_range(20..21, flip);
+    let bad = [
+        typo,
+        key[..key.len() - 1].to_owned(),
+        format!("{key}A"),
+        key.replace("pk_live_", "pk_test_"),
+        "pk_live_".to_owned(),
+        "not-a-key".to_owned(),
+        key.replacen('_', "-", 3),
+    ];
+    for candidate in &bad {
+        let (status, response, body) = send(&app, &[("x-api-key", candidate)]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{candidate}");
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
+        assert!(!body.contains(candidate.as_str()));
+        assert_eq!(seen.last(), Some("api_key_malformed"));
+    }
+    // Bearer tokens carrying the prefix are ours, so they are refused the same way.
+    let bearer = format!("Bearer {}", bad[0]);
+    assert_eq!(send(&app, &[("authorization", &bearer)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.last(), Some("api_key_malformed"));
+    assert_eq!(calls.total(), before, "the store must not be touched");
+}
+
+#[tokio::test]
+async fn right_id_wrong_secret_is_refused_by_the_digest_compare() {
+    let (keys, _, calls) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let forged = common::forge_same_id(issued.key().expose_secret());
+    assert_eq!(keys.format().parse(&forged).unwrap().id(), issued.id());
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    let (status, _, forged_body) = send(&app, &[("x-api-key", &forged)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The store was consulted and the digest comparison refused it.
+    assert_eq!(calls.lookups(), 1);
+    assert_eq!(seen.last(), Some("api_key_mismatch"));
+
+    // An unknown id gets exactly the same answer.
+    let stranger = keys.format().generate().unwrap();
+    let (status, _, unknown_body) = send(&app, &[("x-api-key", stranger.expose_secret())]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.last(), Some("api_key_unknown"));
+    assert_eq!(forged_body, unknown_body);
+}
+
+#[tokio::test]
+async fn revoked_keys_are_refused_and_reported() {
+    let store = CountingStore::default();
+    let clock = portcullis_apikey::ManualClock::new(t0());
+    let revoked = Arc::new(Mutex::new(Vec::new()));
+    let log = revoked.clone();
+    let keys = ApiKeys::new(store, common::format())
+        .with_clock(clock)
+        .with_events(Events::new(move |e: &AuthEvent<'_>| {
+            if let AuthEvent::ApiKeyRevoked { key_id } = e {
+                log.lock().unwrap().push(key_id.to_string());
+            }
+        }));
+    let issued = keys.issue(spec()).await.unwrap();
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    let key = issued.key().expose_secret();
+    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert!(keys.revoke(issued.id()).await.unwrap());
+    assert!(!keys.revoke(issued.id()).await.unwrap(), "second revoke is a no-op");
+    assert_eq!(*revoked.lock().unwrap(), [issued.id().to_owned()]);
+    let (status, response, body) = send(&app, &[("x-api-key", key)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.last(), Some("api_key_revoked"));
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(body.contains("the credential is invalid"), "{body}");
+    let record = keys.get(issued.id()).await.unwrap().unwrap();
+    assert_eq!(record.revoked_at, Some(t0()));
+    assert_eq!(
+        keys.revoke("nope000000").await.unwrap_err().kind(),
+        ApiKeyErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn expired_keys_are_refused_at_the_instant_they_expire() {
+    let (keys, clock, _) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    let key = issued.key().expose_secret();
+    clock.advance(Duration::from_secs(3599));
+    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.last(), Some("api_key_expired"));
+}
+
+#[tokio::test]
+async fn rotated_key_works_within_grace_and_fails_after() {
+    let (keys, clock, _) = setup(CountingStore::default());
+    let old = keys.issue(spec()).await.unwrap();
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    clock.advance(Duration::from_secs(600));
+    let new = keys.rotate(old.id(), Duration::from_secs(300)).await.unwrap();
+    assert_ne!(new.id(), old.id());
+    assert_ne!(new.key().expose_secret(), old.key().expose_secret());
+    // Same owner and grants; a fresh lifetime of the same length.
+    assert_eq!(new.record().owner, "svc-billing");
+    assert_eq!(new.record().scopes, old.record().scopes);
+    assert_eq!(
+        new.record().expires_at,
+        Some(t0() + Duration::from_secs(600 + 3600))
+    );
+    let old_record = keys.get(old.id()).await.unwrap().unwrap();
+    assert_eq!(old_record.rotated_to.as_deref(), Some(new.id()));
+    assert_eq!(old_record.expires_at, Some(t0() + Duration::from_secs(900)));
+
+    let old_key = old.key().expose_secret();
+    let new_key = new.key().expose_secret();
+    clock.advance(Duration::from_secs(299));
+    assert_eq!(send(&app, &[("x-api-key", old_key)]).await.0, StatusCode::OK);
+    assert_eq!(send(&app, &[("x-api-key", new_key)]).await.0, StatusCode::OK);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(send(&app, &[("x-api-key", old_key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.last(), Some("api_key_expired"));
+    assert_eq!(send(&app, &[("x-api-key", new_key)]).await.0, StatusCode::OK);
+
+    // The old key cannot be rotated again (expired), nor can a key rotated earlier.
+    assert_eq!(
+        keys.rotate(old.id(), Duration::ZERO).await.unwrap_err().kind(),
+        ApiKeyErrorKind::Inactive
+    );
+    let other = keys.issue(spec()).await.unwrap();
+    keys.rotate(other.id(), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        keys.rotate(other.id(), Duration::from_secs(60)).await.unwrap_err().kind(),
+        ApiKeyErrorKind::Conflict
+    );
+    keys.revoke(new.id()).await.unwrap();
+    assert_eq!(
+        keys.rotate(new.id(), Duration::ZERO).await.unwrap_err().kind(),
+        ApiKeyErrorKind::Inactive
+    );
+}
+
+#[tokio::test]
+async fn grace_never_extends_a_key_beyond_its_own_expiry() {
+    let (keys, clock, _) = setup(CountingStore::default());
+    let old = keys.issue(spec()).await.unwrap();
+    clock.advance(Duration::from_secs(3000));
+    keys.rotate(old.id(), Duration::from_secs(86_400)).await.unwrap();
+    let record = keys.get(old.id()).await.unwrap().unwrap();
+    assert_eq!(record.expires_at, Some(t0() + Duration::from_secs(3600)));
+}
+
+#[tokio::test]
+async fn concurrent_rotations_give_at_most_one_success() {
+    let (keys, _, _) = setup(CountingStore::default());
+    let old = keys.issue(spec()).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let keys = keys.clone();
+        let id = old.id().to_owned();
+        tasks.push(tokio::spawn(async move {
+            keys.rotate(&id, Duration::from_secs(60)).await.is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap());
+    }
+    assert_eq!(ok, 1);
+    // The failed attempts left no stray records behind.
+    assert_eq!(keys.list("svc-billing").await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn last_use_is_written_at_most_once_a_minute() {
+    let (keys, clock, calls) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let app = app(keys.authenticator(), &Seen::default());
+    let key = issued.key().expose_secret();
+    for _ in 0..5 {
+        assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    }
+    assert_eq!(calls.touches(), 1);
+    assert_eq!(
+        keys.get(issued.id()).await.unwrap().unwrap().last_used_at,
+        Some(t0())
+    );
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert_eq!(calls.touches(), 1);
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..3 {
+        assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    }
+    assert_eq!(calls.touches(), 2);
+    assert_eq!(
+        keys.get(issued.id()).await.unwrap().unwrap().last_used_at,
+        Some(t0() + Duration::from_secs(60))
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_write_last_use_once() {
+    let (keys, _, calls) = setup(CountingStore::async_only());
+    let issued = keys.issue(spec()).await.unwrap();
+    let app = app(keys.authenticator(), &Seen::default());
+    let key = issued.key().expose_secret().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let app = app.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            send(&app, &[("x-api-key", &key)]).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(calls.touches(), 1);
+}
+
+#[tokio::test]
+async fn async_only_store_takes_the_pending_path_with_the_same_answers() {
+    let (keys, clock, calls) = setup(CountingStore::async_only());
+    let issued = keys.issue(spec()).await.unwrap();
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
+    let key = issued.key().expose_secret();
+    let (status, _, body) = send(&app, &[("x-api-key", key)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.starts_with("svc-billing|api_key|"));
+    assert_eq!(calls.find.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.touch.load(Ordering::SeqCst), 1);
+
+    let forged = common::forge_same_id(key);
+    assert_eq!(send(&app, &[("x-api-key", &forged)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.last(), Some("api_key_mismatch"));
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.last(), Some("api_key_expired"));
+}
+
+#[tokio::test]
+async fn store_outage_is_503_not_401() {
+    for store in [CountingStore::default(), CountingStore::async_only()] {
+        let failing = store.failing.clone();
+        let (keys, _, _) = setup(store);
+        let issued = keys.issue(spec()).await.unwrap();
+        failing.store(true, Ordering::SeqCst);
+        let app = app(keys.authenticator(), &Seen::default());
+        let (status, response, _) = send(&app, &[("x-api-key", issued.key().expose_secret())]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get("www-authenticate").is_none());
+    }
+}
+
+#[tokio::test]
+async fn peppered_digests_need_the_same_pepper() {
+    let store = MemoryStore::new();
+    let keys = ApiKeys::new(store.clone(), common::format())
+        .with_pepper(&[42u8; 32])
+        .unwrap();
+    let issued = keys.issue(spec()).await.unwrap();
+    let key = issued.key().expose_secret();
+    let stored = store.find(issued.id()).await.unwrap().unwrap();
+    assert_eq!(stored.digest, KeyHasher::hmac_sha256(&[42u8; 32]).unwrap().digest(key));
+    assert_ne!(stored.digest, KeyHasher::sha256().digest(key));
+
+    let same = app(keys.authenticator(), &Seen::default());
+    assert_eq!(send(&same, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    let standalone = ApiKeyAuthenticator::new(store.clone(), common::format())
+        .with_hasher(KeyHasher::hmac_sha256(&[42u8; 32]).unwrap());
+    let standalone = app(standalone, &Seen::default());
+    assert_eq!(send(&standalone, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    let unpeppered = app(ApiKeyAuthenticator::new(store, common::format()), &Seen::default());
+    assert_eq!(send(&unpeppered, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert!(ApiKeys::new(MemoryStore::new(), common::format()).with_pepper(b"short").is_err());
+}
+
+#[tokio::test]
+async fn management_lists_by_owner_and_guards_ownership() {
+    let (keys, clock, _) = setup(CountingStore::default());
+    let a1 = keys.issue(NewApiKey::new("alice", "one")).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    let a2 = keys.issue(NewApiKey::new("alice", "two")).await.unwrap();
+    let b = keys.issue(NewApiKey::new("bob", "b")).await.unwrap();
+    let listed: Vec<_> = keys.list("alice").await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(listed, [a1.id(), a2.id()]);
+    assert_eq!(
+        keys.revoke_owned("alice", b.id()).await.unwrap_err().kind(),
+        ApiKeyErrorKind::NotFound
+    );
+    assert!(keys.get(b.id()).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(keys.revoke_owned("bob", b.id()).await.unwrap());
+    assert_eq!(
+        keys.issue(NewApiKey::new("", "x")).await.unwrap_err().kind(),
+        ApiKeyErrorKind::InvalidInput
+    );
+    assert_eq!(
+        keys.issue(NewApiKey::new("a", "x").expires_in(Duration::ZERO))
+            .await
+            .unwrap_err()
+            .kind(),
+        ApiKeyErrorKind::InvalidInput
+    );
+    // The store keeps a digest, never the key.
+    let json = serde_json::to_string(&keys.get(a1.id()).await.unwrap().unwrap()).unwrap();
+    assert!(!json.contains(a1.key().expose_secret()));
+    assert!(json.contains(&keys.store().inner.find(a1.id()).await.unwrap().unwrap().digest.to_hex()));
+}
+
+#[tokio::test]
+async fn arc_dyn_store_works() {
+    let store: Arc<dyn ApiKeyStore> = Arc::new(MemoryStore::new());
+    let keys = ApiKeys::new(store, common::format());
+    let issued = keys.issue(spec()).await.unwrap();
+    let app = app(keys.authenticator(), &Seen::default());
+    assert_eq!(
+        send(&app, &[("x-api-key", issued.key().expose_secret())]).await.0,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ApiKeyAuthenticator<MemoryStore>>();
+    assert_send_sync::<ApiKeys<MemoryStore>>();
+    assert_send_sync::<portcullis_apikey::SecretKey>();
+    fn assert_send<T: Send>(_: &T) {}
+    let keys = ApiKeys::new(MemoryStore::new(), common::format());
+    assert_send(&keys.issue(NewApiKey::new("a", "b")));
+    assert_send(&keys.rotate("x", Duration::ZERO));
+}

@@ -1,0 +1,268 @@
+//! Shared test helpers: a store wrapper that counts calls, and request helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{Router, body::Body, routing::get};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use portcullis_apikey::{
+    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, ManualClock, MemoryStore, NowResult,
+    StoreError, StoreFuture,
+};
+use portcullis_core::{AuthEvent, AuthLayer, Events, Principal};
+use tower::ServiceExt;
+
+/// Wraps a [`MemoryStore`], counting every call; can hide the synchronous fast paths
+/// (to exercise the async path) or fail every call (to exercise outages).
+#[derive(Clone, Default)]
+pub struct CountingStore {
+    pub inner: MemoryStore,
+    pub calls: Arc<Calls>,
+    pub async_only: bool,
+    pub failing: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+pub struct Calls {
+    pub create: AtomicUsize,
+    pub find: AtomicUsize,
+    pub find_now: AtomicUsize,
+    pub list: AtomicUsize,
+    pub revoke: AtomicUsize,
+    pub rotate: AtomicUsize,
+    pub touch: AtomicUsize,
+    pub touch_now: AtomicUsize,
+}
+
+impl Calls {
+    pub fn lookups(&self) -> usize {
+        self.find.load(Ordering::SeqCst) + self.find_now.load(Ordering::SeqCst)
+    }
+    pub fn total(&self) -> usize {
+        [
+            &self.create,
+            &self.find,
+            &self.find_now,
+            &self.list,
+            &self.revoke,
+            &self.rotate,
+            &self.touch,
+            &self.touch_now,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::SeqCst))
+        .sum()
+    }
+    pub fn touches(&self) -> usize {
+        self.touch.load(Ordering::SeqCst) + self.touch_now.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug)]
+struct Outage;
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection refused")
+    }
+}
+impl std::error::Error for Outage {}
+
+impl CountingStore {
+    pub fn async_only() -> Self {
+        Self {
+            async_only: true,
+            ..Self::default()
+        }
+    }
+    fn down(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
+    }
+    fn fail<'a, T: Send + 'a>() -> StoreFuture<'a, T> {
+        Box::pin(std::future::ready(Err(StoreError::backend(Outage))))
+    }
+}
+
+impl ApiKeyStore for CountingStore {
+    fn create(&self, record: ApiKeyRecord) -> StoreFuture<'_, ()> {
+        self.calls.create.fetch_add(1, Ordering::SeqCst);
+        self.inner.create(record)
+    }
+    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+        self.calls.find.fetch_add(1, Ordering::SeqCst);
+        if self.down() {
+            return Self::fail();
+        }
+        let inner = self.inner.clone();
+        let id = id.to_owned();
+        // A real await point, like a network backend.
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            inner.find(&id).await
+        })
+    }
+    fn find_now(&self, id: &str) -> NowResult<Option<Arc<ApiKeyRecord>>> {
+        if self.async_only {
+            return None;
+        }
+        self.calls.find_now.fetch_add(1, Ordering::SeqCst);
+        if self.down() {
+            return Some(Err(StoreError::backend(Outage)));
+        }
+        self.inner.find_now(id)
+    }
+    fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
+        self.calls.list.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_by_owner(owner)
+    }
+    fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
+        self.calls.revoke.fetch_add(1, Ordering::SeqCst);
+        self.inner.revoke(id, at)
+    }
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        replacement: ApiKeyRecord,
+        old_expires_at: SystemTime,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.calls.rotate.fetch_add(1, Ordering::SeqCst);
+        self.inner.rotate(old_id, replacement, old_expires_at, now)
+    }
+    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()> {
+        self.calls.touch.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_last_use(id, at)
+    }
+    fn record_last_use_now(&self, id: &str, at: SystemTime) -> NowResult<()> {
+        if self.async_only {
+            return None;
+        }
+        self.calls.touch_now.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_last_use_now(id, at)
+    }
+}
+
+pub fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+pub fn format() -> KeyFormat {
+    KeyFormat::new("pk_live_").unwrap()
+}
+
+/// An `ApiKeys` over a counting store with a manual clock at [`t0`].
+pub fn setup(store: CountingStore) -> (ApiKeys<CountingStore>, ManualClock, Arc<Calls>) {
+    let clock = ManualClock::new(t0());
+    let calls = store.calls.clone();
+    let keys = ApiKeys::new(store, format()).with_clock(clock.clone());
+    (keys, clock, calls)
+}
+
+/// Records the reasons of rejections and the principals let in.
+#[derive(Clone, Default)]
+pub struct Seen {
+    pub rejected: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl Seen {
+    pub fn events(&self) -> Events {
+        let rejected = self.rejected.clone();
+        Events::new(move |event: &AuthEvent<'_>| {
+            if let AuthEvent::Rejected { error, .. } = event {
+                rejected.lock().unwrap().push(error.reason());
+            }
+        })
+    }
+    pub fn last(&self) -> Option<&'static str> {
+        self.rejected.lock().unwrap().last().copied()
+    }
+}
+
+/// `/whoami` answering `subject|kind|token_id|scopes|roles|expires_at_secs`.
+pub fn app<A: portcullis_core::Authenticator>(auth: A, seen: &Seen) -> Router {
+    Router::new()
+        .route(
+            "/whoami",
+            get(|p: Principal| async move {
+                let exp = p
+                    .expires_at()
+                    .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs().to_string())
+                    .unwrap_or_default();
+                format!(
+                    "{}|{}|{}|{}|{}|{}",
+                    p.subject(),
+                    p.kind().as_str(),
+                    p.token_id().unwrap_or(""),
+                    p.scopes().collect::<Vec<_>>().join(" "),
+                    p.roles().collect::<Vec<_>>().join(" "),
+                    exp
+                )
+            }),
+        )
+        .route_layer(AuthLayer::new(auth).with_events(seen.events()))
+}
+
+pub async fn send(app: &Router, headers: &[(&str, &str)]) -> (StatusCode, Response<()>, String) {
+    let mut req = Request::get("/whoami");
+    for (k, v) in headers {
+        let mut value = http::HeaderValue::from_str(v).unwrap();
+        value.set_sensitive(true);
+        req = req.header(*k, value);
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        Response::from_parts(parts, ()),
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+/// The same key with one character of the secret changed, checksum recomputed: passes
+/// the format check, has the right id, but is not the key.
+pub fn forge_same_id(key: &str) -> String {
+    let f = format();
+    let body_start = f.prefix().len();
+    let secret_pos = body_start + 10 + 1 + 5;
+    let mut bytes = key.as_bytes().to_vec();
+    bytes[secret_pos] = if bytes[secret_pos] == b'a' { b'b' } else { b'a' };
+    let without_crc = &bytes[..bytes.len() - 6];
+    let crc = crc32(without_crc);
+    let mut out = String::from_utf8(without_crc.to_vec()).unwrap();
+    out.push_str(&base62_6(crc));
+    assert!(f.parse(&out).is_ok(), "forged key must pass the format check");
+    out
+}
+
+/// Bitwise CRC-32 (IEEE), written independently of the crate's.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+pub fn base62_6(mut n: u32) -> String {
+    const A: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = A[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8(out.to_vec()).unwrap()
+}
