@@ -39,7 +39,9 @@ where
     <L::Service as tower::Service<Request<Body>>>::Response: axum::response::IntoResponse + 'static,
     <L::Service as tower::Service<Request<Body>>>::Future: Send + 'static,
 {
-    Router::new().route("/", get(|| async { "ok" })).layer(layer)
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer)
 }
 
 fn from(ip: &str) -> Request<Body> {
@@ -102,7 +104,10 @@ async fn quota_is_enforced_with_draft_headers() {
 
 #[tokio::test]
 async fn no_headers_on_success_by_default() {
-    let app = app(RateLimitLayer::new(ClientIpKey::new(), Quota::per_minute(nz(5))));
+    let app = app(RateLimitLayer::new(
+        ClientIpKey::new(),
+        Quota::per_minute(nz(5)),
+    ));
     let res = app.oneshot(from("192.0.2.1")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers().get("ratelimit").is_none());
@@ -110,7 +115,10 @@ async fn no_headers_on_success_by_default() {
 
 #[tokio::test]
 async fn grpc_requests_get_resource_exhausted() {
-    let app = app(RateLimitLayer::new(ClientIpKey::new(), Quota::per_hour(nz(1))));
+    let app = app(RateLimitLayer::new(
+        ClientIpKey::new(),
+        Quota::per_hour(nz(1)),
+    ));
     let grpc = || {
         let mut r = from("192.0.2.1");
         r.headers_mut()
@@ -131,15 +139,24 @@ async fn clones_of_a_layer_share_one_state() {
     let b = Router::new()
         .route("/", get(|| async { "other" }))
         .layer(layer);
-    assert_eq!(a.clone().oneshot(from("192.0.2.9")).await.unwrap().status(), 200);
-    assert_eq!(b.clone().oneshot(from("192.0.2.9")).await.unwrap().status(), 200);
+    assert_eq!(
+        a.clone().oneshot(from("192.0.2.9")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        b.clone().oneshot(from("192.0.2.9")).await.unwrap().status(),
+        200
+    );
     assert_eq!(a.oneshot(from("192.0.2.9")).await.unwrap().status(), 429);
     assert_eq!(b.oneshot(from("192.0.2.9")).await.unwrap().status(), 429);
 }
 
 #[tokio::test]
 async fn missing_peer_address_is_a_500_that_explains() {
-    let app = app(RateLimitLayer::new(ClientIpKey::new(), Quota::per_hour(nz(2))));
+    let app = app(RateLimitLayer::new(
+        ClientIpKey::new(),
+        Quota::per_hour(nz(2)),
+    ));
     let res = app
         .oneshot(Request::get("/").body(Body::empty()).unwrap())
         .await
@@ -147,7 +164,10 @@ async fn missing_peer_address_is_a_500_that_explains() {
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("into_make_service_with_connect_info"), "{text}");
+    assert!(
+        text.contains("into_make_service_with_connect_info"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -216,11 +236,23 @@ async fn subject_and_api_key_keys_inside_the_auth_layer() {
             .unwrap()
     };
     // Two keys of the same owner are limited separately.
-    assert_eq!(app.clone().oneshot(req("key-1")).await.unwrap().status(), 200);
-    assert_eq!(app.clone().oneshot(req("key-1")).await.unwrap().status(), 429);
-    assert_eq!(app.clone().oneshot(req("key-2")).await.unwrap().status(), 200);
+    assert_eq!(
+        app.clone().oneshot(req("key-1")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        app.clone().oneshot(req("key-1")).await.unwrap().status(),
+        429
+    );
+    assert_eq!(
+        app.clone().oneshot(req("key-2")).await.unwrap().status(),
+        200
+    );
     // A user principal is keyed by subject in its own key space.
-    assert_eq!(app.clone().oneshot(req("owner")).await.unwrap().status(), 200);
+    assert_eq!(
+        app.clone().oneshot(req("owner")).await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -236,8 +268,14 @@ async fn header_key_and_closure_key() {
         }
         b.body(Body::empty()).unwrap()
     };
-    assert_eq!(app.clone().oneshot(req(Some("a"))).await.unwrap().status(), 200);
-    assert_eq!(app.clone().oneshot(req(Some("a"))).await.unwrap().status(), 429);
+    assert_eq!(
+        app.clone().oneshot(req(Some("a"))).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        app.clone().oneshot(req(Some("a"))).await.unwrap().status(),
+        429
+    );
     assert_eq!(app.clone().oneshot(req(None)).await.unwrap().status(), 400);
     let long = "x".repeat(200);
     assert_eq!(app.oneshot(req(Some(&long))).await.unwrap().status(), 400);
@@ -257,35 +295,89 @@ async fn header_key_and_closure_key() {
 #[tokio::test]
 async fn ipv6_clients_share_their_64_and_spoofed_xff_is_ignored() {
     let key = ClientIpKey::with_resolver(
-        ClientIpResolver::new().trust_proxies(["10.0.0.0/8"]).unwrap(),
+        ClientIpResolver::new()
+            .trust_proxies(["10.0.0.0/8"])
+            .unwrap(),
     );
     let app = app(RateLimitLayer::new(key, Quota::per_hour(nz(1))));
-    assert_eq!(app.clone().oneshot(from("2001:db8:0:1::1")).await.unwrap().status(), 200);
     assert_eq!(
-        app.clone().oneshot(from("2001:db8:0:1:ffff::9")).await.unwrap().status(),
+        app.clone()
+            .oneshot(from("2001:db8:0:1::1"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.clone()
+            .oneshot(from("2001:db8:0:1:ffff::9"))
+            .await
+            .unwrap()
+            .status(),
         429
     );
-    assert_eq!(app.clone().oneshot(from("2001:db8:0:2::1")).await.unwrap().status(), 200);
+    assert_eq!(
+        app.clone()
+            .oneshot(from("2001:db8:0:2::1"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // An untrusted client cannot pick a fresh key with X-Forwarded-For.
     let spoof = |xff: &str| {
         let mut r = from("198.51.100.7");
-        r.headers_mut().insert("x-forwarded-for", xff.parse().unwrap());
+        r.headers_mut()
+            .insert("x-forwarded-for", xff.parse().unwrap());
         r
     };
-    assert_eq!(app.clone().oneshot(spoof("1.1.1.1")).await.unwrap().status(), 200);
-    assert_eq!(app.clone().oneshot(spoof("2.2.2.2")).await.unwrap().status(), 429);
+    assert_eq!(
+        app.clone()
+            .oneshot(spoof("1.1.1.1"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.clone()
+            .oneshot(spoof("2.2.2.2"))
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
 
     // Through the trusted proxy, the forwarded client is the key.
     let proxied = |client: &str| {
         let mut r = from("10.0.0.1");
-        r.headers_mut()
-            .insert("x-forwarded-for", format!("{client}, 10.0.0.5").parse().unwrap());
+        r.headers_mut().insert(
+            "x-forwarded-for",
+            format!("{client}, 10.0.0.5").parse().unwrap(),
+        );
         r
     };
-    assert_eq!(app.clone().oneshot(proxied("203.0.113.1")).await.unwrap().status(), 200);
-    assert_eq!(app.clone().oneshot(proxied("203.0.113.1")).await.unwrap().status(), 429);
-    assert_eq!(app.oneshot(proxied("203.0.113.2")).await.unwrap().status(), 200);
+    assert_eq!(
+        app.clone()
+            .oneshot(proxied("203.0.113.1"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.clone()
+            .oneshot(proxied("203.0.113.1"))
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    assert_eq!(
+        app.oneshot(proxied("203.0.113.2")).await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -293,7 +385,10 @@ async fn throttled_event_is_emitted() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     let events = Events::new(move |e: &AuthEvent<'_>| {
-        if let AuthEvent::Throttled { policy, key_kind, .. } = e {
+        if let AuthEvent::Throttled {
+            policy, key_kind, ..
+        } = e
+        {
             log.lock().unwrap().push(format!("{policy}/{key_kind}"));
         }
     });
@@ -319,7 +414,13 @@ async fn key_cap_holds_under_a_spray_and_limited_keys_stay_limited() {
 
     // Exhaust one victim key first.
     for expected in [200, 200, 429] {
-        let res = svc.ready().await.unwrap().call(from("192.0.2.200")).await.unwrap();
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(from("192.0.2.200"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), expected);
     }
     let mut overflow_refused = 0;
@@ -343,13 +444,25 @@ async fn key_cap_holds_under_a_spray_and_limited_keys_stay_limited() {
     // Beyond the cap, new keys shared one bucket: they were limited, not let through.
     assert!(overflow_refused > 15_000, "refused {overflow_refused}");
     // The victim is still limited: it was never evicted.
-    let res = svc.ready().await.unwrap().call(from("192.0.2.200")).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(from("192.0.2.200"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429);
 
     // Once the window passes, housekeeping frees the stale keys and service resumes.
     clock.advance(Duration::from_secs(120));
     backend.housekeep();
     assert!(backend.tracked() < 1000);
-    let res = svc.ready().await.unwrap().call(from("192.0.2.201")).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(from("192.0.2.201"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 }
