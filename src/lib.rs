@@ -1,16 +1,56 @@
-//! Portcullis: API authentication for any tower service, one `.layer()` each.
+//! Portcullis: API authentication for any tower service (axum, tonic, hyper), one
+//! `.layer()` each.
 //!
-//! This facade re-exports the Portcullis crates behind features.
+//! This facade re-exports the Portcullis crates behind features:
 //!
-//! | feature | crate | what |
+//! | feature | module | what |
 //! |---|---|---|
-//! | (always) | [`core`] | `Principal`, `AuthError`, `Authenticator`, `AuthLayer` |
-//! | `jwt` (default) | [`jwt`] | bearer-JWT verification layer |
+//! | (always) | [`core`] | `Principal`, `AuthError`, `Authenticator`, the generic `AuthLayer`, extractors |
+//! | `jwt` (default) | [`jwt`] | bearer-JWT verification with static keys |
+//! | `apikey` (default) | [`apikey`] | API keys: generation, hashed storage, the authenticator |
+//! | `ratelimit` (default) | [`ratelimit`] | rate limits on governor, and the login throttle |
+//! | `guard` (default) | [`guard`] | `RequireRole` / `RequireScope` extractors and tower layers |
 //! | `full` | all of the above | |
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use portcullis::prelude::*;
+//! use portcullis::jwt::{Algorithm, JwtAuthenticator, Key};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let jwt = JwtAuthenticator::builder()
+//!     .key(Key::hmac(Algorithm::HS256, b"a-secret-of-at-least-32-bytes!!!")?)
+//!     .issuer("https://issuer.example")
+//!     .audience("my-api")
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(|me: Principal| async move { me.subject().to_owned() }))
+//!     .route_layer(jwt.into_layer());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use portcullis_core as core;
+
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub use portcullis_jwt as jwt;
+
+#[cfg(feature = "apikey")]
+#[cfg_attr(docsrs, doc(cfg(feature = "apikey")))]
+pub use portcullis_apikey as apikey;
+
+#[cfg(feature = "ratelimit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+pub use portcullis_ratelimit as ratelimit;
+
+#[cfg(feature = "guard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "guard")))]
+pub use portcullis_guard as guard;
 
 /// The names most applications need, in one `use`.
 pub mod prelude {
@@ -18,3 +58,8 @@ pub mod prelude {
         AuthError, AuthLayer, Authenticator, Claims, Principal, PrincipalKind,
     };
 }
+
+// The README's code is compiled as part of the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
