@@ -220,8 +220,9 @@ where
             Some(v) => numeric(v).ok_or_else(|| AuthError::invalid_token("invalid_exp"))?,
         };
         if now >= exp.saturating_add(leeway) {
-            return Err(AuthError::invalid_token("token_expired")
-                .with_description("the token has expired"));
+            return Err(
+                AuthError::invalid_token("token_expired").with_description("the token has expired")
+            );
         }
         if let Some(v) = claims.get("nbf") {
             let nbf = numeric(v).ok_or_else(|| AuthError::invalid_token("invalid_nbf"))?;
@@ -330,12 +331,10 @@ fn typed_claims<C: DeserializeOwned + Send + Sync + 'static>(
     if let Ok(same) = any.downcast::<C>() {
         return Ok(Claims(same));
     }
-    C::deserialize(&**raw)
-        .map(Claims::new)
-        .map_err(|_| {
-            AuthError::invalid_token("invalid_claims")
-                .with_description("the token's claims do not have the expected shape")
-        })
+    C::deserialize(&**raw).map(Claims::new).map_err(|_| {
+        AuthError::invalid_token("invalid_claims")
+            .with_description("the token's claims do not have the expected shape")
+    })
 }
 
 struct Times {
@@ -592,7 +591,12 @@ impl<C> JwtAuthenticatorBuilder<C> {
         if self.audiences.is_empty() && !self.any_audience {
             return Err(ConfigError::new(ConfigErrorKind::NoAudience));
         }
-        if self.issuers.iter().chain(&self.audiences).any(|v| v.is_empty()) {
+        if self
+            .issuers
+            .iter()
+            .chain(&self.audiences)
+            .any(|v| v.is_empty())
+        {
             return Err(ConfigError::new(ConfigErrorKind::EmptyValue));
         }
         let keys = KeySet::new(self.keys)?;

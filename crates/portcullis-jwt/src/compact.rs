@@ -9,8 +9,7 @@
 use std::{borrow::Cow, fmt};
 
 use base64::{
-    Engine as _,
-    alphabet,
+    Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
@@ -58,9 +57,7 @@ pub struct Segments<'a> {
 /// [`ParseError::Malformed`] for anything but three segments.
 pub fn split(token: &str) -> Result<Segments<'_>, ParseError> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(ParseError::Malformed)?;
-    let (header, payload) = signing_input
-        .split_once('.')
-        .ok_or(ParseError::Malformed)?;
+    let (header, payload) = signing_input.split_once('.').ok_or(ParseError::Malformed)?;
     if payload.contains('.') || header.is_empty() || signature.is_empty() {
         return Err(ParseError::Malformed);
     }
@@ -144,7 +141,7 @@ impl<'de> Deserialize<'de> for Header<'de> {
                 let mut header = Header::default();
                 let mut seen: Vec<Cow<'de, str>> = Vec::new();
                 while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
-                    if seen.iter().any(|s| *s == name) {
+                    if seen.contains(&name) {
                         return Err(de::Error::custom(json::DUPLICATE));
                     }
                     match &*name {
@@ -180,7 +177,9 @@ mod tests {
     fn exactly_three_segments() {
         assert!(split("a.b.c").is_ok());
         assert!(split("a..c").is_ok());
-        for bad in ["", "a", "a.b", "a.b.c.d", "a.b.c.", ".b.c", "a.b.", "..", "a.b..c"] {
+        for bad in [
+            "", "a", "a.b", "a.b.c.d", "a.b.c.", ".b.c", "a.b.", "..", "a.b..c",
+        ] {
             assert_eq!(split(bad).unwrap_err(), ParseError::Malformed, "{bad:?}");
         }
     }
@@ -198,8 +197,8 @@ mod tests {
 
     #[test]
     fn header_members_are_read() {
-        let h = parse_header(br#"{"alg":"ES256","kid":"k","typ":"at+jwt","x5u":"http://x"}"#)
-            .unwrap();
+        let h =
+            parse_header(br#"{"alg":"ES256","kid":"k","typ":"at+jwt","x5u":"http://x"}"#).unwrap();
         assert_eq!(h.alg.as_deref(), Some("ES256"));
         assert_eq!(h.kid.as_deref(), Some("k"));
         assert_eq!(h.typ.as_deref(), Some("at+jwt"));

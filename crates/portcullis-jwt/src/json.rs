@@ -53,7 +53,9 @@ pub(crate) struct StrictIgnored;
 
 impl<'de> Deserialize<'de> for StrictIgnored {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(|_| StrictIgnored)
+        deserializer
+            .deserialize_any(StrictVisitor)
+            .map(|_| StrictIgnored)
     }
 }
 
@@ -131,10 +133,7 @@ mod tests {
 
     #[test]
     fn duplicate_top_level_member_is_refused() {
-        assert_eq!(
-            parse_object(br#"{"a":1,"a":2}"#),
-            Err(JsonError::Duplicate)
-        );
+        assert_eq!(parse_object(br#"{"a":1,"a":2}"#), Err(JsonError::Duplicate));
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn public_algorithm(alg: Algorithm) -> &'static dyn sig::VerificationAlgorithm {
 }
 
 enum Material {
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
     Public(sig::ParsedPublicKey),
 }
 
@@ -212,7 +212,7 @@ impl Key {
         }
         Ok(Self::from_material(
             alg,
-            Material::Hmac(hmac::Key::new(algorithm, secret)),
+            Material::Hmac(Box::new(hmac::Key::new(algorithm, secret))),
         ))
     }
 
@@ -230,9 +230,7 @@ impl Key {
             .map_err(|_| err(KeyErrorKind::Malformed, "the PEM does not parse"))?;
         match block.tag() {
             "PUBLIC KEY" => Self::from_der(alg, block.contents()),
-            "RSA PUBLIC KEY" if family(alg) == Family::Rsa => {
-                Self::from_der(alg, block.contents())
-            }
+            "RSA PUBLIC KEY" if family(alg) == Family::Rsa => Self::from_der(alg, block.contents()),
             "RSA PUBLIC KEY" => Err(err(
                 KeyErrorKind::WrongType,
                 "an RSA key cannot serve this algorithm",
@@ -303,7 +301,10 @@ impl Key {
             match obj.get(name) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s)),
-                Some(_) => Err(err(KeyErrorKind::Malformed, "a JWK member has the wrong type")),
+                Some(_) => Err(err(
+                    KeyErrorKind::Malformed,
+                    "a JWK member has the wrong type",
+                )),
             }
         };
         let bytes = |name: &str| -> Result<Vec<u8>, KeyError> {
@@ -322,7 +323,10 @@ impl Key {
             }
             (_, Some(wanted)) => wanted,
             (Some(name), None) => algorithm_from_name(name).ok_or_else(|| {
-                err(KeyErrorKind::UnsupportedAlgorithm, "the JWK's alg is not supported")
+                err(
+                    KeyErrorKind::UnsupportedAlgorithm,
+                    "the JWK's alg is not supported",
+                )
             })?,
             (None, None) => {
                 return Err(err(
@@ -370,11 +374,17 @@ impl Key {
                     _ => ("P-384", 48),
                 };
                 if text("crv")? != Some(crv) {
-                    return Err(err(KeyErrorKind::WrongType, "the JWK's crv does not fit alg"));
+                    return Err(err(
+                        KeyErrorKind::WrongType,
+                        "the JWK's crv does not fit alg",
+                    ));
                 }
                 let (x, y) = (bytes("x")?, bytes("y")?);
                 if x.len() != size || y.len() != size {
-                    return Err(err(KeyErrorKind::Malformed, "the EC coordinates have the wrong length"));
+                    return Err(err(
+                        KeyErrorKind::Malformed,
+                        "the EC coordinates have the wrong length",
+                    ));
                 }
                 let mut point = Vec::with_capacity(1 + 2 * size);
                 point.push(4);
@@ -449,12 +459,13 @@ impl Key {
     }
 
     fn public(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, KeyError> {
-        let parsed = sig::ParsedPublicKey::new(public_algorithm(alg), der.as_ref()).map_err(|_| {
-            err(
-                KeyErrorKind::Malformed,
-                "the public key does not parse for this algorithm",
-            )
-        })?;
+        let parsed =
+            sig::ParsedPublicKey::new(public_algorithm(alg), der.as_ref()).map_err(|_| {
+                err(
+                    KeyErrorKind::Malformed,
+                    "the public key does not parse for this algorithm",
+                )
+            })?;
         Ok(Self::from_material(alg, Material::Public(parsed)))
     }
 
@@ -469,10 +480,16 @@ impl Key {
 
 fn check_rsa(info: &rsa::Info) -> Result<(), KeyError> {
     if info.modulus_bits < MIN_RSA_BITS {
-        return Err(err(KeyErrorKind::Weak, "the RSA modulus is under 2048 bits"));
+        return Err(err(
+            KeyErrorKind::Weak,
+            "the RSA modulus is under 2048 bits",
+        ));
     }
     if !info.exponent_ok {
-        return Err(err(KeyErrorKind::Weak, "the RSA public exponent is even or 1"));
+        return Err(err(
+            KeyErrorKind::Weak,
+            "the RSA public exponent is even or 1",
+        ));
     }
     Ok(())
 }
@@ -717,7 +734,10 @@ mod tests {
             KeyErrorKind::AlgorithmMismatch
         );
         let enc = r#"{"kty":"oct","alg":"HS256","use":"enc","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
-        assert_eq!(Key::from_jwk(enc).unwrap_err().kind(), KeyErrorKind::WrongUse);
+        assert_eq!(
+            Key::from_jwk(enc).unwrap_err().kind(),
+            KeyErrorKind::WrongUse
+        );
         let short = r#"{"kty":"oct","alg":"HS256","k":"AAAA"}"#;
         assert_eq!(Key::from_jwk(short).unwrap_err().kind(), KeyErrorKind::Weak);
         let none = r#"{"kty":"oct","alg":"none","k":"AAAA"}"#;
@@ -725,7 +745,8 @@ mod tests {
             Key::from_jwk(none).unwrap_err().kind(),
             KeyErrorKind::UnsupportedAlgorithm
         );
-        let confused = r#"{"kty":"oct","alg":"RS256","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+        let confused =
+            r#"{"kty":"oct","alg":"RS256","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
         assert_eq!(
             Key::from_jwk(confused).unwrap_err().kind(),
             KeyErrorKind::WrongType

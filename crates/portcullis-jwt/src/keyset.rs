@@ -150,9 +150,8 @@ impl KeySet {
             None => match self.keys.as_slice() {
                 [only] => Ok(only),
                 keys => {
-                    let mut candidates = keys
-                        .iter()
-                        .filter(|k| algorithm_name(k.algorithm()) == alg);
+                    let mut candidates =
+                        keys.iter().filter(|k| algorithm_name(k.algorithm()) == alg);
                     match (candidates.next(), candidates.next()) {
                         (Some(key), None) => Ok(key),
                         _ => Err(AuthError::invalid_token("missing_kid")
@@ -249,20 +248,40 @@ mod tests {
     #[test]
     fn several_keys_without_kid_are_refused_when_ambiguous() {
         let set = KeySet::new([
-            Key::hmac(Algorithm::HS256, [1u8; 32]).unwrap().with_kid("a").unwrap(),
-            Key::hmac(Algorithm::HS256, [2u8; 32]).unwrap().with_kid("b").unwrap(),
-            Key::hmac(Algorithm::HS512, [2u8; 64]).unwrap().with_kid("c").unwrap(),
+            Key::hmac(Algorithm::HS256, [1u8; 32])
+                .unwrap()
+                .with_kid("a")
+                .unwrap(),
+            Key::hmac(Algorithm::HS256, [2u8; 32])
+                .unwrap()
+                .with_kid("b")
+                .unwrap(),
+            Key::hmac(Algorithm::HS512, [2u8; 64])
+                .unwrap()
+                .with_kid("c")
+                .unwrap(),
         ])
         .unwrap();
-        assert_eq!(set.select(None, "HS256").unwrap_err().reason(), "missing_kid");
+        assert_eq!(
+            set.select(None, "HS256").unwrap_err().reason(),
+            "missing_kid"
+        );
         assert_eq!(set.select(None, "HS512").unwrap().kid(), Some("c"));
         assert_eq!(set.select(Some("b"), "HS256").unwrap().kid(), Some("b"));
-        assert_eq!(set.select(Some("z"), "HS256").unwrap_err().reason(), "unknown_kid");
+        assert_eq!(
+            set.select(Some("z"), "HS256").unwrap_err().reason(),
+            "unknown_kid"
+        );
     }
 
     #[test]
     fn duplicate_kid_is_a_build_error() {
-        let k = || Key::hmac(Algorithm::HS256, [1u8; 32]).unwrap().with_kid("a").unwrap();
+        let k = || {
+            Key::hmac(Algorithm::HS256, [1u8; 32])
+                .unwrap()
+                .with_kid("a")
+                .unwrap()
+        };
         assert_eq!(
             KeySet::new([k(), k()]).unwrap_err().kind(),
             KeyErrorKind::DuplicateKid

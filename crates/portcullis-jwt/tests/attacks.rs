@@ -11,12 +11,17 @@ use std::{
 
 use common::*;
 use http::{Request, StatusCode};
-use jsonwebtoken::{EncodingKey, Validation, decode, DecodingKey};
+use jsonwebtoken::{DecodingKey, EncodingKey, Validation, decode};
 use portcullis_jwt::{Algorithm, Key};
 use serde_json::json;
 
 fn hs(header: &str, payload: &str) -> String {
-    sign_raw(header, payload, jsonwebtoken::Algorithm::HS256, &EncodingKey::from_secret(SECRET))
+    sign_raw(
+        header,
+        payload,
+        jsonwebtoken::Algorithm::HS256,
+        &EncodingKey::from_secret(SECRET),
+    )
 }
 
 fn good_payload() -> String {
@@ -37,7 +42,10 @@ fn alg_none_is_refused_in_every_spelling() {
             let r = reason(&auth, &token);
             assert!(r == "alg_none" || r == "malformed_token", "{alg}: {r}");
         }
-        assert_eq!(reason(&auth, &format!("{header}.{payload}.{}", b64(b"sig"))), "alg_none");
+        assert_eq!(
+            reason(&auth, &format!("{header}.{payload}.{}", b64(b"sig"))),
+            "alg_none"
+        );
         // Even signed with the real secret, `none` stays refused.
         let signed = hs(&format!(r#"{{"alg":"{alg}"}}"#), &good_payload());
         assert_eq!(reason(&auth, &signed), "alg_none", "{alg}");
@@ -47,11 +55,7 @@ fn alg_none_is_refused_in_every_spelling() {
 #[test]
 fn key_confusion_hs256_signed_with_rsa_public_pem_is_refused() {
     let pem = read_key("test-only-rsa2048-public.pem");
-    let auth = builder()
-        .keys([])
-        .build()
-        .map(|_| ())
-        .ok();
+    let auth = builder().keys([]).build().map(|_| ()).ok();
     let _ = auth;
     let rsa_auth = portcullis_jwt::JwtAuthenticator::builder()
         .key(Key::from_pem(Algorithm::RS256, &pem).unwrap())
@@ -82,7 +86,12 @@ fn embedded_jwk_is_never_trusted() {
         "alg": "ES256",
         "jwk": {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"},
     });
-    let token = sign_raw(&header.to_string(), &good_payload(), jsonwebtoken::Algorithm::ES256, &attacker.encoding);
+    let token = sign_raw(
+        &header.to_string(),
+        &good_payload(),
+        jsonwebtoken::Algorithm::ES256,
+        &attacker.encoding,
+    );
     // A verifier holding only the HMAC key: the header's alg is not the key's.
     assert_eq!(reason(&authenticator(), &token), "alg_mismatch");
     // A verifier holding another ES256 key: the embedded key is ignored, the signature fails.
@@ -115,11 +124,21 @@ fn jku_and_x5u_are_never_fetched() {
         .unwrap();
     for member in ["jku", "x5u"] {
         let header = json!({"alg": "RS256", member: url, "kid": "attacker"});
-        let token = sign_raw(&header.to_string(), &good_payload(), jsonwebtoken::Algorithm::RS256, &attacker.encoding);
+        let token = sign_raw(
+            &header.to_string(),
+            &good_payload(),
+            jsonwebtoken::Algorithm::RS256,
+            &attacker.encoding,
+        );
         assert_ne!(reason(&auth, &token), "ok");
         // And with an alg that matches the configured key, so verification gets further.
         let header = json!({"alg": "ES256", member: url, "x5c": ["MIIB"]});
-        let token = sign_raw(&header.to_string(), &good_payload(), jsonwebtoken::Algorithm::ES256, &pair(Algorithm::ES384).encoding_for(Algorithm::ES256));
+        let token = sign_raw(
+            &header.to_string(),
+            &good_payload(),
+            jsonwebtoken::Algorithm::ES256,
+            &pair(Algorithm::ES384).encoding_for(Algorithm::ES256),
+        );
         assert_eq!(reason(&auth, &token), "bad_signature");
     }
     std::thread::sleep(Duration::from_millis(50));
@@ -152,8 +171,18 @@ impl EncodingFor for Pair {
 #[test]
 fn kid_injection_is_a_plain_lookup() {
     let auth = portcullis_jwt::JwtAuthenticator::builder()
-        .key(Key::hmac(Algorithm::HS256, SECRET).unwrap().with_kid("k1").unwrap())
-        .key(Key::hmac(Algorithm::HS256, [9u8; 32]).unwrap().with_kid("k2").unwrap())
+        .key(
+            Key::hmac(Algorithm::HS256, SECRET)
+                .unwrap()
+                .with_kid("k1")
+                .unwrap(),
+        )
+        .key(
+            Key::hmac(Algorithm::HS256, [9u8; 32])
+                .unwrap()
+                .with_kid("k2")
+                .unwrap(),
+        )
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .clock(fixed_now)
@@ -169,13 +198,23 @@ fn kid_injection_is_a_plain_lookup() {
         "K1",
     ] {
         let header = json!({"alg": "HS256", "kid": kid});
-        assert_eq!(reason(&auth, &hs(&header.to_string(), &good_payload())), "unknown_kid", "{kid:?}");
+        assert_eq!(
+            reason(&auth, &hs(&header.to_string(), &good_payload())),
+            "unknown_kid",
+            "{kid:?}"
+        );
     }
     let long = "k".repeat(300);
     let header = json!({"alg": "HS256", "kid": long});
-    assert_eq!(reason(&auth, &hs(&header.to_string(), &good_payload())), "kid_too_long");
+    assert_eq!(
+        reason(&auth, &hs(&header.to_string(), &good_payload())),
+        "kid_too_long"
+    );
     // The real kid works.
-    assert_eq!(reason(&auth, &hs(r#"{"alg":"HS256","kid":"k1"}"#, &good_payload())), "ok");
+    assert_eq!(
+        reason(&auth, &hs(r#"{"alg":"HS256","kid":"k1"}"#, &good_payload())),
+        "ok"
+    );
 }
 
 #[test]
@@ -188,36 +227,55 @@ fn es256_signature_r_s_zero_is_refused() {
         .clock(fixed_now)
         .build()
         .unwrap();
-    let input = format!("{}.{}", b64(br#"{"alg":"ES256"}"#), b64(good_payload().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"ES256"}"#),
+        b64(good_payload().as_bytes())
+    );
     for sig in [vec![0u8; 64], vec![0u8; 0], vec![0u8; 8], vec![0u8; 72]] {
         let token = format!("{input}.{}", b64(&sig));
         let r = reason(&auth, &token);
         assert!(r == "bad_signature" || r == "malformed_token", "{r}");
     }
-    assert_eq!(reason(&auth, &format!("{input}.{}", b64(&[0u8; 64]))), "bad_signature");
+    assert_eq!(
+        reason(&auth, &format!("{input}.{}", b64(&[0u8; 64]))),
+        "bad_signature"
+    );
 }
 
 #[test]
 fn unknown_crit_is_refused() {
     let auth = authenticator();
-    let t = hs(r#"{"alg":"HS256","crit":["exp-ext"],"exp-ext":1}"#, &good_payload());
+    let t = hs(
+        r#"{"alg":"HS256","crit":["exp-ext"],"exp-ext":1}"#,
+        &good_payload(),
+    );
     assert_eq!(reason(&auth, &t), "crit_unsupported");
 }
 
 #[test]
 fn empty_crit_is_refused() {
     let auth = authenticator();
-    assert_eq!(reason(&auth, &hs(r#"{"alg":"HS256","crit":[]}"#, &good_payload())), "crit_unsupported");
+    assert_eq!(
+        reason(&auth, &hs(r#"{"alg":"HS256","crit":[]}"#, &good_payload())),
+        "crit_unsupported"
+    );
 }
 
 #[test]
 fn b64_header_is_refused() {
     let auth = authenticator();
-    for header in [r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#, r#"{"alg":"HS256","b64":true}"#] {
+    for header in [
+        r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+        r#"{"alg":"HS256","b64":true}"#,
+    ] {
         let r = reason(&auth, &hs(header, &good_payload()));
         assert!(r == "crit_unsupported" || r == "b64_unsupported", "{r}");
     }
-    assert_eq!(reason(&auth, &hs(r#"{"alg":"HS256","b64":true}"#, &good_payload())), "b64_unsupported");
+    assert_eq!(
+        reason(&auth, &hs(r#"{"alg":"HS256","b64":true}"#, &good_payload())),
+        "b64_unsupported"
+    );
 }
 
 #[test]
@@ -227,14 +285,26 @@ fn duplicate_claims_are_refused() {
         r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"alice","sub":"admin","exp":{}}}"#,
         NOW + 600
     );
-    assert_eq!(reason(&auth, &hs(r#"{"alg":"HS256"}"#, &payload)), "duplicate_claim");
+    assert_eq!(
+        reason(&auth, &hs(r#"{"alg":"HS256"}"#, &payload)),
+        "duplicate_claim"
+    );
     let nested = format!(
         r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"alice","exp":{},"realm_access":{{"roles":["user"],"roles":["admin"]}}}}"#,
         NOW + 600
     );
-    assert_eq!(reason(&auth, &hs(r#"{"alg":"HS256"}"#, &nested)), "duplicate_claim");
+    assert_eq!(
+        reason(&auth, &hs(r#"{"alg":"HS256"}"#, &nested)),
+        "duplicate_claim"
+    );
     // Duplicate header members too, e.g. two algs.
-    assert_eq!(reason(&auth, &hs(r#"{"alg":"HS256","alg":"none"}"#, &good_payload())), "duplicate_header_member");
+    assert_eq!(
+        reason(
+            &auth,
+            &hs(r#"{"alg":"HS256","alg":"none"}"#, &good_payload())
+        ),
+        "duplicate_header_member"
+    );
 }
 
 #[test]
@@ -250,7 +320,8 @@ fn expired_token_is_refused() {
 #[test]
 fn rfc7515_a1_token_is_expired() {
     // RFC 7515 Appendix A.1: HS256, exp 1300819380 (2011).
-    let key = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+    let key =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
     let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let auth = portcullis_jwt::JwtAuthenticator::builder()
         .key(Key::from_jwk(&format!(r#"{{"kty":"oct","alg":"HS256","k":"{key}"}}"#)).unwrap())
@@ -300,7 +371,12 @@ fn string_exp_is_refused() {
     let mut c = claims();
     c["exp"] = json!((NOW + 600).to_string());
     assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_exp");
-    for bad in [json!(null), json!(true), json!([NOW + 600]), json!({"t": NOW + 600})] {
+    for bad in [
+        json!(null),
+        json!(true),
+        json!([NOW + 600]),
+        json!({"t": NOW + 600}),
+    ] {
         c["exp"] = bad;
         assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_exp");
     }
@@ -335,7 +411,12 @@ fn wrong_audience_is_refused() {
 #[tokio::test]
 async fn token_of_200_kb_gets_a_fast_4xx_before_decoding() {
     let app = app(authenticator().into_layer());
-    let huge = format!("{}.{}.{}", "a".repeat(100_000), "b".repeat(100_000), "c".repeat(100));
+    let huge = format!(
+        "{}.{}.{}",
+        "a".repeat(100_000),
+        "b".repeat(100_000),
+        "c".repeat(100)
+    );
     let started = Instant::now();
     let response = send(&app, bearer(&huge)).await;
     let took = started.elapsed();
@@ -348,25 +429,51 @@ async fn token_of_200_kb_gets_a_fast_4xx_before_decoding() {
     let junk = format!("{}.{}.{}", "*".repeat(150_000), "%".repeat(50_000), "!");
     assert_eq!(reason(&authenticator(), &junk), "token_too_large");
     // A token without dots is not ours, but a huge one is still refused outright.
-    assert_eq!(reason(&authenticator(), &"x".repeat(200_000)), "token_too_large");
+    assert_eq!(
+        reason(&authenticator(), &"x".repeat(200_000)),
+        "token_too_large"
+    );
 }
 
 #[test]
 fn hundred_thousand_deep_json_header_and_payload_are_refused() {
-    let auth = builder().max_token_len(NonZeroUsize::new(2_000_000).unwrap()).build().unwrap();
-    let deep = format!(r#"{{"alg":"HS256","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
-    assert_eq!(reason(&auth, &hs(&deep, &good_payload())), "malformed_token");
-    let deep_obj = format!(r#"{{"alg":"HS256","x":{}1{}}}"#, r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
-    assert_eq!(reason(&auth, &hs(&deep_obj, &good_payload())), "malformed_token");
+    let auth = builder()
+        .max_token_len(NonZeroUsize::new(2_000_000).unwrap())
+        .build()
+        .unwrap();
+    let deep = format!(
+        r#"{{"alg":"HS256","x":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(
+        reason(&auth, &hs(&deep, &good_payload())),
+        "malformed_token"
+    );
+    let deep_obj = format!(
+        r#"{{"alg":"HS256","x":{}1{}}}"#,
+        r#"{"a":"#.repeat(100_000),
+        "}".repeat(100_000)
+    );
+    assert_eq!(
+        reason(&auth, &hs(&deep_obj, &good_payload())),
+        "malformed_token"
+    );
     let payload = format!(
         r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"a","exp":{},"x":{}{}}}"#,
         NOW + 600,
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    assert_eq!(reason(&auth, &hs(r#"{"alg":"HS256"}"#, &payload)), "malformed_token");
+    assert_eq!(
+        reason(&auth, &hs(r#"{"alg":"HS256"}"#, &payload)),
+        "malformed_token"
+    );
     // With the default length cap such a token never even reaches the parser.
-    assert_eq!(reason(&authenticator(), &hs(&deep, &good_payload())), "token_too_large");
+    assert_eq!(
+        reason(&authenticator(), &hs(&deep, &good_payload())),
+        "token_too_large"
+    );
 }
 
 #[tokio::test]
@@ -434,7 +541,10 @@ fn live_authenticator() -> portcullis_jwt::JwtAuthenticator {
 
 #[test]
 fn gap_unknown_crit_accepted_by_jsonwebtoken_defaults() {
-    let token = hs(r#"{"alg":"HS256","crit":["urn:unknown"]}"#, &fresh(claims()).to_string());
+    let token = hs(
+        r#"{"alg":"HS256","crit":["urn:unknown"]}"#,
+        &fresh(claims()).to_string(),
+    );
     let lenient = jsonwebtoken_defaults(&token);
     eprintln!("jsonwebtoken accepts unknown crit: {lenient}");
     assert_eq!(reason(&live_authenticator(), &token), "crit_unsupported");
@@ -443,7 +553,10 @@ fn gap_unknown_crit_accepted_by_jsonwebtoken_defaults() {
 #[test]
 fn gap_empty_crit_accepted_by_jsonwebtoken_defaults() {
     let token = hs(r#"{"alg":"HS256","crit":[]}"#, &fresh(claims()).to_string());
-    eprintln!("jsonwebtoken accepts crit: []: {}", jsonwebtoken_defaults(&token));
+    eprintln!(
+        "jsonwebtoken accepts crit: []: {}",
+        jsonwebtoken_defaults(&token)
+    );
     assert_eq!(reason(&live_authenticator(), &token), "crit_unsupported");
 }
 
@@ -452,7 +565,10 @@ fn gap_missing_aud_accepted_by_jsonwebtoken_defaults() {
     let mut c = fresh(claims());
     c.as_object_mut().unwrap().remove("aud");
     let token = hs256(&c);
-    eprintln!("jsonwebtoken accepts a token without aud: {}", jsonwebtoken_defaults(&token));
+    eprintln!(
+        "jsonwebtoken accepts a token without aud: {}",
+        jsonwebtoken_defaults(&token)
+    );
     assert_eq!(reason(&live_authenticator(), &token), "missing_aud");
 }
 
@@ -461,7 +577,10 @@ fn gap_nbf_not_checked_by_jsonwebtoken_defaults() {
     let mut c = fresh(claims());
     c["nbf"] = json!(c["exp"].as_u64().unwrap() - 10);
     let token = hs256(&c);
-    eprintln!("jsonwebtoken accepts a future nbf: {}", jsonwebtoken_defaults(&token));
+    eprintln!(
+        "jsonwebtoken accepts a future nbf: {}",
+        jsonwebtoken_defaults(&token)
+    );
     assert_eq!(reason(&live_authenticator(), &token), "token_not_yet_valid");
 }
 
@@ -470,14 +589,23 @@ fn gap_iat_never_checked_by_jsonwebtoken() {
     let mut c = fresh(claims());
     c["iat"] = json!(c["exp"].as_u64().unwrap() - 10);
     let token = hs256(&c);
-    eprintln!("jsonwebtoken accepts a future iat: {}", jsonwebtoken_defaults(&token));
+    eprintln!(
+        "jsonwebtoken accepts a future iat: {}",
+        jsonwebtoken_defaults(&token)
+    );
     assert_eq!(reason(&live_authenticator(), &token), "iat_in_future");
 }
 
 #[test]
 fn gap_typ_not_checked_by_jsonwebtoken() {
-    let token = hs(r#"{"alg":"HS256","typ":"logout+jwt"}"#, &fresh(claims()).to_string());
-    eprintln!("jsonwebtoken accepts typ logout+jwt: {}", jsonwebtoken_defaults(&token));
+    let token = hs(
+        r#"{"alg":"HS256","typ":"logout+jwt"}"#,
+        &fresh(claims()).to_string(),
+    );
+    eprintln!(
+        "jsonwebtoken accepts typ logout+jwt: {}",
+        jsonwebtoken_defaults(&token)
+    );
     let strict = portcullis_jwt::JwtAuthenticator::builder()
         .key(Key::hmac(Algorithm::HS256, SECRET).unwrap())
         .issuer(ISSUER)
@@ -486,11 +614,20 @@ fn gap_typ_not_checked_by_jsonwebtoken() {
         .build()
         .unwrap();
     assert_eq!(reason(&strict, &token), "typ_mismatch");
-    let at = hs(r#"{"alg":"HS256","typ":"at+jwt"}"#, &fresh(claims()).to_string());
+    let at = hs(
+        r#"{"alg":"HS256","typ":"at+jwt"}"#,
+        &fresh(claims()).to_string(),
+    );
     assert_eq!(reason(&strict, &at), "ok");
-    let at = hs(r#"{"alg":"HS256","typ":"application/at+jwt"}"#, &fresh(claims()).to_string());
+    let at = hs(
+        r#"{"alg":"HS256","typ":"application/at+jwt"}"#,
+        &fresh(claims()).to_string(),
+    );
     assert_eq!(reason(&strict, &at), "ok");
-    let jwt = hs(r#"{"alg":"HS256","typ":"JWT"}"#, &fresh(claims()).to_string());
+    let jwt = hs(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &fresh(claims()).to_string(),
+    );
     assert_eq!(reason(&strict, &jwt), "typ_mismatch");
     let none = hs(r#"{"alg":"HS256"}"#, &fresh(claims()).to_string());
     assert_eq!(reason(&strict, &none), "typ_mismatch");

@@ -63,12 +63,14 @@ fn wycheproof_json_web_signature_vectors() {
             match (case["result"].as_str().unwrap(), outcome) {
                 ("valid", Outcome::Verified) => valid_ran += 1,
                 ("invalid", Outcome::KeyRefused | Outcome::TokenRefused(_)) => invalid_ran += 1,
-                (expected, Outcome::Verified) => {
-                    failures.push(format!("tcId {id} ({}) verified, expected {expected}", case["comment"]))
-                }
-                (expected, Outcome::KeyRefused) => {
-                    failures.push(format!("tcId {id} ({}) key refused, expected {expected}", case["comment"]))
-                }
+                (expected, Outcome::Verified) => failures.push(format!(
+                    "tcId {id} ({}) verified, expected {expected}",
+                    case["comment"]
+                )),
+                (expected, Outcome::KeyRefused) => failures.push(format!(
+                    "tcId {id} ({}) key refused, expected {expected}",
+                    case["comment"]
+                )),
                 (expected, Outcome::TokenRefused(reason)) => failures.push(format!(
                     "tcId {id} ({}) refused ({reason}), expected {expected}",
                     case["comment"]
@@ -76,9 +78,20 @@ fn wycheproof_json_web_signature_vectors() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-    eprintln!("{valid_ran} valid verified, {invalid_ran} invalid refused, {skipped} faulty skipped");
-    assert_eq!(valid_ran + invalid_ran + skipped, 401, "every case is accounted for");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{valid_ran} valid verified, {invalid_ran} invalid refused, {skipped} faulty skipped"
+    );
+    assert_eq!(
+        valid_ran + invalid_ran + skipped,
+        401,
+        "every case is accounted for"
+    );
     assert_eq!(skipped, 8);
     assert!(valid_ran >= 40, "only {valid_ran} valid cases ran");
     assert!(invalid_ran >= 353, "only {invalid_ran} invalid cases ran");
@@ -109,5 +122,9 @@ fn wycheproof_mixed_symmetry_key_set_cannot_be_confused() {
     // For static keys, we check that the EC key never verifies the HS256 token.
     let ec_only = KeySet::new([set.keys()[1].clone()]).unwrap();
     let refused = ec_only.verify_jws(jws, DEFAULT_MAX_TOKEN_LEN).unwrap_err();
-    assert!(["alg_mismatch", "unknown_kid"].contains(&refused.reason()), "{}", refused.reason());
+    assert!(
+        ["alg_mismatch", "unknown_kid"].contains(&refused.reason()),
+        "{}",
+        refused.reason()
+    );
 }

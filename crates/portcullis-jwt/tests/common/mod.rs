@@ -55,9 +55,18 @@ pub fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
 
 pub fn pair(alg: Algorithm) -> Pair {
     let (encoding, key) = match alg {
-        Algorithm::HS256 => (EncodingKey::from_secret(SECRET), Key::hmac(alg, SECRET).unwrap()),
-        Algorithm::HS384 => (EncodingKey::from_secret(&[3; 48]), Key::hmac(alg, [3; 48]).unwrap()),
-        Algorithm::HS512 => (EncodingKey::from_secret(&[5; 64]), Key::hmac(alg, [5; 64]).unwrap()),
+        Algorithm::HS256 => (
+            EncodingKey::from_secret(SECRET),
+            Key::hmac(alg, SECRET).unwrap(),
+        ),
+        Algorithm::HS384 => (
+            EncodingKey::from_secret(&[3; 48]),
+            Key::hmac(alg, [3; 48]).unwrap(),
+        ),
+        Algorithm::HS512 => (
+            EncodingKey::from_secret(&[5; 64]),
+            Key::hmac(alg, [5; 64]).unwrap(),
+        ),
         Algorithm::RS256
         | Algorithm::RS384
         | Algorithm::RS512
@@ -104,7 +113,12 @@ pub fn b64(bytes: &[u8]) -> String {
 }
 
 /// Signs `header` and `payload` (raw JSON text, byte for byte) with `encoding`.
-pub fn sign_raw(header: &str, payload: &str, alg: jsonwebtoken::Algorithm, encoding: &EncodingKey) -> String {
+pub fn sign_raw(
+    header: &str,
+    payload: &str,
+    alg: jsonwebtoken::Algorithm,
+    encoding: &EncodingKey,
+) -> String {
     let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
     let sig = crypto::sign(input.as_bytes(), encoding, alg).unwrap();
     format!("{input}.{sig}")
@@ -126,7 +140,12 @@ pub fn claims() -> Value {
 
 /// Mints an HS256 token with `claims`.
 pub fn hs256(claims: &Value) -> String {
-    sign_raw(r#"{"alg":"HS256","typ":"JWT"}"#, &claims.to_string(), jsonwebtoken::Algorithm::HS256, &EncodingKey::from_secret(SECRET))
+    sign_raw(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &claims.to_string(),
+        jsonwebtoken::Algorithm::HS256,
+        &EncodingKey::from_secret(SECRET),
+    )
 }
 
 /// Mints a token for `pair` with `claims` and header `kid` if given.
@@ -135,7 +154,12 @@ pub fn mint(pair: &Pair, claims: &Value, kid: Option<&str>) -> String {
     if let Some(kid) = kid {
         header["kid"] = kid.into();
     }
-    sign_raw(&header.to_string(), &claims.to_string(), jwt_alg(pair.alg), &pair.encoding)
+    sign_raw(
+        &header.to_string(),
+        &claims.to_string(),
+        jwt_alg(pair.alg),
+        &pair.encoding,
+    )
 }
 
 /// A builder with the HS256 test key, issuer, audience and the fixed clock.
@@ -155,12 +179,19 @@ pub fn authenticator() -> JwtAuthenticator {
 pub fn app<L>(layer: L) -> Router
 where
     L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-    L::Service: tower::Service<Request<Body>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    L::Service: tower::Service<Request<Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     <L::Service as tower::Service<Request<Body>>>::Response: axum::response::IntoResponse + 'static,
     <L::Service as tower::Service<Request<Body>>>::Future: Send + 'static,
 {
     Router::new()
-        .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
+        .route(
+            "/me",
+            get(|p: Principal| async move { p.subject().to_owned() }),
+        )
         .route_layer(layer)
 }
 
@@ -176,7 +207,16 @@ pub async fn send(app: &Router, req: Request<Body>) -> Response<Body> {
 }
 
 pub async fn body_text(response: Response<Body>) -> String {
-    String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 pub fn www(response: &Response<Body>) -> String {
@@ -199,5 +239,9 @@ pub fn reason(auth: &JwtAuthenticator, token: &str) -> &'static str {
 
 pub fn assert_invalid_token(response: &Response<Body>) {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(www(response).contains(r#"error="invalid_token""#), "{}", www(response));
+    assert!(
+        www(response).contains(r#"error="invalid_token""#),
+        "{}",
+        www(response)
+    );
 }
