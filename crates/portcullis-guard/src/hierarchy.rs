@@ -53,6 +53,9 @@ struct Inner {
     /// Every role each role implies (transitively, itself excluded unless in a cycle),
     /// sorted for binary search.
     closure: HashMap<Box<str>, Box<[Box<str>]>>,
+    /// The inverse: every role that implies a given role, sorted. A check hashes the
+    /// required role once, whatever number of roles the principal holds.
+    granted_by: HashMap<Box<str>, Box<[Box<str>]>>,
 }
 
 impl RoleHierarchy {
@@ -77,6 +80,7 @@ impl RoleHierarchy {
             targets.insert(name.into());
         }
         inner.closure = closure(&inner.edges);
+        inner.granted_by = inverse(&inner.closure);
         self
     }
 
@@ -93,7 +97,12 @@ impl RoleHierarchy {
 
     /// Whether `principal` holds `role`, directly or through the hierarchy.
     pub fn has_role(&self, principal: &Principal, role: &str) -> bool {
-        principal.roles().any(|held| self.implies(held, role))
+        match self.inner.granted_by.get(role) {
+            None => principal.has_role(role),
+            Some(granters) => principal
+                .roles()
+                .any(|held| held == role || granters.binary_search_by(|g| (**g).cmp(held)).is_ok()),
+        }
     }
 
     /// Every role `role` implies, itself excluded (unless it sits in a cycle), sorted.
@@ -133,6 +142,24 @@ fn closure(edges: &BTreeMap<Box<str>, BTreeSet<Box<str>>>) -> HashMap<Box<str>, 
             }
             let implied: Box<[Box<str>]> = seen.into_iter().map(Box::from).collect();
             (start.clone(), implied)
+        })
+        .collect()
+}
+
+fn inverse(closure: &HashMap<Box<str>, Box<[Box<str>]>>) -> HashMap<Box<str>, Box<[Box<str>]>> {
+    let mut inverse: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (role, implied) in closure {
+        for target in implied.iter() {
+            inverse.entry(target).or_default().insert(role);
+        }
+    }
+    inverse
+        .into_iter()
+        .map(|(target, granters)| {
+            (
+                Box::from(target),
+                granters.into_iter().map(Box::from).collect(),
+            )
         })
         .collect()
 }
@@ -281,6 +308,28 @@ mod tests {
         let wider = base.clone().grant("editor", ["viewer"]);
         assert!(!base.implies("admin", "viewer"));
         assert!(wider.implies("admin", "viewer"));
+    }
+
+    #[test]
+    fn has_role_agrees_with_implies() {
+        let h = RoleHierarchy::new()
+            .grant("admin", ["editor", "auditor"])
+            .grant("editor", ["viewer"])
+            .grant("x", ["y"])
+            .grant("y", ["x"]);
+        let roles = ["admin", "editor", "auditor", "viewer", "x", "y", "other"];
+        for held in roles {
+            let p = Principal::builder("p", portcullis_core::PrincipalKind::User)
+                .roles(["unrelated", held])
+                .build();
+            for required in roles {
+                assert_eq!(
+                    h.has_role(&p, required),
+                    h.implies(held, required),
+                    "{held} -> {required}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -70,6 +70,49 @@
 //! # }
 //! ```
 //!
+//! # Protecting handlers with roles and scopes
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use portcullis_core::{AuthLayer, Authenticator};
+//! use portcullis_guard::{
+//!     roles, scopes, AllOf, AnyOf, RequireRole, RequireScope, RoleHierarchy, RoleHierarchyLayer,
+//! };
+//!
+//! roles! { pub Admin = "admin", pub Editor = "editor" }
+//! scopes! { pub ReadData = "data:read", pub WriteData = "data:write" }
+//!
+//! async fn dashboard(admin: RequireRole<Admin>) -> String {
+//!     format!("welcome, {}", admin.subject()) // derefs to the Principal
+//! }
+//!
+//! async fn edit(_: RequireRole<AnyOf<(Admin, Editor)>>) -> &'static str {
+//!     "edited"
+//! }
+//!
+//! async fn sync(_: RequireScope<AllOf<(ReadData, WriteData)>>) -> &'static str {
+//!     "synced"
+//! }
+//!
+//! fn app(authenticator: impl Authenticator) -> Router {
+//!     Router::new()
+//!         .route("/admin", get(dashboard))
+//!         .route("/edit", post(edit))
+//!         .route("/sync", post(sync))
+//!         // route_layer: unknown paths still answer 404, not 401.
+//!         .route_layer(AuthLayer::new(authenticator))
+//!         // Configuration, not code: admins may do what editors may.
+//!         .layer(RoleHierarchyLayer::new(RoleHierarchy::new().grant("admin", ["editor"])))
+//! }
+//! # struct None_;
+//! # impl Authenticator for None_ {
+//! #     fn authenticate(&self, _: &http::request::Parts) -> portcullis_core::Authentication {
+//! #         portcullis_core::Authentication::Ready(Ok(None))
+//! #     }
+//! # }
+//! # let _ = app(None_);
+//! ```
+//!
 //! # Protecting a tower or tonic service
 //!
 //! ```
