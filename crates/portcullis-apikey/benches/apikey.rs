@@ -1,1 +1,134 @@
-fn main(){}
+//! The API-key authenticator's hot path with the memory store, the cost of refusing a
+//! malformed key, and the floors beside them (CRC-32, SHA-256, map lookup).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, request::Parts};
+use portcullis_apikey::{ApiKeyStore, ApiKeys, KeyFormat, KeyHasher, MemoryStore, NewApiKey};
+use portcullis_core::{Authentication, Authenticator};
+
+fn parts(header: &str, value: &str) -> Parts {
+    let mut value = http::HeaderValue::from_str(value).unwrap();
+    value.set_sensitive(true);
+    Request::get("/hello")
+        .header(header, value)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+fn ok(auth: Authentication) -> bool {
+    matches!(auth, Authentication::Ready(Ok(Some(_))))
+}
+
+fn refused(auth: Authentication) -> bool {
+    matches!(auth, Authentication::Ready(Err(_)))
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = MemoryStore::new();
+    let keys = ApiKeys::new(store.clone(), KeyFormat::new("pk_live_").unwrap());
+    // A realistic store: 10,000 keys, the one under test among them.
+    let issued = runtime.block_on(async {
+        for i in 0..10_000 {
+            keys.issue(NewApiKey::new(format!("owner-{i}"), "bulk"))
+                .await
+                .unwrap();
+        }
+        keys.issue(
+            NewApiKey::new("svc-billing", "exporter")
+                .scopes(["invoices:read", "invoices:write"])
+                .roles(["service"]),
+        )
+        .await
+        .unwrap()
+    });
+    let key = issued.key().expose_secret().to_owned();
+    let auth = keys.authenticator();
+
+    let valid = parts("x-api-key", &key);
+    let bearer = parts("authorization", &format!("Bearer {key}"));
+    let mut typo = key.clone();
+    let flip = if typo.ends_with('A') { "B" } else { "A" };
+    typo.replace_range(typo.len() - 1.., flip);
+    let malformed = parts("x-api-key", &typo);
+    let unknown_key = keys.format().generate().unwrap();
+    let unknown = parts("x-api-key", unknown_key.expose_secret());
+    let none = Request::get("/hello").body(()).unwrap().into_parts().0;
+    assert!(ok(auth.authenticate(&valid)));
+    assert!(ok(auth.authenticate(&bearer)));
+    assert!(refused(auth.authenticate(&malformed)));
+    assert!(refused(auth.authenticate(&unknown)));
+
+    let mut g = c.benchmark_group("apikey");
+    g.bench_function("authenticate/valid_x_api_key", |b| {
+        b.iter(|| ok(auth.authenticate(black_box(&valid))))
+    });
+    g.bench_function("authenticate/valid_bearer", |b| {
+        b.iter(|| ok(auth.authenticate(black_box(&bearer))))
+    });
+    g.bench_function("authenticate/refuse_malformed_checksum", |b| {
+        b.iter(|| refused(auth.authenticate(black_box(&malformed))))
+    });
+    g.bench_function("authenticate/refuse_unknown_id", |b| {
+        b.iter(|| refused(auth.authenticate(black_box(&unknown))))
+    });
+    g.bench_function("authenticate/no_credential", |b| {
+        b.iter(|| {
+            matches!(
+                auth.authenticate(black_box(&none)),
+                Authentication::Ready(Ok(None))
+            )
+        })
+    });
+
+    // Floors: the parts of the valid path on their own.
+    let format = keys.format().clone();
+    let hasher = KeyHasher::sha256();
+    g.bench_function("floor/parse_format_and_crc32", |b| {
+        b.iter(|| format.parse(black_box(&key)).is_ok())
+    });
+    g.bench_function("floor/crc32_of_key", |b| {
+        b.iter(|| crc32fast::hash(black_box(key.as_bytes())))
+    });
+    g.bench_function("floor/sha256_of_key", |b| {
+        b.iter(|| hasher.digest(black_box(&key)))
+    });
+    let peppered = KeyHasher::hmac_sha256(&[7u8; 32]).unwrap();
+    g.bench_function("floor/hmac_sha256_of_key", |b| {
+        b.iter(|| peppered.digest(black_box(&key)))
+    });
+    let id = issued.id().to_owned();
+    g.bench_function("floor/memory_store_find_now", |b| {
+        b.iter(|| store.find_now(black_box(&id)).is_some())
+    });
+    let record = store.find_now(&id).unwrap().unwrap().unwrap();
+    g.bench_function("floor/principal_build", |b| {
+        b.iter(|| {
+            let r = black_box(&record);
+            portcullis_core::Principal::builder(
+                r.owner.as_str(),
+                portcullis_core::PrincipalKind::ApiKey,
+            )
+            .token_id(r.id.as_str())
+            .scopes(r.scopes.iter().map(String::as_str))
+            .roles(r.roles.iter().map(String::as_str))
+            .issued_at(r.created_at)
+            .build()
+        })
+    });
+    g.bench_function("floor/system_time_now", |b| {
+        b.iter(std::time::SystemTime::now)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+#[allow(missing_docs)]
+mod _docs {}
+criterion_main!(benches);

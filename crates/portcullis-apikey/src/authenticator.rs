@@ -212,9 +212,9 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
             }
         };
         match (from_header, authorization_bearer(headers)) {
-            (Some(_), Ok(Some(_))) => Err(AuthError::invalid_request(
-                "credentials_in_several_places",
-            )),
+            (Some(_), Ok(Some(_))) => {
+                Err(AuthError::invalid_request("credentials_in_several_places"))
+            }
             (Some(key), Ok(None)) => Ok(Some(key)),
             (Some(_), Err(error)) => Err(error),
             (None, Ok(Some(token))) if self.bearer && self.core.format.has_prefix(token) => {
@@ -243,11 +243,15 @@ impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
 
         match self.core.store.find_now(id) {
             Some(Ok(found)) => {
-                let record = match check(found.as_deref(), id, &digest, now) {
+                let Some(shared) = found.as_deref() else {
+                    return refuse(Some(id), "api_key_unknown");
+                };
+                let record = match check(Some(shared.record()), id, &digest, now) {
                     Ok(record) => record,
                     Err(error) => return Authentication::Ready(Err(error)),
                 };
-                let principal = principal_of(record);
+                // Built once per record version, then shared.
+                let principal = shared.principal_or_init(principal_of);
                 let touch = self
                     .debounce
                     .as_ref()
@@ -375,7 +379,8 @@ impl Debounce {
 
     fn fresh(&self, at: SystemTime, now: SystemTime) -> bool {
         // A time in the future (clock skew) counts as fresh.
-        now.duration_since(at).map_or(true, |age| age < self.interval)
+        now.duration_since(at)
+            .map_or(true, |age| age < self.interval)
     }
 
     /// Whether the caller should write `now` as the key's last use.

@@ -147,9 +147,7 @@ impl KeyHasher {
     /// When the pepper is shorter than 32 bytes.
     pub fn hmac_sha256(pepper: &[u8]) -> Result<Self, ConfigError> {
         if pepper.len() < 32 {
-            return Err(ConfigError::new(
-                "api key pepper must be at least 32 bytes",
-            ));
+            return Err(ConfigError::new("api key pepper must be at least 32 bytes"));
         }
         let mac = Hmac::<Sha256>::new_from_slice(pepper)
             .map_err(|_| ConfigError::new("api key pepper was refused by HMAC"))?;

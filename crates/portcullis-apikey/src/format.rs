@@ -361,7 +361,9 @@ fn digit(b: u8) -> Option<u64> {
 
 fn decode_checksum(chars: &[u8]) -> Option<u64> {
     // Six digits stay below 62^6 < 2^36: no overflow.
-    chars.iter().try_fold(0u64, |acc, &b| Some(acc * 62 + digit(b)?))
+    chars
+        .iter()
+        .try_fold(0u64, |acc, &b| Some(acc * 62 + digit(b)?))
 }
 
 #[cfg(test)]
@@ -404,10 +406,7 @@ mod tests {
     #[test]
     fn checksum_round_trips() {
         for crc in [0, 1, 61, 62, 0xdead_beef, u32::MAX] {
-            assert_eq!(
-                decode_checksum(&encode_checksum(crc)),
-                Some(u64::from(crc))
-            );
+            assert_eq!(decode_checksum(&encode_checksum(crc)), Some(u64::from(crc)));
         }
     }
 

@@ -6,8 +6,7 @@ use portcullis_core::{AuthEvent, Events};
 
 use crate::{
     ApiKeyAuthenticator, ApiKeyError, ApiKeyErrorKind, ApiKeyRecord, ApiKeyStore, Clock,
-    ConfigError, KeyFormat, KeyHasher, NewApiKey, SecretKey, StoreErrorKind,
-    authenticator::Core,
+    ConfigError, KeyFormat, KeyHasher, NewApiKey, SecretKey, StoreErrorKind, authenticator::Core,
 };
 
 /// How many fresh ids [`ApiKeys::issue`] tries when the store reports an id collision

@@ -84,6 +84,6 @@ pub use crate::{
     error::{ApiKeyError, ApiKeyErrorKind, ConfigError},
     format::{KeyFormat, MalformedKey, ParsedKey, RandomnessError, SecretKey},
     keys::{ApiKeys, IssuedKey},
-    record::{ApiKeyRecord, NewApiKey},
+    record::{ApiKeyRecord, NewApiKey, SharedRecord},
     store::{ApiKeyStore, MemoryStore, NowResult, StoreError, StoreErrorKind, StoreFuture},
 };

@@ -1,12 +1,10 @@
 //! [`ApiKeyStore`]: where key records live, and [`MemoryStore`], the in-memory default.
 
-use std::{
-    error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::SystemTime,
-};
+use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::SystemTime};
 
 use dashmap::{DashMap, mapref::entry::Entry};
 
-use crate::ApiKeyRecord;
+use crate::{ApiKeyRecord, SharedRecord};
 
 /// The boxed future every [`ApiKeyStore`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -47,7 +45,10 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>>;
 
     /// Synchronous fast path of [`find`](Self::find). Default: `None`.
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<ApiKeyRecord>>> {
+    ///
+    /// Return the same `Arc` while the record is unchanged and a new one when it
+    /// changes: the authenticator caches the principal inside it.
+    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
         let _ = id;
         None
     }
@@ -97,7 +98,7 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for Arc<S> {
     fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
         (**self).find(id)
     }
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<ApiKeyRecord>>> {
+    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
         (**self).find_now(id)
     }
     fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
@@ -195,15 +196,16 @@ impl StdError for StoreError {
 /// The in-memory [`ApiKeyStore`], on a sharded [`DashMap`]. The default for a single
 /// process; records are lost on restart.
 ///
-/// Records are kept as `Arc<ApiKeyRecord>` and replaced on write (copy on write), so
+/// Records are kept as `Arc<SharedRecord>` and replaced on write (copy on write), so
 /// the authenticator's lookup ([`find_now`](ApiKeyStore::find_now)) is one shard read
-/// lock and one reference-count increment: no allocation, no future.
+/// lock and one reference-count increment: no allocation, no future, and the
+/// authenticator reuses the principal it built for the unchanged record.
 /// [`list_by_owner`](ApiKeyStore::list_by_owner) scans every record.
 ///
 /// Cloning a `MemoryStore` shares the records.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    records: Arc<DashMap<Box<str>, Arc<ApiKeyRecord>>>,
+    records: Arc<DashMap<Box<str>, Arc<SharedRecord>>>,
 }
 
 impl MemoryStore {
@@ -226,7 +228,7 @@ impl MemoryStore {
         match self.records.entry(record.id.as_str().into()) {
             Entry::Occupied(_) => Err(StoreError::new(StoreErrorKind::Conflict)),
             Entry::Vacant(slot) => {
-                slot.insert(Arc::new(record));
+                slot.insert(Arc::new(SharedRecord::new(record)));
                 Ok(())
             }
         }
@@ -240,7 +242,7 @@ impl MemoryStore {
         if slot.revoked_at.is_some() {
             return Ok(false);
         }
-        Arc::make_mut(&mut *slot).revoked_at = Some(at);
+        Arc::make_mut(&mut *slot).record_mut().revoked_at = Some(at);
         Ok(true)
     }
 
@@ -263,7 +265,7 @@ impl MemoryStore {
                 } else if slot.rotated_to.is_some() {
                     Err(StoreError::new(StoreErrorKind::Conflict))
                 } else {
-                    let record = Arc::make_mut(&mut *slot);
+                    let record = Arc::make_mut(&mut *slot).record_mut();
                     record.rotated_to = Some(new_id.clone());
                     record.expires_at = Some(match record.expires_at {
                         Some(exp) if exp < old_expires_at => exp,
@@ -282,7 +284,7 @@ impl MemoryStore {
     fn touch_now(&self, id: &str, at: SystemTime) {
         if let Some(mut slot) = self.records.get_mut(id) {
             if slot.last_used_at.is_none_or(|t| t < at) {
-                Arc::make_mut(&mut *slot).last_used_at = Some(at);
+                Arc::make_mut(&mut *slot).record_mut().last_used_at = Some(at);
             }
         }
     }
@@ -306,10 +308,10 @@ impl ApiKeyStore for MemoryStore {
     }
 
     fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
-        ready(Ok(self.records.get(id).map(|r| ApiKeyRecord::clone(&r))))
+        ready(Ok(self.records.get(id).map(|r| r.record().clone())))
     }
 
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<ApiKeyRecord>>> {
+    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
         Some(Ok(self.records.get(id).map(|r| Arc::clone(&r))))
     }
 
@@ -318,7 +320,7 @@ impl ApiKeyStore for MemoryStore {
             .records
             .iter()
             .filter(|r| r.owner == owner)
-            .map(|r| ApiKeyRecord::clone(r.value()))
+            .map(|r| r.record().clone())
             .collect();
         list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         ready(Ok(list))

@@ -10,8 +10,7 @@ use std::{
 use common::{CountingStore, Seen, app, send, setup, t0};
 use http::{HeaderName, StatusCode};
 use portcullis_apikey::{
-    ApiKeyAuthenticator, ApiKeyErrorKind, ApiKeyStore, ApiKeys, KeyHasher, MemoryStore,
-    NewApiKey,
+    ApiKeyAuthenticator, ApiKeyErrorKind, ApiKeyStore, ApiKeys, KeyHasher, MemoryStore, NewApiKey,
 };
 use portcullis_core::{AuthEvent, Events};
 
@@ -56,7 +55,10 @@ async fn bearer_with_the_prefix_is_accepted() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.starts_with("svc-billing|api_key|"), "{body}");
     let lower = format!("bearer {}", issued.key().expose_secret());
-    assert_eq!(send(&app, &[("authorization", &lower)]).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app, &[("authorization", &lower)]).await.0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -67,7 +69,12 @@ async fn bearer_without_the_prefix_is_not_ours_and_touches_no_store() {
     let (status, response, _) = send(&app, &[("authorization", "Bearer eyJ.eyJ.sig")]).await;
     // Alone, the layer calls an unrecognised bearer token invalid.
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     assert_eq!(seen.last(), Some("unrecognized_credential"));
     assert_eq!(calls.total(), 0);
 }
@@ -84,7 +91,10 @@ async fn custom_header_name_and_bearer_switch() {
     let key = issued.key().expose_secret();
     assert_eq!(send(&app, &[("x-acme-key", key)]).await.0, StatusCode::OK);
     // The default header is no longer read, and neither is Bearer.
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("x-api-key", key)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let bearer = format!("Bearer {key}");
     let (status, _, _) = send(&app, &[("authorization", &bearer)]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -113,7 +123,11 @@ async fn both_headers_or_a_repeated_header_are_invalid_request() {
                 .contains(r#"error="invalid_request""#)
         );
     }
-    assert_eq!(calls.total(), before, "no store call for malformed requests");
+    assert_eq!(
+        calls.total(),
+        before,
+        "no store call for malformed requests"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +139,11 @@ async fn malformed_keys_are_refused_without_any_store_call() {
     let app = app(keys.authenticator(), &seen);
     let key = issued.key().expose_secret();
     let mut typo = key.to_owned();
-    let flip = if typo.as_bytes()[20] == b'x' { "y" } else { "x" };
+    let flip = if typo.as_bytes()[20] == b'x' {
+        "y"
+    } else {
+        "x"
+    };
     typo.replace_range(20..21, flip);
     let bad = [
         typo,
@@ -150,7 +168,10 @@ async fn malformed_keys_are_refused_without_any_store_call() {
     }
     // Bearer tokens carrying the prefix are ours, so they are refused the same way.
     let bearer = format!("Bearer {}", bad[0]);
-    assert_eq!(send(&app, &[("authorization", &bearer)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("authorization", &bearer)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_malformed"));
     assert_eq!(calls.total(), before, "the store must not be touched");
 }
@@ -196,12 +217,20 @@ async fn revoked_keys_are_refused_and_reported() {
     let key = issued.key().expose_secret();
     assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
     assert!(keys.revoke(issued.id()).await.unwrap());
-    assert!(!keys.revoke(issued.id()).await.unwrap(), "second revoke is a no-op");
+    assert!(
+        !keys.revoke(issued.id()).await.unwrap(),
+        "second revoke is a no-op"
+    );
     assert_eq!(*revoked.lock().unwrap(), [issued.id().to_owned()]);
     let (status, response, body) = send(&app, &[("x-api-key", key)]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_revoked"));
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     assert!(body.contains("the credential is invalid"), "{body}");
     let record = keys.get(issued.id()).await.unwrap().unwrap();
     assert_eq!(record.revoked_at, Some(t0()));
@@ -221,7 +250,10 @@ async fn expired_keys_are_refused_at_the_instant_they_expire() {
     clock.advance(Duration::from_secs(3599));
     assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
     clock.advance(Duration::from_secs(1));
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("x-api-key", key)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_expired"));
 }
 
@@ -232,7 +264,10 @@ async fn rotated_key_works_within_grace_and_fails_after() {
     let seen = Seen::default();
     let app = app(keys.authenticator(), &seen);
     clock.advance(Duration::from_secs(600));
-    let new = keys.rotate(old.id(), Duration::from_secs(300)).await.unwrap();
+    let new = keys
+        .rotate(old.id(), Duration::from_secs(300))
+        .await
+        .unwrap();
     assert_ne!(new.id(), old.id());
     assert_ne!(new.key().expose_secret(), old.key().expose_secret());
     // Same owner and grants; a fresh lifetime of the same length.
@@ -249,27 +284,50 @@ async fn rotated_key_works_within_grace_and_fails_after() {
     let old_key = old.key().expose_secret();
     let new_key = new.key().expose_secret();
     clock.advance(Duration::from_secs(299));
-    assert_eq!(send(&app, &[("x-api-key", old_key)]).await.0, StatusCode::OK);
-    assert_eq!(send(&app, &[("x-api-key", new_key)]).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app, &[("x-api-key", old_key)]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, &[("x-api-key", new_key)]).await.0,
+        StatusCode::OK
+    );
     clock.advance(Duration::from_secs(1));
-    assert_eq!(send(&app, &[("x-api-key", old_key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("x-api-key", old_key)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_expired"));
-    assert_eq!(send(&app, &[("x-api-key", new_key)]).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app, &[("x-api-key", new_key)]).await.0,
+        StatusCode::OK
+    );
 
     // The old key cannot be rotated again (expired), nor can a key rotated earlier.
     assert_eq!(
-        keys.rotate(old.id(), Duration::ZERO).await.unwrap_err().kind(),
+        keys.rotate(old.id(), Duration::ZERO)
+            .await
+            .unwrap_err()
+            .kind(),
         ApiKeyErrorKind::Inactive
     );
     let other = keys.issue(spec()).await.unwrap();
-    keys.rotate(other.id(), Duration::from_secs(60)).await.unwrap();
+    keys.rotate(other.id(), Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(
-        keys.rotate(other.id(), Duration::from_secs(60)).await.unwrap_err().kind(),
+        keys.rotate(other.id(), Duration::from_secs(60))
+            .await
+            .unwrap_err()
+            .kind(),
         ApiKeyErrorKind::Conflict
     );
     keys.revoke(new.id()).await.unwrap();
     assert_eq!(
-        keys.rotate(new.id(), Duration::ZERO).await.unwrap_err().kind(),
+        keys.rotate(new.id(), Duration::ZERO)
+            .await
+            .unwrap_err()
+            .kind(),
         ApiKeyErrorKind::Inactive
     );
 }
@@ -279,7 +337,9 @@ async fn grace_never_extends_a_key_beyond_its_own_expiry() {
     let (keys, clock, _) = setup(CountingStore::default());
     let old = keys.issue(spec()).await.unwrap();
     clock.advance(Duration::from_secs(3000));
-    keys.rotate(old.id(), Duration::from_secs(86_400)).await.unwrap();
+    keys.rotate(old.id(), Duration::from_secs(86_400))
+        .await
+        .unwrap();
     let record = keys.get(old.id()).await.unwrap().unwrap();
     assert_eq!(record.expires_at, Some(t0() + Duration::from_secs(3600)));
 }
@@ -367,10 +427,16 @@ async fn async_only_store_takes_the_pending_path_with_the_same_answers() {
     assert_eq!(calls.touch.load(Ordering::SeqCst), 1);
 
     let forged = common::forge_same_id(key);
-    assert_eq!(send(&app, &[("x-api-key", &forged)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("x-api-key", &forged)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_mismatch"));
     clock.advance(Duration::from_secs(3600));
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("x-api-key", key)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_expired"));
 }
 
@@ -382,7 +448,8 @@ async fn store_outage_is_503_not_401() {
         let issued = keys.issue(spec()).await.unwrap();
         failing.store(true, Ordering::SeqCst);
         let app = app(keys.authenticator(), &Seen::default());
-        let (status, response, _) = send(&app, &[("x-api-key", issued.key().expose_secret())]).await;
+        let (status, response, _) =
+            send(&app, &[("x-api-key", issued.key().expose_secret())]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().get("www-authenticate").is_none());
     }
@@ -397,7 +464,10 @@ async fn peppered_digests_need_the_same_pepper() {
     let issued = keys.issue(spec()).await.unwrap();
     let key = issued.key().expose_secret();
     let stored = store.find(issued.id()).await.unwrap().unwrap();
-    assert_eq!(stored.digest, KeyHasher::hmac_sha256(&[42u8; 32]).unwrap().digest(key));
+    assert_eq!(
+        stored.digest,
+        KeyHasher::hmac_sha256(&[42u8; 32]).unwrap().digest(key)
+    );
     assert_ne!(stored.digest, KeyHasher::sha256().digest(key));
 
     let same = app(keys.authenticator(), &Seen::default());
@@ -405,10 +475,23 @@ async fn peppered_digests_need_the_same_pepper() {
     let standalone = ApiKeyAuthenticator::new(store.clone(), common::format())
         .with_hasher(KeyHasher::hmac_sha256(&[42u8; 32]).unwrap());
     let standalone = app(standalone, &Seen::default());
-    assert_eq!(send(&standalone, &[("x-api-key", key)]).await.0, StatusCode::OK);
-    let unpeppered = app(ApiKeyAuthenticator::new(store, common::format()), &Seen::default());
-    assert_eq!(send(&unpeppered, &[("x-api-key", key)]).await.0, StatusCode::UNAUTHORIZED);
-    assert!(ApiKeys::new(MemoryStore::new(), common::format()).with_pepper(b"short").is_err());
+    assert_eq!(
+        send(&standalone, &[("x-api-key", key)]).await.0,
+        StatusCode::OK
+    );
+    let unpeppered = app(
+        ApiKeyAuthenticator::new(store, common::format()),
+        &Seen::default(),
+    );
+    assert_eq!(
+        send(&unpeppered, &[("x-api-key", key)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        ApiKeys::new(MemoryStore::new(), common::format())
+            .with_pepper(b"short")
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -418,16 +501,32 @@ async fn management_lists_by_owner_and_guards_ownership() {
     clock.advance(Duration::from_secs(1));
     let a2 = keys.issue(NewApiKey::new("alice", "two")).await.unwrap();
     let b = keys.issue(NewApiKey::new("bob", "b")).await.unwrap();
-    let listed: Vec<_> = keys.list("alice").await.unwrap().into_iter().map(|r| r.id).collect();
+    let listed: Vec<_> = keys
+        .list("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(listed, [a1.id(), a2.id()]);
     assert_eq!(
         keys.revoke_owned("alice", b.id()).await.unwrap_err().kind(),
         ApiKeyErrorKind::NotFound
     );
-    assert!(keys.get(b.id()).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(
+        keys.get(b.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
     assert!(keys.revoke_owned("bob", b.id()).await.unwrap());
     assert_eq!(
-        keys.issue(NewApiKey::new("", "x")).await.unwrap_err().kind(),
+        keys.issue(NewApiKey::new("", "x"))
+            .await
+            .unwrap_err()
+            .kind(),
         ApiKeyErrorKind::InvalidInput
     );
     assert_eq!(
@@ -440,7 +539,19 @@ async fn management_lists_by_owner_and_guards_ownership() {
     // The store keeps a digest, never the key.
     let json = serde_json::to_string(&keys.get(a1.id()).await.unwrap().unwrap()).unwrap();
     assert!(!json.contains(a1.key().expose_secret()));
-    assert!(json.contains(&keys.store().inner.find(a1.id()).await.unwrap().unwrap().digest.to_hex()));
+    assert!(
+        json.contains(
+            &keys
+                .store()
+                .inner
+                .find(a1.id())
+                .await
+                .unwrap()
+                .unwrap()
+                .digest
+                .to_hex()
+        )
+    );
 }
 
 #[tokio::test]
@@ -450,7 +561,9 @@ async fn arc_dyn_store_works() {
     let issued = keys.issue(spec()).await.unwrap();
     let app = app(keys.authenticator(), &Seen::default());
     assert_eq!(
-        send(&app, &[("x-api-key", issued.key().expose_secret())]).await.0,
+        send(&app, &[("x-api-key", issued.key().expose_secret())])
+            .await
+            .0,
         StatusCode::OK
     );
 }

@@ -11,8 +11,7 @@ use http::{StatusCode, request::Parts};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use portcullis_apikey::{ApiKeys, IssuedKey, MemoryStore, NewApiKey};
 use portcullis_core::{
-    Authentication, Authenticator, Principal, PrincipalKind,
-    credentials::authorization_bearer,
+    Authentication, Authenticator, Principal, PrincipalKind, credentials::authorization_bearer,
 };
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
 use serde_json::json;
@@ -30,7 +29,10 @@ fn jwt() -> JwtAuthenticator {
 }
 
 fn token(sub: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = json!({
         "iss": "https://issuer.example", "aud": "my-api", "sub": sub,
         "iat": now, "exp": now + 300,
@@ -83,18 +85,30 @@ async fn jwt_then_api_key_accepts_either_on_one_route() {
 
     // Present but invalid credentials are refused by their own authenticator.
     let bad_key = format!("Bearer {}", typo(key));
-    assert_eq!(send(&app, &[("authorization", &bad_key)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("authorization", &bad_key)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_malformed"));
-    assert_eq!(send(&app, &[("x-api-key", &typo(key))]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("x-api-key", &typo(key))]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_malformed"));
     let bad_jwt = format!("Bearer {}x", token("alice"));
-    assert_eq!(send(&app, &[("authorization", &bad_jwt)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("authorization", &bad_jwt)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("bad_signature"));
 
     // Nothing at all: a bare challenge.
     let (status, response, _) = send(&app, &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="api""#
+    );
 }
 
 #[tokio::test]
@@ -105,20 +119,34 @@ async fn api_key_then_jwt_never_lets_an_invalid_key_fall_through() {
     let key = issued.key().expose_secret();
     let jwt_bearer = format!("Bearer {}", token("alice"));
 
-    assert_eq!(send(&app, &[("authorization", &jwt_bearer)]).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app, &[("authorization", &jwt_bearer)]).await.0,
+        StatusCode::OK
+    );
     assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
 
     // An invalid key next to a valid JWT: refused, not authenticated by the JWT.
-    let (status, response, _) =
-        send(&app, &[("x-api-key", &typo(key)), ("authorization", &jwt_bearer)]).await;
+    let (status, response, _) = send(
+        &app,
+        &[("x-api-key", &typo(key)), ("authorization", &jwt_bearer)],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("invalid_request"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_request")
+    );
     // Even a valid key with a JWT is two credentials at once.
     let (status, _, _) = send(&app, &[("x-api-key", key), ("authorization", &jwt_bearer)]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let forged = format!("Bearer {}", common::forge_same_id(key));
-    assert_eq!(send(&app, &[("authorization", &forged)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("authorization", &forged)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_mismatch"));
 }
 
@@ -127,9 +155,11 @@ struct AnyBearer;
 
 impl Authenticator for AnyBearer {
     fn authenticate(&self, parts: &Parts) -> Authentication {
-        Authentication::Ready(authorization_bearer(&parts.headers).map(|token| {
-            token.map(|_| Principal::builder("anyone", PrincipalKind::User).build())
-        }))
+        Authentication::Ready(
+            authorization_bearer(&parts.headers).map(|token| {
+                token.map(|_| Principal::builder("anyone", PrincipalKind::User).build())
+            }),
+        )
     }
 }
 
@@ -147,20 +177,32 @@ async fn an_invalid_key_never_reaches_a_permissive_fallback() {
         let bearer = format!("Bearer {bad}");
         let (status, response, body) = send(&app, &[("authorization", &bearer)]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-        assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
         assert!(!body.contains("anyone"));
     }
     keys.revoke(issued.id()).await.unwrap();
     let bearer = format!("Bearer {key}");
-    assert_eq!(send(&app, &[("authorization", &bearer)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, &[("authorization", &bearer)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(seen.last(), Some("api_key_revoked"));
     // Other bearer tokens are the fallback's.
-    assert_eq!(send(&app, &[("authorization", "Bearer opaque")]).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app, &[("authorization", "Bearer opaque")]).await.0,
+        StatusCode::OK
+    );
 }
 
 async fn http_get(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = String::from("GET /whoami HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    let mut request =
+        String::from("GET /whoami HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -185,7 +227,11 @@ async fn composed_layer_over_a_real_loopback_server() {
     let (status, body) = http_get(addr, &[("x-api-key", key)]).await;
     assert_eq!(status, 200);
     assert!(body.contains("svc-billing|api_key|"), "{body}");
-    let (status, body) = http_get(addr, &[("authorization", &format!("Bearer {}", token("bob")))]).await;
+    let (status, body) = http_get(
+        addr,
+        &[("authorization", &format!("Bearer {}", token("bob")))],
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("bob|user|"), "{body}");
     let (status, body) = http_get(addr, &[("x-api-key", &typo(key))]).await;

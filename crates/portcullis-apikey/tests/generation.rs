@@ -100,10 +100,18 @@ fn checksum_catches_adjacent_swaps_and_truncation() {
         }
         let mut swapped = k.to_vec();
         swapped.swap(pos, pos + 1);
-        assert!(format.parse(std::str::from_utf8(&swapped).unwrap()).is_err());
+        assert!(
+            format
+                .parse(std::str::from_utf8(&swapped).unwrap())
+                .is_err()
+        );
     }
     for len in 0..k.len() {
-        assert!(format.parse(std::str::from_utf8(&k[..len]).unwrap()).is_err());
+        assert!(
+            format
+                .parse(std::str::from_utf8(&k[..len]).unwrap())
+                .is_err()
+        );
     }
 }
 

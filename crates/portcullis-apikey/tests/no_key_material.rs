@@ -55,14 +55,19 @@ fn no_key_material_in_trace_logs_debug_or_bodies() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
 
     let mut watched = Vec::new();
     let mut outputs = Vec::new();
     runtime.block_on(async {
         let keys = ApiKeys::new(MemoryStore::new(), common::format());
         let app = Router::new()
-            .route("/whoami", get(|p: Principal| async move { format!("{p:?}") }))
+            .route(
+                "/whoami",
+                get(|p: Principal| async move { format!("{p:?}") }),
+            )
             .route_layer(AuthLayer::new(keys.authenticator()));
 
         let issued = keys
@@ -97,7 +102,9 @@ fn no_key_material_in_trace_logs_debug_or_bodies() {
             let response = app.clone().oneshot(req).await.unwrap();
             let (parts, body) = response.into_parts();
             outputs.push(format!("{parts:?}"));
-            outputs.push(String::from_utf8_lossy(&body.collect().await.unwrap().to_bytes()).into_owned());
+            outputs.push(
+                String::from_utf8_lossy(&body.collect().await.unwrap().to_bytes()).into_owned(),
+            );
         }
         // Both headers at once.
         let req = Request::get("/whoami")
@@ -107,9 +114,15 @@ fn no_key_material_in_trace_logs_debug_or_bodies() {
             .unwrap();
         let response = app.clone().oneshot(req).await.unwrap();
         outputs.push(format!("{response:?}"));
-        outputs.push(String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes()).into_owned());
+        outputs.push(
+            String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes())
+                .into_owned(),
+        );
 
-        let rotated = keys.rotate(issued.id(), Duration::from_secs(60)).await.unwrap();
+        let rotated = keys
+            .rotate(issued.id(), Duration::from_secs(60))
+            .await
+            .unwrap();
         watched.extend(secrets_of(rotated.key().expose_secret()));
         keys.revoke(rotated.id()).await.unwrap();
         let req = Request::get("/whoami")
@@ -118,13 +131,24 @@ fn no_key_material_in_trace_logs_debug_or_bodies() {
             .unwrap();
         let response = app.clone().oneshot(req).await.unwrap();
         assert_eq!(response.status(), 401);
-        outputs.push(String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes()).into_owned());
+        outputs.push(
+            String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes())
+                .into_owned(),
+        );
 
         // Debug output of everything that holds or saw a key, logged at TRACE.
         let parsed = keys.format().parse(&key).unwrap();
         let auth = keys.authenticator();
         let record = keys.get(issued.id()).await.unwrap().unwrap();
-        tracing::trace!(?issued, ?rotated, ?parsed, ?auth, ?keys, ?record, "debug dump");
+        tracing::trace!(
+            ?issued,
+            ?rotated,
+            ?parsed,
+            ?auth,
+            ?keys,
+            ?record,
+            "debug dump"
+        );
         outputs.push(format!("{issued:?} {rotated:?} {parsed:?} {record:?}"));
         outputs.push(format!("{:?}", issued.key().to_header_value()));
         outputs.push(format!("{:?}", issued.key().to_bearer_header_value()));
@@ -144,13 +168,22 @@ fn no_key_material_in_trace_logs_debug_or_bodies() {
         "debug dump",
         "credentials_in_several_places",
     ] {
-        assert!(logs.contains(expected), "missing {expected:?} in logs:\n{logs}");
+        assert!(
+            logs.contains(expected),
+            "missing {expected:?} in logs:\n{logs}"
+        );
     }
     assert!(!watched.is_empty());
     for secret in &watched {
-        assert!(!logs.contains(secret.as_str()), "key material in logs:\n{logs}");
+        assert!(
+            !logs.contains(secret.as_str()),
+            "key material in logs:\n{logs}"
+        );
         for out in &outputs {
-            assert!(!out.contains(secret.as_str()), "key material in output: {out}");
+            assert!(
+                !out.contains(secret.as_str()),
+                "key material in output: {out}"
+            );
         }
     }
 }

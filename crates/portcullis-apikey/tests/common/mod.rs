@@ -14,7 +14,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_apikey::{
     ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, ManualClock, MemoryStore, NowResult,
-    StoreError, StoreFuture,
+    SharedRecord, StoreError, StoreFuture,
 };
 use portcullis_core::{AuthEvent, AuthLayer, Events, Principal};
 use tower::ServiceExt;
@@ -107,7 +107,7 @@ impl ApiKeyStore for CountingStore {
             inner.find(&id).await
         })
     }
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<ApiKeyRecord>>> {
+    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
         if self.async_only {
             return None;
         }
@@ -236,12 +236,19 @@ pub fn forge_same_id(key: &str) -> String {
     let body_start = f.prefix().len();
     let secret_pos = body_start + 10 + 1 + 5;
     let mut bytes = key.as_bytes().to_vec();
-    bytes[secret_pos] = if bytes[secret_pos] == b'a' { b'b' } else { b'a' };
+    bytes[secret_pos] = if bytes[secret_pos] == b'a' {
+        b'b'
+    } else {
+        b'a'
+    };
     let without_crc = &bytes[..bytes.len() - 6];
     let crc = crc32(without_crc);
     let mut out = String::from_utf8(without_crc.to_vec()).unwrap();
     out.push_str(&base62_6(crc));
-    assert!(f.parse(&out).is_ok(), "forged key must pass the format check");
+    assert!(
+        f.parse(&out).is_ok(),
+        "forged key must pass the format check"
+    );
     out
 }
 
@@ -251,7 +258,11 @@ pub fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
