@@ -1,1 +1,65 @@
-fn main() {}
+//! The cost of one check on a hot key: our backend beside governor's plain keyed
+//! limiter (the floor), and the whole layer around a no-op service.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented pub fn
+
+use std::{
+    convert::Infallible,
+    hint::black_box,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    num::NonZeroU32,
+};
+
+use axum::{body::Body, extract::ConnectInfo};
+use criterion::{Criterion, criterion_group, criterion_main};
+use governor::RateLimiter;
+use http::{Request, Response};
+use portcullis_ratelimit::{ClientIpKey, GovernorBackend, Quota, RateLimitLayer};
+use tower::{Layer, Service};
+
+fn bench(c: &mut Criterion) {
+    let quota = Quota::per_second(NonZeroU32::new(1_000_000_000).unwrap());
+    let key = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+    let floor = RateLimiter::<IpAddr, _, _>::dashmap(quota);
+    c.bench_function("governor check_key (floor)", |b| {
+        b.iter(|| black_box(floor.check_key(black_box(&key)).is_ok()))
+    });
+
+    let ours = GovernorBackend::new(quota);
+    c.bench_function("GovernorBackend::check_now", |b| {
+        b.iter(|| black_box(ours.check_now(black_box(&key)).is_allowed()))
+    });
+
+    let mut svc = RateLimitLayer::new(ClientIpKey::new(), quota).layer(tower::service_fn(
+        |_: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) },
+    ));
+    let peer = ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    c.bench_function("RateLimit service call (layer + no-op inner)", |b| {
+        b.iter(|| {
+            let req = Request::get("/")
+                .extension(peer)
+                .body(Body::empty())
+                .unwrap();
+            rt.block_on(svc.call(req)).unwrap()
+        })
+    });
+    let mut bare = tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    });
+    c.bench_function("bare no-op service call", |b| {
+        b.iter(|| {
+            let req = Request::get("/")
+                .extension(peer)
+                .body(Body::empty())
+                .unwrap();
+            rt.block_on(bare.call(req)).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

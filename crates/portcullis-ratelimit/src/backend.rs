@@ -295,10 +295,11 @@ struct Inner<K: Hash + Eq + Clone, C: Clock + Clone> {
 /// # Memory
 ///
 /// At most [`max_keys`](Self::max_keys) keys (default 100,000) are tracked. Every
-/// [`cleanup_every`](Self::cleanup_every) checks (default 4096), and sooner (after a
-/// sixteenth of that) once the cap has been hit, the check that crosses the mark runs
-/// governor's `retain_recent` (dropping keys whose state is back to fresh) and, when
-/// the map has become mostly empty, `shrink_to_fit`. No background task is needed.
+/// [`cleanup_every`](Self::cleanup_every) checks (default 4096), or every `tracked / 2`
+/// checks when the map is larger (so the cleanup costs O(1) per check amortised), the
+/// check that crosses the mark runs governor's `retain_recent` (dropping keys whose
+/// state is back to fresh) and, when the map has become mostly empty,
+/// `shrink_to_fit`. No background task is needed.
 ///
 /// When the map is full and nothing can be dropped (a flood of distinct keys within
 /// one window), keys already tracked keep their exact state (a limited key stays
@@ -434,10 +435,9 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> GovernorBackend<K, C> {
         let i = &self.inner;
         let n = i.checks.fetch_add(1, Ordering::Relaxed) + 1;
         let since = n.wrapping_sub(i.last_cleanup.load(Ordering::Relaxed));
-        if since >= i.cleanup_every
-            || (since >= (i.cleanup_every / 16).max(1)
-                && i.store.shared.pressure.load(Ordering::Relaxed))
-        {
+        // The interval grows with the map, so a retain over `tracked` entries costs
+        // O(1) per check amortised, even while a flood keeps the map full.
+        if since >= i.cleanup_every.max(i.store.tracked() as u64 / 2) {
             self.housekeep();
         }
         match i.limiter.check_key(key) {
