@@ -353,8 +353,10 @@ fn normalize_input(password: &Password) -> Result<Zeroizing<String>, HashError> 
 
 fn argon2(inner: &Inner, params: Params) -> Result<Argon2<'_>, HashError> {
     match &inner.pepper {
-        Some(pepper) => Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params)
-            .map_err(|_| HashError::new(HashErrorKind::Config, "invalid pepper")),
+        Some(pepper) => {
+            Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params)
+                .map_err(|_| HashError::new(HashErrorKind::Config, "invalid pepper"))
+        }
         None => Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
     }
 }

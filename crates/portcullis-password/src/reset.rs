@@ -109,7 +109,10 @@ pub trait ResetStore: Send + Sync + 'static {
         hash: &[u8; 32],
     ) -> impl Future<Output = Result<Option<ResetRecord>, ResetError>> + Send;
     /// Removes every record of `subject` (after a successful reset, so older links die).
-    fn remove_subject(&self, subject: &str) -> impl Future<Output = Result<usize, ResetError>> + Send;
+    fn remove_subject(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<usize, ResetError>> + Send;
 }
 
 /// An in-memory [`ResetStore`]; expired records are swept as it grows.
@@ -141,7 +144,9 @@ impl MemoryResetStore {
 
 impl fmt::Debug for MemoryResetStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryResetStore").field("records", &self.len()).finish()
+        f.debug_struct("MemoryResetStore")
+            .field("records", &self.len())
+            .finish()
     }
 }
 

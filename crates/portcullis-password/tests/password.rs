@@ -32,14 +32,22 @@ async fn default_parameters_are_owasp_argon2id() {
             parallelism: 1
         }
     );
-    let hash = hasher.hash(&Password::new("correct horse battery staple")).await.unwrap();
-    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    let hash = hasher
+        .hash(&Password::new("correct horse battery staple"))
+        .await
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
     assert_eq!(
         hasher
             .verify(&Password::new("correct horse battery staple"), &hash)
             .await
             .unwrap(),
-        Verification::Valid { needs_rehash: false }
+        Verification::Valid {
+            needs_rehash: false
+        }
     );
 }
 
@@ -63,7 +71,10 @@ async fn wrong_password_is_invalid() {
     let hasher = hasher(FAST);
     let hash = hasher.hash(&Password::new("the right one")).await.unwrap();
     assert_eq!(
-        hasher.verify(&Password::new("the wrong one"), &hash).await.unwrap(),
+        hasher
+            .verify(&Password::new("the wrong one"), &hash)
+            .await
+            .unwrap(),
         Verification::Invalid
     );
 }
@@ -72,9 +83,24 @@ async fn wrong_password_is_invalid() {
 async fn no_truncation_a_difference_at_the_end_of_a_long_password_counts() {
     let hasher = hasher(FAST);
     let long = "x".repeat(200);
-    let hash = hasher.hash(&Password::new(format!("{long}a"))).await.unwrap();
-    assert!(!hasher.verify(&Password::new(format!("{long}b")), &hash).await.unwrap().is_valid());
-    assert!(hasher.verify(&Password::new(format!("{long}a")), &hash).await.unwrap().is_valid());
+    let hash = hasher
+        .hash(&Password::new(format!("{long}a")))
+        .await
+        .unwrap();
+    assert!(
+        !hasher
+            .verify(&Password::new(format!("{long}b")), &hash)
+            .await
+            .unwrap()
+            .is_valid()
+    );
+    assert!(
+        hasher
+            .verify(&Password::new(format!("{long}a")), &hash)
+            .await
+            .unwrap()
+            .is_valid()
+    );
 }
 
 #[tokio::test]
@@ -93,13 +119,18 @@ async fn rehash_is_reported_when_parameters_changed() {
     );
     // Wrong password against an old hash: invalid, never "rehash".
     assert_eq!(
-        stronger.verify(&Password::new("nope"), &old_hash).await.unwrap(),
+        stronger
+            .verify(&Password::new("nope"), &old_hash)
+            .await
+            .unwrap(),
         Verification::Invalid
     );
     let new_hash = stronger.hash(&password).await.unwrap();
     assert_eq!(
         stronger.verify(&password, &new_hash).await.unwrap(),
-        Verification::Valid { needs_rehash: false }
+        Verification::Valid {
+            needs_rehash: false
+        }
     );
 }
 
@@ -114,7 +145,10 @@ async fn argon2i_hash_verifies_but_needs_rehash() {
     assert!(legacy.starts_with("$argon2i$"));
     let hasher = hasher(FAST);
     assert_eq!(
-        hasher.verify(&Password::new("legacy password"), &legacy).await.unwrap(),
+        hasher
+            .verify(&Password::new("legacy password"), &legacy)
+            .await
+            .unwrap(),
         Verification::Valid { needs_rehash: true }
     );
 }
@@ -141,14 +175,23 @@ async fn nfkc_makes_equivalent_spellings_match() {
     let composed = "caf\u{e9} au lait";
     let decomposed = "cafe\u{301} au lait";
     let hash = hasher.hash(&Password::new(composed)).await.unwrap();
-    assert!(hasher.verify(&Password::new(decomposed), &hash).await.unwrap().is_valid());
+    assert!(
+        hasher
+            .verify(&Password::new(decomposed), &hash)
+            .await
+            .unwrap()
+            .is_valid()
+    );
 }
 
 #[tokio::test]
 async fn oversized_input_is_refused_before_hashing() {
     let hasher = hasher(FAST);
     let huge = Password::new("a".repeat(1025));
-    assert_eq!(hasher.hash(&huge).await.unwrap_err().kind(), HashErrorKind::InputTooLarge);
+    assert_eq!(
+        hasher.hash(&huge).await.unwrap_err().kind(),
+        HashErrorKind::InputTooLarge
+    );
     let hash = hasher.hash(&Password::new("fine")).await.unwrap();
     assert_eq!(
         hasher.verify(&huge, &hash).await.unwrap_err().kind(),
@@ -165,9 +208,18 @@ async fn oversized_input_is_refused_before_hashing() {
 #[tokio::test]
 async fn malformed_stored_hash_is_a_typed_error() {
     let hasher = hasher(FAST);
-    for bad in ["", "plaintext", "$argon2id$v=19$m=x$y$z", "$2b$12$abcdefghijklmnopqrstuv"] {
+    for bad in [
+        "",
+        "plaintext",
+        "$argon2id$v=19$m=x$y$z",
+        "$2b$12$abcdefghijklmnopqrstuv",
+    ] {
         assert_eq!(
-            hasher.verify(&Password::new("pw"), bad).await.unwrap_err().kind(),
+            hasher
+                .verify(&Password::new("pw"), bad)
+                .await
+                .unwrap_err()
+                .kind(),
             HashErrorKind::MalformedHash,
             "{bad:?}"
         );
@@ -220,8 +272,14 @@ fn policy_length_rules() {
     assert_eq!((short.rule(), short.limit()), (PolicyRule::TooShort, 8));
     assert_eq!(short.rule().as_str(), "too_short");
     assert!(policy.check("zq7#mK2!").is_ok(), "8 characters");
-    assert!(policy.check(&"kx".repeat(32)).is_ok(), "64 characters allowed");
-    assert!(policy.check(&"kx".repeat(64)).is_ok(), "128 characters allowed");
+    assert!(
+        policy.check(&"kx".repeat(32)).is_ok(),
+        "64 characters allowed"
+    );
+    assert!(
+        policy.check(&"kx".repeat(64)).is_ok(),
+        "128 characters allowed"
+    );
     let long = policy.check(&"k".repeat(129)).unwrap_err();
     assert_eq!((long.rule(), long.limit()), (PolicyRule::TooLong, 128));
     assert_eq!(
@@ -255,12 +313,25 @@ fn unicode_counts_code_points_after_nfkc() {
 #[test]
 fn common_passwords_are_refused_ignoring_case_and_width() {
     let policy = PasswordPolicy::new();
-    for common in ["password", "Password", "PASSWORD1", "iloveyou", "12345678", "qwertyuiop", "ｐａｓｓｗｏｒｄ"] {
+    for common in [
+        "password",
+        "Password",
+        "PASSWORD1",
+        "iloveyou",
+        "12345678",
+        "qwertyuiop",
+        "ｐａｓｓｗｏｒｄ",
+    ] {
         let err = policy.check(common).unwrap_err();
         assert_eq!(err.rule(), PolicyRule::Common, "{common}");
         assert_eq!(err.to_string(), "password is too common");
     }
-    assert!(PasswordPolicy::new().without_blocklist().check("password").is_ok());
+    assert!(
+        PasswordPolicy::new()
+            .without_blocklist()
+            .check("password")
+            .is_ok()
+    );
 }
 
 #[test]
@@ -270,7 +341,11 @@ fn context_words_are_refused() {
         .check_with_context("Alice@Example.com", &["alice@example.com", "acme"])
         .unwrap_err();
     assert_eq!(err.rule(), PolicyRule::ContextSpecific);
-    assert!(policy.check_with_context("a different secret", &["alice@example.com"]).is_ok());
+    assert!(
+        policy
+            .check_with_context("a different secret", &["alice@example.com"])
+            .is_ok()
+    );
 }
 
 #[test]
@@ -298,8 +373,7 @@ impl TestClock {
 fn resets() -> (ResetTokens<MemoryResetStore>, TestClock) {
     let clock = TestClock(Arc::new(Mutex::new(SystemTime::now())));
     let c = clock.clone();
-    let tokens =
-        ResetTokens::new(MemoryResetStore::new()).with_clock(move || *c.0.lock().unwrap());
+    let tokens = ResetTokens::new(MemoryResetStore::new()).with_clock(move || *c.0.lock().unwrap());
     (tokens, clock)
 }
 
@@ -310,9 +384,19 @@ async fn reset_token_is_single_use_and_hashed_at_rest() {
     assert_eq!(token.as_str().len(), 43);
     assert!(!format!("{token:?}").contains(token.as_str()));
     assert_eq!(resets.store().len(), 1);
-    assert_eq!(resets.redeem(token.as_str(), "password_reset").await.unwrap(), "alice");
     assert_eq!(
-        resets.redeem(token.as_str(), "password_reset").await.unwrap_err().kind(),
+        resets
+            .redeem(token.as_str(), "password_reset")
+            .await
+            .unwrap(),
+        "alice"
+    );
+    assert_eq!(
+        resets
+            .redeem(token.as_str(), "password_reset")
+            .await
+            .unwrap_err()
+            .kind(),
         ResetErrorKind::Invalid
     );
     assert!(resets.store().is_empty());
@@ -324,10 +408,19 @@ async fn reset_token_expires_after_30_minutes() {
     let early = resets.issue("alice", "password_reset").await.unwrap();
     let late = resets.issue("alice", "password_reset").await.unwrap();
     clock.advance(Duration::from_secs(29 * 60));
-    assert!(resets.redeem(early.as_str(), "password_reset").await.is_ok());
+    assert!(
+        resets
+            .redeem(early.as_str(), "password_reset")
+            .await
+            .is_ok()
+    );
     clock.advance(Duration::from_secs(60));
     assert_eq!(
-        resets.redeem(late.as_str(), "password_reset").await.unwrap_err().kind(),
+        resets
+            .redeem(late.as_str(), "password_reset")
+            .await
+            .unwrap_err()
+            .kind(),
         ResetErrorKind::Expired
     );
 }
@@ -337,12 +430,20 @@ async fn reset_token_only_serves_its_purpose_and_malformed_is_refused() {
     let (resets, _) = resets();
     let token = resets.issue("alice", "email_verification").await.unwrap();
     assert_eq!(
-        resets.redeem(token.as_str(), "password_reset").await.unwrap_err().kind(),
+        resets
+            .redeem(token.as_str(), "password_reset")
+            .await
+            .unwrap_err()
+            .kind(),
         ResetErrorKind::Invalid
     );
     for bad in ["", "short", &"A".repeat(44), &"*".repeat(43)] {
         assert_eq!(
-            resets.redeem(bad, "password_reset").await.unwrap_err().kind(),
+            resets
+                .redeem(bad, "password_reset")
+                .await
+                .unwrap_err()
+                .kind(),
             ResetErrorKind::Malformed
         );
     }

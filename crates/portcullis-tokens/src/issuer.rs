@@ -11,11 +11,7 @@ use portcullis_core::{AuthEvent, Events};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{
-    Clock, Error, ErrorKind, SigningKey, SystemClock,
-    clock::unix_secs,
-    random,
-};
+use crate::{Clock, Error, ErrorKind, SigningKey, SystemClock, clock::unix_secs, random};
 
 /// The default access-token lifetime: 15 minutes.
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);

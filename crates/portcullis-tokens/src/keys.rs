@@ -149,13 +149,20 @@ impl SigningKey {
                 "x".into(),
                 URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()).into(),
             );
-            return Ok(Self::asymmetric(SigningAlgorithm::EdDsa, v2.as_ref(), public));
+            return Ok(Self::asymmetric(
+                SigningAlgorithm::EdDsa,
+                v2.as_ref(),
+                public,
+            ));
         }
         if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der) {
             let point = pair.public_key().as_ref();
             // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
             if point.len() != 65 || point[0] != 4 {
-                return Err(Error::new(ErrorKind::Key, "unexpected p-256 public key form"));
+                return Err(Error::new(
+                    ErrorKind::Key,
+                    "unexpected p-256 public key form",
+                ));
             }
             let mut public = Map::new();
             public.insert("kty".into(), "EC".into());
@@ -176,9 +183,8 @@ impl SigningKey {
     ///
     /// [`ErrorKind::Key`] if the input is not a single PKCS#8 PEM block holding such a key.
     pub fn from_pkcs8_pem(pem: &[u8]) -> Result<Self, Error> {
-        let block = pem::parse(pem).map_err(|e| {
-            Error::new(ErrorKind::Key, "invalid pem").with_source(e)
-        })?;
+        let block = pem::parse(pem)
+            .map_err(|e| Error::new(ErrorKind::Key, "invalid pem").with_source(e))?;
         if block.tag() != "PRIVATE KEY" {
             return Err(Error::new(
                 ErrorKind::Key,

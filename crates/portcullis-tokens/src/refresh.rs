@@ -309,9 +309,11 @@ impl RefreshStore for MemoryRefreshStore {
             state.purge(record.issued_at);
             state.sweep_at = (state.families.len() * 2).max(1024);
         }
-        if state.tokens.contains_key(&record.hash) || state.families.contains_key(&*record.family)
-        {
-            return Err(Error::new(ErrorKind::Store, "duplicate refresh token or family"));
+        if state.tokens.contains_key(&record.hash) || state.families.contains_key(&*record.family) {
+            return Err(Error::new(
+                ErrorKind::Store,
+                "duplicate refresh token or family",
+            ));
         }
         let family: Arc<str> = record.family.into();
         let subject: Arc<str> = record.subject.into();
@@ -525,11 +527,7 @@ impl<S: RefreshStore> RefreshTokens<S> {
     /// # Errors
     ///
     /// [`ErrorKind::Store`] if the store fails.
-    pub async fn issue(
-        &self,
-        subject: &str,
-        client_id: &str,
-    ) -> Result<IssuedRefreshToken, Error> {
+    pub async fn issue(&self, subject: &str, client_id: &str) -> Result<IssuedRefreshToken, Error> {
         let inner = &*self.inner;
         let now = inner.clock.now();
         let (token, hash) = new_token();
@@ -675,7 +673,10 @@ impl<S: RefreshStore> RefreshTokensBuilder<S> {
     /// [`ErrorKind::Config`] if zero.
     pub fn absolute_lifetime(mut self, lifetime: Duration) -> Result<Self, Error> {
         if lifetime.is_zero() {
-            return Err(Error::new(ErrorKind::Config, "absolute lifetime must not be zero"));
+            return Err(Error::new(
+                ErrorKind::Config,
+                "absolute lifetime must not be zero",
+            ));
         }
         self.absolute = lifetime;
         Ok(self)
@@ -688,7 +689,10 @@ impl<S: RefreshStore> RefreshTokensBuilder<S> {
     /// [`ErrorKind::Config`] if zero.
     pub fn idle_timeout(mut self, timeout: Duration) -> Result<Self, Error> {
         if timeout.is_zero() {
-            return Err(Error::new(ErrorKind::Config, "idle timeout must not be zero"));
+            return Err(Error::new(
+                ErrorKind::Config,
+                "idle timeout must not be zero",
+            ));
         }
         self.idle = timeout;
         Ok(self)
@@ -753,7 +757,11 @@ mod tests {
             &format!("{}+", "A".repeat(42)),
             &format!("{}é", "A".repeat(41)),
         ] {
-            assert_eq!(parse(bad).unwrap_err().kind(), ErrorKind::Malformed, "{bad:?}");
+            assert_eq!(
+                parse(bad).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad:?}"
+            );
         }
         let (token, hash) = new_token();
         assert_eq!(token.as_str().len(), REFRESH_TOKEN_LEN);

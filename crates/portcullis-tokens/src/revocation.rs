@@ -34,7 +34,10 @@ pub struct RevokedToken<'a> {
 /// [`Revocation`], which verifiers consult.
 pub trait RevocationStore: Send + Sync + 'static {
     /// Denies one token until its `exp`.
-    fn revoke_token(&self, token: RevokedToken<'_>) -> impl Future<Output = Result<(), Error>> + Send;
+    fn revoke_token(
+        &self,
+        token: RevokedToken<'_>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Refuses every token of `subject` issued at or before `cutoff` (logout everywhere,
     /// password change).
@@ -292,7 +295,8 @@ impl RevocationStore for MemoryRevocation {
         }
         if inner.denied.len() >= inner.max_denylist {
             self.purge_expired();
-            if inner.denied.len() >= inner.max_denylist && !inner.denied.contains_key(token.token_id)
+            if inner.denied.len() >= inner.max_denylist
+                && !inner.denied.contains_key(token.token_id)
             {
                 self.set_cutoff(token.subject, now);
                 return Ok(());
@@ -322,7 +326,11 @@ mod tests {
     use super::*;
     use crate::ManualClock;
 
-    fn query<'a>(sub: &'a str, jti: Option<&'a str>, iat: Option<SystemTime>) -> RevocationQuery<'a> {
+    fn query<'a>(
+        sub: &'a str,
+        jti: Option<&'a str>,
+        iat: Option<SystemTime>,
+    ) -> RevocationQuery<'a> {
         RevocationQuery {
             issuer: Some("https://issuer"),
             subject: sub,
@@ -343,13 +351,21 @@ mod tests {
         let clock = ManualClock::starting_now();
         let r = MemoryRevocation::with_clock(clock.clone());
         let exp = clock.now() + Duration::from_secs(60);
-        r.revoke_token(RevokedToken { issuer: Some("https://issuer"), token_id: "a", subject: "alice", expires_at: exp })
-            .await
-            .unwrap();
+        r.revoke_token(RevokedToken {
+            issuer: Some("https://issuer"),
+            token_id: "a",
+            subject: "alice",
+            expires_at: exp,
+        })
+        .await
+        .unwrap();
         assert!(revoked(&r, &query("alice", Some("a"), Some(clock.now()))));
         assert!(!revoked(&r, &query("alice", Some("b"), Some(clock.now()))));
         // Same jti from another issuer is another token.
-        let other = RevocationQuery { issuer: Some("https://other"), ..query("alice", Some("a"), None) };
+        let other = RevocationQuery {
+            issuer: Some("https://other"),
+            ..query("alice", Some("a"), None)
+        };
         assert!(!revoked(&r, &other));
     }
 
@@ -358,18 +374,28 @@ mod tests {
         let clock = ManualClock::starting_now();
         let r = MemoryRevocation::with_clock(clock.clone());
         let exp = clock.now() + Duration::from_secs(60);
-        r.revoke_token(RevokedToken { issuer: None, token_id: "a", subject: "alice", expires_at: exp })
-            .await
-            .unwrap();
+        r.revoke_token(RevokedToken {
+            issuer: None,
+            token_id: "a",
+            subject: "alice",
+            expires_at: exp,
+        })
+        .await
+        .unwrap();
         assert_eq!(r.len(), (1, 0));
         clock.advance(Duration::from_secs(61));
         r.purge_expired();
         assert_eq!(r.len(), (0, 0));
         assert!(r.is_empty());
         // An already expired token is not even stored.
-        r.revoke_token(RevokedToken { issuer: None, token_id: "b", subject: "alice", expires_at: exp })
-            .await
-            .unwrap();
+        r.revoke_token(RevokedToken {
+            issuer: None,
+            token_id: "b",
+            subject: "alice",
+            expires_at: exp,
+        })
+        .await
+        .unwrap();
         assert!(r.is_empty());
     }
 
@@ -378,11 +404,22 @@ mod tests {
         let clock = ManualClock::starting_now();
         let r = MemoryRevocation::with_clock(clock.clone());
         let t0 = clock.now();
-        r.revoke_subject("alice", t0 + Duration::from_millis(500)).await.unwrap();
-        assert!(revoked(&r, &query("alice", Some("x"), Some(t0 - Duration::from_secs(10)))));
+        r.revoke_subject("alice", t0 + Duration::from_millis(500))
+            .await
+            .unwrap();
+        assert!(revoked(
+            &r,
+            &query("alice", Some("x"), Some(t0 - Duration::from_secs(10)))
+        ));
         assert!(revoked(&r, &query("alice", Some("x"), Some(t0))));
-        assert!(!revoked(&r, &query("alice", Some("x"), Some(t0 + Duration::from_secs(1)))));
-        assert!(!revoked(&r, &query("bob", Some("x"), Some(t0 - Duration::from_secs(10)))));
+        assert!(!revoked(
+            &r,
+            &query("alice", Some("x"), Some(t0 + Duration::from_secs(1)))
+        ));
+        assert!(!revoked(
+            &r,
+            &query("bob", Some("x"), Some(t0 - Duration::from_secs(10)))
+        ));
         // No iat for a subject with a cut-off: refused. Without a cut-off: fine.
         assert!(revoked(&r, &query("alice", Some("x"), None)));
         assert!(!revoked(&r, &query("bob", Some("x"), None)));
@@ -394,9 +431,14 @@ mod tests {
         let r = MemoryRevocation::with_clock(clock.clone()).max_denylist(2);
         let exp = clock.now() + Duration::from_secs(600);
         for jti in ["a", "b", "c"] {
-            r.revoke_token(RevokedToken { issuer: None, token_id: jti, subject: "alice", expires_at: exp })
-                .await
-                .unwrap();
+            r.revoke_token(RevokedToken {
+                issuer: None,
+                token_id: jti,
+                subject: "alice",
+                expires_at: exp,
+            })
+            .await
+            .unwrap();
         }
         assert_eq!(r.len(), (2, 1));
         // "c" did not fit but is refused through alice's cut-off.

@@ -143,7 +143,10 @@ impl<S: RefreshStore, R: RevocationStore> TokenService<S, R> {
     /// [`ErrorKind::Store`](crate::ErrorKind::Store).
     pub async fn login(&self, grant: &Grant) -> Result<TokenPair, Error> {
         let access = self.issuer.issue(grant)?;
-        let refresh = self.refresh.issue(grant.subject(), grant.client_id()).await?;
+        let refresh = self
+            .refresh
+            .issue(grant.subject(), grant.client_id())
+            .await?;
         Ok(TokenPair { access, refresh })
     }
 

@@ -34,9 +34,13 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let clock = ManualClock::starting_now();
-    let issuer = TokenIssuer::builder(ISS, AUD, SigningKey::generate(SigningAlgorithm::EdDsa).unwrap())
-        .clock(clock.clone())
-        .build();
+    let issuer = TokenIssuer::builder(
+        ISS,
+        AUD,
+        SigningKey::generate(SigningAlgorithm::EdDsa).unwrap(),
+    )
+    .clock(clock.clone())
+    .build();
     let revocation = MemoryRevocation::with_clock(clock.clone());
     let jwt = JwtAuthenticator::builder()
         .keys(keys_from_jwks(&issuer))
@@ -54,7 +58,11 @@ fn fixture() -> Fixture {
         .route(
             "/me",
             get(|p: Principal| async move {
-                format!("{} {}", p.subject(), p.scopes().collect::<Vec<_>>().join(","))
+                format!(
+                    "{} {}",
+                    p.subject(),
+                    p.scopes().collect::<Vec<_>>().join(",")
+                )
             }),
         )
         .route_layer(jwt.clone().into_layer());
@@ -79,7 +87,11 @@ async fn issued_token_is_accepted_by_the_bearer_layer() {
     let f = fixture();
     let pair = f
         .service
-        .login(&Grant::new("alice", "web").roles(["user"]).scopes(["read", "write"]))
+        .login(
+            &Grant::new("alice", "web")
+                .roles(["user"])
+                .scopes(["read", "write"]),
+        )
         .await
         .unwrap();
     let request = Request::get("/me")
@@ -99,7 +111,11 @@ async fn issued_token_is_accepted_by_the_bearer_layer() {
 async fn revoked_jti_is_refused_even_though_cached() {
     let f = fixture();
     let pair = f.service.login(&Grant::new("alice", "web")).await.unwrap();
-    let other = f.service.login(&Grant::new("alice", "phone")).await.unwrap();
+    let other = f
+        .service
+        .login(&Grant::new("alice", "phone"))
+        .await
+        .unwrap();
     assert_eq!(status(&f.app, pair.access.as_str()).await, StatusCode::OK);
     assert_eq!(status(&f.app, pair.access.as_str()).await, StatusCode::OK);
     assert_eq!(status(&f.app, other.access.as_str()).await, StatusCode::OK);
@@ -116,8 +132,15 @@ async fn revoked_jti_is_refused_even_though_cached() {
         .await
         .unwrap();
 
-    assert_eq!(f.jwt.cached_tokens(), cached, "still cached, refused anyway");
-    assert_eq!(status(&f.app, pair.access.as_str()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        f.jwt.cached_tokens(),
+        cached,
+        "still cached, refused anyway"
+    );
+    assert_eq!(
+        status(&f.app, pair.access.as_str()).await,
+        StatusCode::UNAUTHORIZED
+    );
     // The other session is untouched.
     assert_eq!(status(&f.app, other.access.as_str()).await, StatusCode::OK);
     // And the logged-out refresh family is dead.
@@ -133,7 +156,11 @@ async fn revoked_jti_is_refused_even_though_cached() {
 async fn logout_everywhere_cuts_off_every_earlier_token_including_cached_ones() {
     let f = fixture();
     let web = f.service.login(&Grant::new("alice", "web")).await.unwrap();
-    let phone = f.service.login(&Grant::new("alice", "phone")).await.unwrap();
+    let phone = f
+        .service
+        .login(&Grant::new("alice", "phone"))
+        .await
+        .unwrap();
     let bob = f.service.login(&Grant::new("bob", "web")).await.unwrap();
     for token in [&web, &phone, &bob] {
         assert_eq!(status(&f.app, token.access.as_str()).await, StatusCode::OK);
@@ -141,14 +168,23 @@ async fn logout_everywhere_cuts_off_every_earlier_token_including_cached_ones() 
 
     f.service.logout_everywhere("alice").await.unwrap();
 
-    assert_eq!(status(&f.app, web.access.as_str()).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(status(&f.app, phone.access.as_str()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(&f.app, web.access.as_str()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&f.app, phone.access.as_str()).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(status(&f.app, bob.access.as_str()).await, StatusCode::OK);
     for pair in [&web, &phone] {
         let client = pair.refresh.record.client_id.clone();
         assert!(
             f.service
-                .refresh(pair.refresh.token.as_str(), &client, |s| Grant::new(s, client.as_str()))
+                .refresh(pair.refresh.token.as_str(), &client, |s| Grant::new(
+                    s,
+                    client.as_str()
+                ))
                 .await
                 .is_err()
         );
@@ -168,7 +204,8 @@ async fn refreshed_access_token_works_and_rotated_key_keeps_old_tokens_valid() {
         .issuer()
         .rotate(SigningKey::generate(SigningAlgorithm::Es256).unwrap());
     // The resource server picks up the new JWK Set.
-    f.jwt.set_keys(KeySet::new(keys_from_jwks(f.service.issuer())).unwrap());
+    f.jwt
+        .set_keys(KeySet::new(keys_from_jwks(f.service.issuer())).unwrap());
 
     let next = f
         .service

@@ -7,8 +7,7 @@ use std::{
 
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
 use portcullis_tokens::{
-    Clock,
-    Grant, ManualClock, RETIREMENT_GRACE, SigningAlgorithm, SigningKey, TokenIssuer,
+    Clock, Grant, ManualClock, RETIREMENT_GRACE, SigningAlgorithm, SigningKey, TokenIssuer,
 };
 use serde_json::{Map, Value};
 
@@ -54,7 +53,11 @@ fn access_token_carries_rfc9068_claims_and_header_for_every_algorithm() {
 
         let key = issuer.verification_keys()[0].decoding_key().unwrap();
         let claims = decode_with(token.as_str(), &key, alg);
-        let now = clock.now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let now = clock
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert_eq!(claims["iss"], ISS);
         assert_eq!(claims["sub"], "user-42");
         assert_eq!(claims["aud"], AUD);
@@ -67,7 +70,17 @@ fn access_token_carries_rfc9068_claims_and_header_for_every_algorithm() {
         let keys: HashSet<&str> = claims.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            HashSet::from(["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "roles", "scope"])
+            HashSet::from([
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "jti",
+                "client_id",
+                "roles",
+                "scope"
+            ])
         );
     }
 }
@@ -100,7 +113,11 @@ fn empty_roles_and_scopes_are_omitted() {
 #[test]
 fn lifetime_is_configurable_and_bounded() {
     let key = || SigningKey::generate(SigningAlgorithm::EdDsa).unwrap();
-    assert!(TokenIssuer::builder(ISS, AUD, key()).lifetime(Duration::ZERO).is_err());
+    assert!(
+        TokenIssuer::builder(ISS, AUD, key())
+            .lifetime(Duration::ZERO)
+            .is_err()
+    );
     assert!(
         TokenIssuer::builder(ISS, AUD, key())
             .lifetime(Duration::from_secs(2 * 86_400))
@@ -114,7 +131,10 @@ fn lifetime_is_configurable_and_bounded() {
         .build();
     let token = issuer.issue(&Grant::new("a", "c")).unwrap();
     assert_eq!(
-        token.expires_at().duration_since(token.issued_at()).unwrap(),
+        token
+            .expires_at()
+            .duration_since(token.issued_at())
+            .unwrap(),
         Duration::from_secs(300)
     );
 }
@@ -154,8 +174,14 @@ fn rotated_out_key_keeps_verifying_until_its_tokens_expire() {
             assert_eq!(key["alg"], alg.as_str());
             assert!(key.get("d").is_none(), "no private members in a JWK Set");
         }
-        assert_eq!(verify_through_jwks(&jwks, old.as_str()).unwrap()["jti"], old.jti());
-        assert_eq!(verify_through_jwks(&jwks, new.as_str()).unwrap()["jti"], new.jti());
+        assert_eq!(
+            verify_through_jwks(&jwks, old.as_str()).unwrap()["jti"],
+            old.jti()
+        );
+        assert_eq!(
+            verify_through_jwks(&jwks, new.as_str()).unwrap()["jti"],
+            new.jti()
+        );
 
         // Still published just before the old tokens' expiry plus grace, gone after.
         clock.advance(issuer.lifetime() + RETIREMENT_GRACE - Duration::from_secs(1));
@@ -177,7 +203,9 @@ fn token_from_another_key_does_not_verify_through_jwks() {
         .unwrap()
         .with_kid(ours.active_kid())
         .unwrap();
-    let forger = TokenIssuer::builder(ISS, AUD, forged_key).clock(clock.clone()).build();
+    let forger = TokenIssuer::builder(ISS, AUD, forged_key)
+        .clock(clock.clone())
+        .build();
     let forged = forger.issue(&Grant::new("admin", "web")).unwrap();
     assert!(verify_through_jwks(&ours.jwks(), forged.as_str()).is_err());
 }
@@ -199,9 +227,13 @@ fn rotation_emits_keys_rotated_event() {
             log.lock().unwrap().push(*keys);
         }
     });
-    let issuer = TokenIssuer::builder(ISS, AUD, SigningKey::generate(SigningAlgorithm::EdDsa).unwrap())
-        .events(events)
-        .build();
+    let issuer = TokenIssuer::builder(
+        ISS,
+        AUD,
+        SigningKey::generate(SigningAlgorithm::EdDsa).unwrap(),
+    )
+    .events(events)
+    .build();
     issuer.rotate(SigningKey::generate(SigningAlgorithm::EdDsa).unwrap());
     assert_eq!(*seen.lock().unwrap(), [2]);
 }
@@ -213,16 +245,27 @@ async fn jwks_handler_serves_the_set_with_cache_control() {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    let issuer = TokenIssuer::builder(ISS, AUD, SigningKey::generate(SigningAlgorithm::Es256).unwrap())
-        .jwks_max_age(Duration::from_secs(60))
-        .build();
+    let issuer = TokenIssuer::builder(
+        ISS,
+        AUD,
+        SigningKey::generate(SigningAlgorithm::Es256).unwrap(),
+    )
+    .jwks_max_age(Duration::from_secs(60))
+    .build();
     let app = Router::new().route("/.well-known/jwks.json", get(issuer.jwks_handler()));
     let response = app
-        .oneshot(http::Request::get("/.well-known/jwks.json").body(Body::empty()).unwrap())
+        .oneshot(
+            http::Request::get("/.well-known/jwks.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), http::StatusCode::OK);
-    assert_eq!(response.headers()["content-type"], "application/jwk-set+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/jwk-set+json"
+    );
     assert_eq!(response.headers()["cache-control"], "public, max-age=60");
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let set: Value = serde_json::from_slice(&body).unwrap();

@@ -7,8 +7,7 @@ use std::{
 
 use portcullis_core::{AuthEvent, Events};
 use portcullis_tokens::{
-    Clock,
-    ErrorKind, ManualClock, MemoryRefreshStore, RefreshStore, RefreshTokens, TokenHash,
+    Clock, ErrorKind, ManualClock, MemoryRefreshStore, RefreshStore, RefreshTokens, TokenHash,
 };
 
 type Log = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -21,9 +20,11 @@ fn capture() -> (Events, Log) {
             AuthEvent::RefreshReuseDetected { subject, family } => {
                 (e.name().to_owned(), subject.to_string(), family.to_string())
             }
-            AuthEvent::TokenRevoked { subject, token_id } => {
-                (e.name().to_owned(), subject.to_string(), token_id.to_string())
-            }
+            AuthEvent::TokenRevoked { subject, token_id } => (
+                e.name().to_owned(),
+                subject.to_string(),
+                token_id.to_string(),
+            ),
             other => (other.name().to_owned(), String::new(), String::new()),
         };
         sink.lock().unwrap().push(entry);
@@ -57,7 +58,10 @@ async fn every_refresh_rotates_within_the_family() {
         assert_eq!(next.record.subject, "alice");
         assert_eq!(next.record.client_id, "web");
         assert_eq!(next.record.issued_at, clock.now());
-        assert_eq!(next.record.family_expires_at, first.record.family_expires_at);
+        assert_eq!(
+            next.record.family_expires_at,
+            first.record.family_expires_at
+        );
         // The consumed token no longer rotates... (checked in the reuse test); the
         // store keeps only hashes.
         let stored = refresh
@@ -102,7 +106,10 @@ async fn reuse_revokes_the_whole_family_including_the_live_token_and_emits_event
     let elsewhere = refresh.issue("alice", "phone").await.unwrap();
 
     // An attacker replays the first token.
-    let err = refresh.rotate(first.token.as_str(), "web").await.unwrap_err();
+    let err = refresh
+        .rotate(first.token.as_str(), "web")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Reused);
     assert_eq!(
         *log.lock().unwrap(),
@@ -114,14 +121,25 @@ async fn reuse_revokes_the_whole_family_including_the_live_token_and_emits_event
     );
 
     // The legitimate client's live token is dead too.
-    let err = refresh.rotate(third.token.as_str(), "web").await.unwrap_err();
+    let err = refresh
+        .rotate(third.token.as_str(), "web")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Revoked);
     // Replaying again does not emit a second reuse event: the family is already revoked.
-    let err = refresh.rotate(second.token.as_str(), "web").await.unwrap_err();
+    let err = refresh
+        .rotate(second.token.as_str(), "web")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Revoked);
     assert_eq!(log.lock().unwrap().len(), 1);
 
-    assert!(refresh.rotate(elsewhere.token.as_str(), "phone").await.is_ok());
+    assert!(
+        refresh
+            .rotate(elsewhere.token.as_str(), "phone")
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +181,10 @@ async fn concurrent_refreshes_with_one_token_have_exactly_one_winner() {
         assert_eq!(losers, TASKS - 1);
         // At least one loser saw the used token, so the family (winner's token too) is
         // revoked: the race itself is reuse.
-        let err = refresh.rotate(winners[0].token.as_str(), "web").await.unwrap_err();
+        let err = refresh
+            .rotate(winners[0].token.as_str(), "web")
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Revoked, "round {round}");
     }
     let reuse_events = log
@@ -184,7 +205,10 @@ async fn idle_expiry_with_injected_clock() {
     clock.advance(Duration::from_secs(86_400 - 1));
     let second = refresh.rotate(first.token.as_str(), "web").await.unwrap();
     clock.advance(Duration::from_secs(86_400));
-    let err = refresh.rotate(second.token.as_str(), "web").await.unwrap_err();
+    let err = refresh
+        .rotate(second.token.as_str(), "web")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Expired);
 }
 
@@ -204,11 +228,17 @@ async fn absolute_expiry_ends_a_busy_family() {
     for _ in 0..3 {
         clock.advance(Duration::from_secs(50 * 60));
         current = refresh.rotate(current.token.as_str(), "web").await.unwrap();
-        assert!(current.record.expires_at <= family_end, "idle deadline capped by family");
+        assert!(
+            current.record.expires_at <= family_end,
+            "idle deadline capped by family"
+        );
     }
     // ...but not past the absolute lifetime (2h30 used, next at 3h20).
     clock.advance(Duration::from_secs(50 * 60));
-    let err = refresh.rotate(current.token.as_str(), "web").await.unwrap_err();
+    let err = refresh
+        .rotate(current.token.as_str(), "web")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Expired);
 }
 
@@ -217,7 +247,10 @@ async fn token_is_bound_to_its_client() {
     let clock = ManualClock::starting_now();
     let refresh = tokens(&clock, Events::default());
     let issued = refresh.issue("alice", "web").await.unwrap();
-    let err = refresh.rotate(issued.token.as_str(), "other-client").await.unwrap_err();
+    let err = refresh
+        .rotate(issued.token.as_str(), "other-client")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ClientMismatch);
     // A mismatch changes nothing: the right client still rotates.
     assert!(refresh.rotate(issued.token.as_str(), "web").await.is_ok());
@@ -229,7 +262,12 @@ async fn unknown_and_malformed_tokens() {
     let refresh = tokens(&clock, Events::default());
     let err = refresh.rotate(&"A".repeat(43), "web").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unknown);
-    for bad in ["", "x", &"A".repeat(500), "not a token at all, but 43 bytes long ok!!"] {
+    for bad in [
+        "",
+        "x",
+        &"A".repeat(500),
+        "not a token at all, but 43 bytes long ok!!",
+    ] {
         let err = refresh.rotate(bad, "web").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Malformed, "{bad:?}");
     }
@@ -249,14 +287,22 @@ async fn revoke_one_family_or_all_of_a_subject() {
     assert_eq!(revoked.family, web.record.family);
     assert!(refresh.revoke(web.token.as_str()).await.unwrap().is_none());
     assert_eq!(
-        refresh.rotate(web.token.as_str(), "web").await.unwrap_err().kind(),
+        refresh
+            .rotate(web.token.as_str(), "web")
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Revoked
     );
     assert!(refresh.rotate(phone.token.as_str(), "phone").await.is_ok());
 
     assert_eq!(refresh.revoke_subject("alice").await.unwrap(), 2);
     assert_eq!(
-        refresh.rotate(tablet.token.as_str(), "tablet").await.unwrap_err().kind(),
+        refresh
+            .rotate(tablet.token.as_str(), "tablet")
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Revoked
     );
     assert!(refresh.rotate(bob.token.as_str(), "web").await.is_ok());
