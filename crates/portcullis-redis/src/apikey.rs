@@ -1,0 +1,369 @@
+//! [`RedisApiKeyStore`]: API-key records in Redis hashes.
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration, time::SystemTime};
+
+use portcullis_apikey::{
+    ApiKeyRecord, ApiKeyStore, KeyDigest, StoreError, StoreErrorKind, StoreFuture,
+};
+use redis::{RedisError, Script};
+
+use crate::{
+    Error, ErrorKind, FailurePolicy, Redis,
+    client::{from_micros, micros},
+};
+
+// Layout: {prefix}ak:k:{id} is a hash (times in µs since the Unix epoch):
+//   o owner, n name, sc scopes (JSON), ro roles (JSON), c created, d digest (hex),
+//   and when set: x expires, rv revoked, lu last used, rt rotated to.
+// {prefix}ak:o:{owner} is the set of the owner's ids.
+
+/// KEYS: record, owner set. ARGV: id, then field/value pairs.
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+";
+
+/// KEYS: owner set. ARGV: record key prefix. Returns {id, fields...} per record.
+const LIST: &str = r"
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local fields = redis.call('HGETALL', ARGV[1] .. id)
+  if #fields == 0 then
+    redis.call('SREM', KEYS[1], id)
+  else
+    table.insert(fields, 1, id)
+    table.insert(out, fields)
+  end
+end
+return out
+";
+
+/// KEYS: record. ARGV: revocation time. -1 unknown, 0 already revoked, 1 revoked now.
+const REVOKE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[1], 'rv') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'rv', ARGV[1])
+return 1
+";
+
+/// KEYS: old record, new record, new owner set. ARGV: now, old's grace expiry, new id,
+/// then the new record's field/value pairs. Checks in the order of `MemoryStore`.
+const ROTATE: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'conflict' end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'not_found' end
+local old = redis.call('HMGET', KEYS[1], 'rv', 'x', 'rt')
+local now = tonumber(ARGV[1])
+if old[1] or (old[2] and now >= tonumber(old[2])) then return 'inactive' end
+if old[3] then return 'conflict' end
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('SADD', KEYS[3], ARGV[3])
+local expires = ARGV[2]
+if old[2] and tonumber(old[2]) < tonumber(expires) then expires = old[2] end
+redis.call('HSET', KEYS[1], 'rt', ARGV[3], 'x', expires)
+return 'ok'
+";
+
+/// KEYS: record. ARGV: time of use. Only moves forward; unknown ids are ignored.
+const TOUCH: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local last = redis.call('HGET', KEYS[1], 'lu')
+if not last or tonumber(last) < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'lu', ARGV[1])
+end
+return 1
+";
+
+struct Inner {
+    redis: Redis,
+    timeout: Duration,
+    record_prefix: Vec<u8>,
+    create: Script,
+    list: Script,
+    revoke: Script,
+    rotate: Script,
+    touch: Script,
+}
+
+/// An [`ApiKeyStore`] in Redis, shared by every instance.
+///
+/// Each record is a Redis hash (digest, owner, grants, times to the microsecond);
+/// writes that check and change a record (create, revoke, rotate, last use) are Lua
+/// scripts, so they are atomic as the [`ApiKeyStore`] contract asks. Records do not
+/// expire from Redis: an expired or revoked key stays listed, as with the memory
+/// store. For records to survive a Redis restart, run Redis with persistence (AOF or
+/// RDB snapshots).
+///
+/// Every call has a timeout (default 250 ms) and fails closed: the authenticator
+/// answers `503`, never `401`, while Redis is unreachable.
+///
+/// ```no_run
+/// use portcullis_apikey::{ApiKeys, KeyFormat, NewApiKey};
+/// use portcullis_redis::{Redis, RedisApiKeyStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = Redis::open("redis://127.0.0.1:6379")?;
+/// let keys = ApiKeys::new(RedisApiKeyStore::new(&redis), KeyFormat::new("pk_live_")?);
+/// let issued = keys.issue(NewApiKey::new("svc-billing", "exporter")).await?;
+/// # let _ = issued;
+/// # Ok(()) }
+/// ```
+///
+/// Cloning shares the connection.
+#[derive(Clone)]
+pub struct RedisApiKeyStore {
+    inner: Arc<Inner>,
+}
+
+impl RedisApiKeyStore {
+    /// A store on `redis`, under `{prefix}ak:`.
+    pub fn new(redis: &Redis) -> Self {
+        Self::build(redis, redis.timeout())
+    }
+
+    fn build(redis: &Redis, timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                redis: redis.clone(),
+                timeout,
+                record_prefix: redis.key(&[b"ak:k:"]),
+                create: Script::new(CREATE),
+                list: Script::new(LIST),
+                revoke: Script::new(REVOKE),
+                rotate: Script::new(ROTATE),
+                touch: Script::new(TOUCH),
+            }),
+        }
+    }
+
+    /// Sets the time limit of one call (default: the [`Redis`] handle's).
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        Self::build(&self.inner.redis, timeout)
+    }
+
+    fn record_key(&self, id: &str) -> Vec<u8> {
+        let mut key = self.inner.record_prefix.clone();
+        key.extend_from_slice(id.as_bytes());
+        key
+    }
+
+    fn owner_key(&self, owner: &str) -> Vec<u8> {
+        self.inner.redis.key(&[b"ak:o:", owner.as_bytes()])
+    }
+
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        self.inner
+            .redis
+            .call(self.inner.timeout, call)
+            .await
+            .map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, e: Error) -> StoreError {
+        self.inner
+            .redis
+            .report("api_keys", FailurePolicy::Closed, &e);
+        StoreError::backend(e)
+    }
+}
+
+/// The record's fields as hash field/value pairs.
+fn fields(record: &ApiKeyRecord) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("o", record.owner.clone()),
+        ("n", record.name.clone()),
+        ("sc", json_list(&record.scopes)),
+        ("ro", json_list(&record.roles)),
+        ("c", micros(record.created_at).to_string()),
+        ("d", record.digest.to_hex()),
+    ];
+    let times = [
+        ("x", record.expires_at),
+        ("rv", record.revoked_at),
+        ("lu", record.last_used_at),
+    ];
+    for (name, time) in times {
+        if let Some(t) = time {
+            out.push((name, micros(t).to_string()));
+        }
+    }
+    if let Some(to) = &record.rotated_to {
+        out.push(("rt", to.clone()));
+    }
+    out
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Reads a record from its hash fields.
+fn parse(id: &str, map: &HashMap<String, String>) -> Result<ApiKeyRecord, Error> {
+    let bad = || Error::new(ErrorKind::Reply);
+    let text = |name: &str| map.get(name).cloned().ok_or_else(bad);
+    let time = |name: &str| -> Result<Option<SystemTime>, Error> {
+        map.get(name)
+            .map(|v| v.parse::<i64>().map(from_micros).map_err(|_| bad()))
+            .transpose()
+    };
+    let list = |name: &str| -> Result<Vec<String>, Error> {
+        serde_json::from_str(map.get(name).ok_or_else(bad)?).map_err(|_| bad())
+    };
+    Ok(ApiKeyRecord {
+        id: id.to_owned(),
+        owner: text("o")?,
+        name: text("n")?,
+        scopes: list("sc")?,
+        roles: list("ro")?,
+        created_at: time("c")?.ok_or_else(bad)?,
+        expires_at: time("x")?,
+        revoked_at: time("rv")?,
+        last_used_at: time("lu")?,
+        rotated_to: map.get("rt").cloned(),
+        digest: KeyDigest::from_hex(map.get("d").ok_or_else(bad)?).map_err(|_| bad())?,
+    })
+}
+
+impl ApiKeyStore for RedisApiKeyStore {
+    fn create(&self, record: ApiKeyRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut invocation = self.inner.create.prepare_invoke();
+            invocation
+                .key(self.record_key(&record.id))
+                .key(self.owner_key(&record.owner))
+                .arg(&record.id);
+            for (name, value) in fields(&record) {
+                invocation.arg(name).arg(value);
+            }
+            let mut conn = self.inner.redis.conn();
+            let created: i64 = self
+                .call(async move { invocation.invoke_async(&mut conn).await })
+                .await?;
+            if created == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::new(StoreErrorKind::Conflict))
+            }
+        })
+    }
+
+    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+        Box::pin(async move {
+            let key = self.record_key(id);
+            let mut conn = self.inner.redis.conn();
+            let map: HashMap<String, String> = self
+                .call(async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await })
+                .await?;
+            if map.is_empty() {
+                return Ok(None);
+            }
+            parse(id, &map).map(Some).map_err(|e| self.failed(e))
+        })
+    }
+
+    fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
+        Box::pin(async move {
+            let mut invocation = self.inner.list.prepare_invoke();
+            invocation
+                .key(self.owner_key(owner))
+                .arg(&self.inner.record_prefix);
+            let mut conn = self.inner.redis.conn();
+            let rows: Vec<Vec<String>> = self
+                .call(async move { invocation.invoke_async(&mut conn).await })
+                .await?;
+            let mut records = Vec::with_capacity(rows.len());
+            for row in rows {
+                let Some((id, rest)) = row.split_first() else {
+                    return Err(self.failed(Error::new(ErrorKind::Reply)));
+                };
+                let map: HashMap<String, String> = rest
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                let record = parse(id, &map).map_err(|e| self.failed(e))?;
+                // The set is keyed by owner at creation; records never change owner.
+                if record.owner == owner {
+                    records.push(record);
+                }
+            }
+            records.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            Ok(records)
+        })
+    }
+
+    fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut invocation = self.inner.revoke.prepare_invoke();
+            invocation.key(self.record_key(id)).arg(micros(at));
+            let mut conn = self.inner.redis.conn();
+            let outcome: i64 = self
+                .call(async move { invocation.invoke_async(&mut conn).await })
+                .await?;
+            match outcome {
+                -1 => Err(StoreError::new(StoreErrorKind::NotFound)),
+                0 => Ok(false),
+                _ => Ok(true),
+            }
+        })
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        replacement: ApiKeyRecord,
+        old_expires_at: SystemTime,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut invocation = self.inner.rotate.prepare_invoke();
+            invocation
+                .key(self.record_key(old_id))
+                .key(self.record_key(&replacement.id))
+                .key(self.owner_key(&replacement.owner))
+                .arg(micros(now))
+                .arg(micros(old_expires_at))
+                .arg(&replacement.id);
+            for (name, value) in fields(&replacement) {
+                invocation.arg(name).arg(value);
+            }
+            let mut conn = self.inner.redis.conn();
+            let outcome: String = self
+                .call(async move { invocation.invoke_async(&mut conn).await })
+                .await?;
+            match outcome.as_str() {
+                "ok" => Ok(()),
+                "not_found" => Err(StoreError::new(StoreErrorKind::NotFound)),
+                "inactive" => Err(StoreError::new(StoreErrorKind::Inactive)),
+                "conflict" => Err(StoreError::new(StoreErrorKind::Conflict)),
+                _ => Err(self.failed(Error::new(ErrorKind::Reply))),
+            }
+        })
+    }
+
+    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut invocation = self.inner.touch.prepare_invoke();
+            invocation.key(self.record_key(id)).arg(micros(at));
+            let mut conn = self.inner.redis.conn();
+            let _: i64 = self
+                .call(async move { invocation.invoke_async(&mut conn).await })
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+impl fmt::Debug for RedisApiKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisApiKeyStore")
+            .field("redis", &self.inner.redis)
+            .field("timeout", &self.inner.timeout)
+            .finish()
+    }
+}

@@ -1,0 +1,74 @@
+//! Redis backends for Portcullis: what several instances of a service must share.
+//!
+//! - [`RedisRateLimit`]: a [`RateLimitBackend`](portcullis_ratelimit::RateLimitBackend)
+//!   for [`RateLimitLayer`](portcullis_ratelimit::RateLimitLayer): GCRA in one atomic
+//!   Lua script per check, on the server's clock, so every instance enforces one limit;
+//! - [`RedisRevocation`]: core's [`Revocation`](portcullis_core::Revocation) (and the
+//!   tokens crate's [`RevocationStore`](portcullis_tokens::RevocationStore)): a `jti`
+//!   denylist whose entries expire with the token, and per-subject cut-offs;
+//! - [`RedisRefreshStore`]: a [`RefreshStore`](portcullis_tokens::RefreshStore) with
+//!   atomic rotation and family revocation (Lua scripts);
+//! - [`RedisApiKeyStore`]: an [`ApiKeyStore`](portcullis_apikey::ApiKeyStore).
+//!
+//! All of them run on one [`Redis`] handle: a redis-rs `ConnectionManager` that
+//! reconnects by itself after the server restarts, a key prefix, and a timeout for
+//! every call (250 ms by default). When Redis fails or is slow, each backend applies
+//! its [`FailurePolicy`]: **closed** (a `503` to the client) by default, and always
+//! for authentication decisions; the rate limit can be set to fail **open** (the
+//! request passes, a `WARN` line is logged). Outages and recoveries are logged under
+//! the target `portcullis::redis`.
+//!
+//! ```
+//! use std::{net::SocketAddr, num::NonZeroU32};
+//! use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
+//! use http::{Request, StatusCode};
+//! use portcullis_ratelimit::{ClientIpKey, Quota, RateLimitLayer};
+//! use portcullis_redis::{Redis, RedisRateLimit};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), portcullis_redis::Error> {
+//! # let Ok(url) = std::env::var("REDIS_URL") else {
+//! #     assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "REDIS_URL must be set in CI");
+//! #     return Ok(());
+//! # };
+//! # let prefix = format!("doctest:{}:", rand::random::<u64>());
+//! let redis = Redis::open(&url)?.with_prefix(&prefix);
+//! let quota = Quota::per_minute(NonZeroU32::new(2).unwrap());
+//! let limit = RateLimitLayer::with_backend(ClientIpKey::new(), RedisRateLimit::new(&redis, "api", quota))
+//!     .policy_name("api");
+//! let app = Router::new().route("/", get(|| async { "hello" })).layer(limit);
+//!
+//! let peer = ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4711)));
+//! let request = || Request::get("/").extension(peer).body(Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(request()).await.unwrap().status(), StatusCode::OK);
+//! assert_eq!(app.clone().oneshot(request()).await.unwrap().status(), StatusCode::OK);
+//! let refused = app.oneshot(request()).await.unwrap();
+//! assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+//! assert_eq!(refused.headers()["ratelimit-policy"], r#""api";q=2;w=60"#);
+//! # Ok(()) }
+//! ```
+//!
+//! # Requirements
+//!
+//! Redis 6.2 or newer (or a compatible server with Lua scripting), standalone or a
+//! primary: the refresh-token and API-key scripts derive keys from what they read, so
+//! Redis Cluster is not supported. No TLS support is compiled in.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod apikey;
+mod client;
+mod policy;
+mod ratelimit;
+mod refresh;
+mod revocation;
+
+pub use crate::{
+    apikey::RedisApiKeyStore,
+    client::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Error, ErrorKind, Redis},
+    policy::FailurePolicy,
+    ratelimit::{RedisKey, RedisRateLimit},
+    refresh::RedisRefreshStore,
+    revocation::RedisRevocation,
+};

@@ -1,0 +1,302 @@
+//! [`RedisRevocation`]: access-token revocation shared by every instance.
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use portcullis_core::{AuthError, Revocation, RevocationCheck, RevocationQuery};
+use portcullis_tokens::{
+    Clock, DEFAULT_CUTOFF_RETENTION, Error as TokenError, RevocationStore, RevokedToken,
+    SystemClock,
+};
+use redis::Script;
+
+use crate::{
+    Error, ErrorKind, FailurePolicy, Redis,
+    client::{duration_micros, micros},
+};
+
+/// Raises a subject's cut-off (never lowers it) and keeps the entry until
+/// `ARGV[2]` (Unix ms), extending, never shortening, its life.
+const SET_CUTOFF: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+end
+local keep_until = tonumber(ARGV[2])
+local pttl = redis.call('PTTL', KEYS[1])
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if pttl < 0 or now_ms + pttl < keep_until then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+end
+return 1
+";
+
+struct Inner {
+    redis: Redis,
+    timeout: Duration,
+    policy: FailurePolicy,
+    retention: Duration,
+    clock: Arc<dyn Clock>,
+    cutoff: Script,
+}
+
+/// Access-token revocation in Redis, with the semantics of
+/// [`MemoryRevocation`](portcullis_tokens::MemoryRevocation), shared by every instance:
+///
+/// - **`jti` denylist**: [`revoke_token`](RevocationStore::revoke_token) refuses one
+///   token (by `jti`, and by `iss` when both the entry and the token have one) until
+///   its `exp`: the entry `{prefix}rev:jti:{jti}` expires then (`PEXPIREAT`).
+/// - **Subject cut-off**: [`revoke_subject`](RevocationStore::revoke_subject) refuses
+///   every token of the subject issued at or before the cut-off second (a token
+///   without `iat` for such a subject is refused too). The entry
+///   `{prefix}rev:sub:{subject}` only ever moves forward and is kept for the
+///   retention (default [`DEFAULT_CUTOFF_RETENTION`]).
+///
+/// [`check`](Revocation::check) costs one round trip (`MGET` of both entries) and
+/// answers [`RevocationCheck::Pending`]. When Redis fails or times out (default
+/// 250 ms) the [`FailurePolicy`] decides: closed by default, so the request gets
+/// `503` (`AuthError::unavailable`), never a pass for a token that may be revoked.
+///
+/// Cloning shares the configuration and the connection.
+#[derive(Clone)]
+pub struct RedisRevocation {
+    inner: Arc<Inner>,
+}
+
+impl RedisRevocation {
+    /// Revocation on `redis`, failing closed, with the system clock.
+    pub fn new(redis: &Redis) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                redis: redis.clone(),
+                timeout: redis.timeout(),
+                policy: FailurePolicy::Closed,
+                retention: DEFAULT_CUTOFF_RETENTION,
+                clock: Arc::new(SystemClock),
+                cutoff: Script::new(SET_CUTOFF),
+            }),
+        }
+    }
+
+    fn configure(mut self, change: impl FnOnce(&mut Inner)) -> Self {
+        let i = &self.inner;
+        let mut inner = Inner {
+            redis: i.redis.clone(),
+            timeout: i.timeout,
+            policy: i.policy,
+            retention: i.retention,
+            clock: Arc::clone(&i.clock),
+            cutoff: Script::new(SET_CUTOFF),
+        };
+        change(&mut inner);
+        self.inner = Arc::new(inner);
+        self
+    }
+
+    /// Sets the time limit of one call (default: the [`Redis`] handle's, 250 ms).
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.configure(|i| i.timeout = timeout)
+    }
+
+    /// Sets what a check answers when Redis fails (default [`FailurePolicy::Closed`]).
+    ///
+    /// # Security
+    ///
+    /// [`FailurePolicy::Open`] lets revoked tokens through while Redis is down.
+    #[must_use]
+    pub fn failure_policy(self, policy: FailurePolicy) -> Self {
+        self.configure(|i| i.policy = policy)
+    }
+
+    /// Sets how long subject cut-offs are kept: longer than the longest access-token
+    /// lifetime plus leeway (default [`DEFAULT_CUTOFF_RETENTION`], one day and five
+    /// minutes).
+    #[must_use]
+    pub fn cutoff_retention(self, retention: Duration) -> Self {
+        self.configure(|i| i.retention = retention)
+    }
+
+    /// Uses `clock` to skip already expired tokens on revocation (tests).
+    #[must_use]
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        self.configure(|i| i.clock = Arc::new(clock))
+    }
+
+    fn jti_key(&self, jti: &str) -> Vec<u8> {
+        self.inner.redis.key(&[b"rev:jti:", jti.as_bytes()])
+    }
+
+    fn subject_key(&self, subject: &str) -> Vec<u8> {
+        self.inner.redis.key(&[b"rev:sub:", subject.as_bytes()])
+    }
+
+    /// Asks Redis about one credential.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_token` when revoked; `unavailable` when Redis fails and the policy is
+    /// closed.
+    pub async fn check_async(&self, query: &RevocationQuery<'_>) -> Result<(), AuthError> {
+        self.fetch(query).run(Arc::clone(&self.inner)).await
+    }
+
+    fn fetch(&self, query: &RevocationQuery<'_>) -> Fetch {
+        Fetch {
+            subject_key: self.subject_key(query.subject),
+            jti_key: query.token_id.map(|jti| self.jti_key(jti)),
+            issuer: query.issuer.map(str::to_owned),
+            issued_at: query.issued_at,
+        }
+    }
+
+    async fn write(
+        &self,
+        call: impl std::future::Future<Output = Result<(), redis::RedisError>>,
+    ) -> Result<(), TokenError> {
+        match self.inner.redis.call(self.inner.timeout, call).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.inner
+                    .redis
+                    .report("revocation", FailurePolicy::Closed, &e);
+                Err(TokenError::store(e))
+            }
+        }
+    }
+}
+
+/// What a pending check needs, owned.
+struct Fetch {
+    subject_key: Vec<u8>,
+    jti_key: Option<Vec<u8>>,
+    issuer: Option<String>,
+    issued_at: Option<SystemTime>,
+}
+
+impl Fetch {
+    async fn run(self, inner: Arc<Inner>) -> Result<(), AuthError> {
+        let mut conn = inner.redis.conn();
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&self.subject_key);
+        if let Some(jti_key) = &self.jti_key {
+            cmd.arg(jti_key);
+        }
+        let reply = inner
+            .redis
+            .call(inner.timeout, async {
+                cmd.query_async::<Vec<Option<String>>>(&mut conn).await
+            })
+            .await
+            .and_then(|values| self.decide(&values));
+        match reply {
+            Ok(true) => revoked(),
+            Ok(false) => Ok(()),
+            Err(error) => {
+                inner.redis.report("revocation", inner.policy, &error);
+                match inner.policy {
+                    FailurePolicy::Open => Ok(()),
+                    FailurePolicy::Closed => Err(AuthError::unavailable("revocation_unavailable")
+                        .with_description("the revocation list is temporarily unavailable")
+                        .with_source(error)),
+                }
+            }
+        }
+    }
+
+    /// Whether the entries fetched revoke the credential.
+    fn decide(&self, values: &[Option<String>]) -> Result<bool, Error> {
+        if let Some(Some(cutoff)) = values.first() {
+            let cutoff: u64 = cutoff.parse().map_err(|_| Error::new(ErrorKind::Reply))?;
+            let refused = match self.issued_at {
+                Some(iat) => unix_secs(iat) <= cutoff,
+                None => true,
+            };
+            if refused {
+                return Ok(true);
+            }
+        }
+        if let Some(Some(entry)) = values.get(1) {
+            let issuer_matches = match (entry.strip_prefix('i'), self.issuer.as_deref()) {
+                (Some(denied), Some(presented)) => denied == presented,
+                _ => true,
+            };
+            return Ok(issuer_matches);
+        }
+        Ok(false)
+    }
+}
+
+/// The same refusal as [`RevocationCheck::revoked`].
+fn revoked() -> Result<(), AuthError> {
+    Err(AuthError::invalid_token("token_revoked")
+        .with_description("the credential has been revoked"))
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unix_millis(t: SystemTime) -> i64 {
+    micros(t).div_euclid(1000)
+}
+
+impl Revocation for RedisRevocation {
+    fn check(&self, query: &RevocationQuery<'_>) -> RevocationCheck {
+        RevocationCheck::pending(self.fetch(query).run(Arc::clone(&self.inner)))
+    }
+}
+
+impl RevocationStore for RedisRevocation {
+    async fn revoke_token(&self, token: RevokedToken<'_>) -> Result<(), TokenError> {
+        if token.expires_at <= self.inner.clock.now() {
+            // Expired already: the verifier refuses it anyway.
+            return Ok(());
+        }
+        let key = self.jti_key(token.token_id);
+        let value = match token.issuer {
+            Some(issuer) => format!("i{issuer}"),
+            None => "-".to_owned(),
+        };
+        let at = unix_millis(token.expires_at);
+        let mut conn = self.inner.redis.conn();
+        self.write(async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PXAT")
+                .arg(at)
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    async fn revoke_subject(&self, subject: &str, cutoff: SystemTime) -> Result<(), TokenError> {
+        let key = self.subject_key(subject);
+        let keep_until = micros(cutoff)
+            .saturating_add(duration_micros(self.inner.retention))
+            .div_euclid(1000);
+        let mut conn = self.inner.redis.conn();
+        let mut invocation = self.inner.cutoff.key(key);
+        invocation.arg(unix_secs(cutoff)).arg(keep_until);
+        self.write(async move { invocation.invoke_async::<()>(&mut conn).await })
+            .await
+    }
+}
+
+impl fmt::Debug for RedisRevocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRevocation")
+            .field("redis", &self.inner.redis)
+            .field("timeout", &self.inner.timeout)
+            .field("policy", &self.inner.policy)
+            .field("cutoff_retention", &self.inner.retention)
+            .finish()
+    }
+}

@@ -1,0 +1,257 @@
+//! [`SqlDatabase`]: the pool the stores share, and the schema they need.
+
+use std::{
+    fmt,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+#[cfg(feature = "postgres")]
+use sqlx::PgPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("portcullis-sql needs the `postgres` or the `sqlite` feature");
+
+/// Runs `$body` with `$pool` bound to the concrete pool and `$dialect` to its
+/// [`Dialect`]; the body is compiled once per database.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident, $dialect:ident| $body:expr) => {
+        match $db {
+            #[cfg(feature = "postgres")]
+            $crate::db::Pool::Postgres($pool) => {
+                let $dialect = $crate::db::Dialect::Postgres;
+                let _ = $dialect;
+                $body
+            }
+            #[cfg(feature = "sqlite")]
+            $crate::db::Pool::Sqlite($pool) => {
+                let $dialect = $crate::db::Dialect::Sqlite;
+                let _ = $dialect;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    #[cfg(feature = "postgres")]
+    Postgres(PgPool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqlitePool),
+}
+
+/// Which SQL a statement needs where the two databases differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    #[cfg(feature = "postgres")]
+    Postgres,
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+}
+
+impl Dialect {
+    /// The statement that opens a read-write transaction: on SQLite `BEGIN IMMEDIATE`
+    /// takes the write lock at once, so two rotations never both read a token as
+    /// live (a deferred transaction would fail one of them at its first write).
+    pub(crate) fn begin(self) -> &'static str {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres => "BEGIN",
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
+
+    /// `postgres` on PostgreSQL, `sqlite` on SQLite.
+    pub(crate) fn pick(self, postgres: &'static str, sqlite: &'static str) -> &'static str {
+        let _ = (postgres, sqlite);
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres => postgres,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite => sqlite,
+        }
+    }
+}
+
+/// The database the stores of this crate live in: a `sqlx` pool for PostgreSQL or
+/// SQLite. Cloning shares the pool.
+///
+/// Call [`migrate`](Self::migrate) once at start-up: it creates the tables
+/// (`portcullis_refresh_families`, `portcullis_refresh_tokens`, `portcullis_api_keys`,
+/// and `portcullis_schema`, which records the schema version) if they are missing,
+/// and upgrades them when a later version of this crate needs it. Instances that
+/// migrate at once are serialized (an advisory lock on PostgreSQL, the write lock on
+/// SQLite). Tables go into the connection's current schema (`search_path`).
+///
+/// # SQLite
+///
+/// Give the pool a busy timeout (sqlx's default is 5 s) so that writers queue for the
+/// write lock instead of failing, and prefer WAL journal mode:
+/// `SqliteConnectOptions::new().filename(path).create_if_missing(true)
+/// .journal_mode(SqliteJournalMode::Wal).busy_timeout(Duration::from_secs(5))`.
+#[derive(Clone)]
+pub struct SqlDatabase {
+    pub(crate) pool: Pool,
+}
+
+impl SqlDatabase {
+    /// The stores on a PostgreSQL pool.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn postgres(pool: PgPool) -> Self {
+        Self {
+            pool: Pool::Postgres(pool),
+        }
+    }
+
+    /// The stores on a SQLite pool.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn sqlite(pool: SqlitePool) -> Self {
+        Self {
+            pool: Pool::Sqlite(pool),
+        }
+    }
+
+    /// Creates or upgrades the tables, in one transaction. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// When the database fails, or holds a schema newer than this crate knows.
+    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+        on_pool!(&self.pool, |pool, dialect| {
+            let mut tx = pool.begin_with(dialect.begin()).await?;
+            #[cfg(feature = "postgres")]
+            if dialect == Dialect::Postgres {
+                // Serialize concurrent start-ups: CREATE TABLE IF NOT EXISTS races.
+                sqlx::query("SELECT pg_advisory_xact_lock(7306216311642395)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(SCHEMA_TABLE).execute(&mut *tx).await?;
+            let current: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM portcullis_schema WHERE component = 'portcullis'",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let current = current.unwrap_or(0);
+            let latest = MIGRATIONS.len() as i64;
+            if current > latest {
+                return Err(sqlx::Error::Protocol(format!(
+                    "portcullis schema version {current} is newer than this build knows ({latest})"
+                )));
+            }
+            for statements in &MIGRATIONS[current as usize..] {
+                for statement in *statements {
+                    sqlx::query(*statement).execute(&mut *tx).await?;
+                }
+            }
+            if current < latest {
+                sqlx::query(
+                    "INSERT INTO portcullis_schema (component, version) VALUES ('portcullis', $1) \
+                     ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                )
+                .bind(latest)
+                .execute(&mut *tx)
+                .await?;
+                tracing::info!(
+                    target: "portcullis::sql",
+                    from = current,
+                    to = latest,
+                    "portcullis schema migrated"
+                );
+            }
+            tx.commit().await
+        })
+    }
+
+    /// Which database this is: `"postgres"` or `"sqlite"`.
+    pub fn backend_name(&self) -> &'static str {
+        on_pool!(&self.pool, |_pool, dialect| dialect
+            .pick("postgres", "sqlite"))
+    }
+}
+
+impl fmt::Debug for SqlDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlDatabase")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
+}
+
+const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS portcullis_schema (\
+    component TEXT PRIMARY KEY, \
+    version BIGINT NOT NULL)";
+
+/// The schema, one entry per version. Times are microseconds since the Unix epoch
+/// (`BIGINT`), flags `0`/`1`, hashes and digests lowercase hex: the same DDL runs on
+/// both databases.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS portcullis_refresh_families (\
+        family TEXT PRIMARY KEY, \
+        subject TEXT NOT NULL, \
+        client_id TEXT NOT NULL, \
+        expires_at BIGINT NOT NULL, \
+        revoked BIGINT NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS portcullis_refresh_families_subject \
+        ON portcullis_refresh_families (subject)",
+    "CREATE TABLE IF NOT EXISTS portcullis_refresh_tokens (\
+        hash TEXT PRIMARY KEY, \
+        family TEXT NOT NULL, \
+        issued_at BIGINT NOT NULL, \
+        expires_at BIGINT NOT NULL, \
+        used BIGINT NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS portcullis_refresh_tokens_family \
+        ON portcullis_refresh_tokens (family)",
+    "CREATE TABLE IF NOT EXISTS portcullis_api_keys (\
+        id TEXT PRIMARY KEY, \
+        owner TEXT NOT NULL, \
+        name TEXT NOT NULL, \
+        scopes TEXT NOT NULL, \
+        roles TEXT NOT NULL, \
+        created_at BIGINT NOT NULL, \
+        expires_at BIGINT, \
+        revoked_at BIGINT, \
+        last_used_at BIGINT, \
+        rotated_to TEXT, \
+        digest TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS portcullis_api_keys_owner \
+        ON portcullis_api_keys (owner, created_at)",
+]];
+
+/// Microseconds since the Unix epoch (negative before it), saturating.
+pub(crate) fn micros(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// The inverse of [`micros`].
+pub(crate) fn from_micros(us: i64) -> SystemTime {
+    if us >= 0 {
+        UNIX_EPOCH + Duration::from_micros(us.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_round_trip() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_732_000_000_123_456);
+        assert_eq!(from_micros(micros(t)), t);
+        assert_eq!(
+            from_micros(micros(UNIX_EPOCH - Duration::from_secs(1))),
+            UNIX_EPOCH - Duration::from_secs(1)
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! SQL backends for Portcullis on [`sqlx`]: refresh tokens and API keys that survive
+//! restarts and are shared by every instance, in PostgreSQL or SQLite.
+//!
+//! - [`SqlDatabase`]: a `PgPool` or a `SqlitePool`, and [`migrate`](SqlDatabase::migrate),
+//!   which creates or upgrades the tables (no build-time database, no macros);
+//! - [`SqlRefreshStore`]: a [`RefreshStore`](portcullis_tokens::RefreshStore) whose
+//!   rotation is one transaction (row locks on PostgreSQL, an immediate transaction on
+//!   SQLite), so concurrent refreshes with one token give exactly one success;
+//! - [`SqlApiKeyStore`]: an [`ApiKeyStore`](portcullis_apikey::ApiKeyStore).
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use http::{Request, StatusCode};
+//! use portcullis_apikey::{ApiKeys, KeyFormat, NewApiKey};
+//! use portcullis_core::{AuthLayer, Principal};
+//! use portcullis_sql::{SqlApiKeyStore, SqlDatabase};
+//! use sqlx::sqlite::SqlitePoolOptions;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // In production: a file (or PostgreSQL), so keys survive restarts.
+//! let pool = SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
+//! let db = SqlDatabase::sqlite(pool);
+//! db.migrate().await?;
+//!
+//! let keys = ApiKeys::new(SqlApiKeyStore::new(db), KeyFormat::new("pk_live_")?);
+//! let issued = keys.issue(NewApiKey::new("svc-billing", "exporter")).await?;
+//!
+//! let app = Router::new()
+//!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route_layer(AuthLayer::new(keys.authenticator()));
+//! let request = Request::get("/whoami")
+//!     .header("x-api-key", issued.key().to_header_value())
+//!     .body(Body::empty())?;
+//! assert_eq!(app.oneshot(request).await?.status(), StatusCode::OK);
+//! # Ok(()) }
+//! ```
+//!
+//! # Choosing
+//!
+//! SQLite (a file) is the embedded durable default for one machine; PostgreSQL
+//! carries several instances. Both use the same schema: times in microseconds since
+//! the Unix epoch (`BIGINT`), digests and token hashes as hex text.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod apikey;
+mod db;
+mod refresh;
+
+pub use crate::{apikey::SqlApiKeyStore, db::SqlDatabase, refresh::SqlRefreshStore};
+pub use sqlx;
