@@ -9,19 +9,27 @@
 //! with a tonic client (no token, a token without the scope, a token with it) and
 //! prints what each call got: `Unauthenticated`, `PermissionDenied`, and a reply.
 //!
+//! Bearer tokens are HS256 JWTs verified by `portcullis-jwt` (minted here with a demo
+//! secret); machine clients may send an `x-api-key` instead, checked by a small demo
+//! authenticator. The guard sees only the resulting principal, whichever it was.
+//!
 //! The messages are plain `prost` structs and the service and client are written
-//! against tonic's codec API, so the example needs no `.proto` compiler. The
-//! authenticator is a small table of demo bearer tokens and API keys: in a real
-//! service it is the JWT or API-key authenticator, and nothing else changes.
+//! against tonic's codec API, so the example needs no `.proto` compiler.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    error::Error,
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use http::{request::Parts, uri::PathAndQuery};
 use portcullis_core::{
     AuthError, AuthLayer, Authentication, Authenticator, Principal, PrincipalKind,
-    credentials::authorization_bearer,
 };
 use portcullis_guard::{RequireScopeLayer, scopes};
+use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
 use tokio::net::TcpListener;
 use tonic::{
     Code, Status,
@@ -58,42 +66,74 @@ pub struct GetReply {
 
 const GET_PATH: &str = "/demo.Store/Get";
 
-/// Demo credentials: bearer tokens for users, `x-api-key` for machines.
-#[derive(Debug)]
-pub struct DemoCredentials;
+/// The issuer the demo tokens name.
+pub const ISSUER: &str = "https://issuer.example";
+/// The audience the demo tokens name: this service.
+pub const AUDIENCE: &str = "demo-store";
+/// The demo HS256 secret. A real one comes from configuration, never from code.
+pub const SECRET: &[u8; 32] = b"demo-secret-of-at-least-32-bytes";
 
-impl Authenticator for DemoCredentials {
+/// Signs a five-minute HS256 access token for `subject` with `scope` (space-separated),
+/// as an authorization server would.
+///
+/// # Errors
+///
+/// When signing fails.
+pub fn mint(subject: &str, scope: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = serde_json::json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": subject, "scope": scope,
+        "iat": now, "exp": now + 300,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+}
+
+/// Demo API keys for machine clients, in `x-api-key` (a stand-in for the API-key
+/// authenticator): the guard treats their principals exactly like token holders.
+#[derive(Debug)]
+pub struct DemoApiKeys;
+
+impl Authenticator for DemoApiKeys {
     fn authenticate(&self, parts: &Parts) -> Authentication {
-        let result = match authorization_bearer(&parts.headers) {
-            Ok(Some("reader-token")) => Ok(Some(
-                Principal::builder("alice", PrincipalKind::User)
-                    .scopes(["data:read"])
-                    .build(),
-            )),
-            Ok(Some("guest-token")) => Ok(Some(
-                Principal::builder("bob", PrincipalKind::User)
-                    .scopes(["profile"])
-                    .build(),
-            )),
-            Ok(Some(_)) => Err(AuthError::invalid_token("unknown_token")),
-            Err(error) => Err(error),
-            Ok(None) => match parts.headers.get("x-api-key").map(|v| v.as_bytes()) {
-                Some(b"backup-key") => Ok(Some(
-                    Principal::builder("backup-job", PrincipalKind::ApiKey)
-                        .scopes(["data:read"])
-                        .build(),
-                )),
-                Some(b"metrics-key") => Ok(Some(
-                    Principal::builder("metrics-job", PrincipalKind::ApiKey)
-                        .scopes(["metrics:read"])
-                        .build(),
-                )),
-                Some(_) => Err(AuthError::invalid_token("unknown_api_key")),
-                None => Ok(None),
-            },
+        let scopes: &[&str] = match parts.headers.get("x-api-key").map(|v| v.as_bytes()) {
+            None => return Authentication::Ready(Ok(None)),
+            Some(b"backup-key") => &["data:read"],
+            Some(b"metrics-key") => &["metrics:read"],
+            Some(_) => {
+                return Authentication::Ready(Err(AuthError::invalid_token("unknown_api_key")));
+            }
         };
-        Authentication::Ready(result)
+        let name = if scopes == ["data:read"] {
+            "backup-job"
+        } else {
+            "metrics-job"
+        };
+        Authentication::Ready(Ok(Some(
+            Principal::builder(name, PrincipalKind::ApiKey)
+                .scopes(scopes.iter().copied())
+                .build(),
+        )))
     }
+}
+
+/// The authenticators: HS256 bearer JWTs, then API keys.
+///
+/// # Errors
+///
+/// When the key or the verifier configuration is refused.
+pub fn authenticator() -> Result<(JwtAuthenticator, DemoApiKeys), Box<dyn Error + Send + Sync>> {
+    let jwt = JwtAuthenticator::builder()
+        .key(Key::hmac(Algorithm::HS256, SECRET)?)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()?;
+    Ok((jwt, DemoApiKeys))
 }
 
 /// The `demo.Store` gRPC service, written against tonic's server API.
@@ -176,14 +216,15 @@ where
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), Box<dyn Error + Send + Sync>> {
     Server::builder()
         // Outermost first: authenticate, then check the scope.
-        .layer(AuthLayer::new(DemoCredentials).realm("store"))
+        .layer(AuthLayer::new(authenticator()?).realm("store"))
         .layer(RequireScopeLayer::of::<ReadData>())
         .add_service(StoreServer::new())
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-        .await
+        .await?;
+    Ok(())
 }
 
 /// A client credential.
@@ -249,7 +290,7 @@ pub async fn connect(addr: SocketAddr) -> Result<Channel, tonic::transport::Erro
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -259,10 +300,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("demo.Store listening on {addr}");
 
     let channel = connect(addr).await?;
+    let guest = mint("bob", "profile")?;
+    let reader = mint("alice", "profile data:read")?;
     for (label, credential) in [
         ("no token", Credential::None),
-        ("token without data:read", Credential::Bearer("guest-token")),
-        ("token with data:read", Credential::Bearer("reader-token")),
+        ("token without data:read", Credential::Bearer(&guest)),
+        ("token with data:read", Credential::Bearer(&reader)),
         ("API key with data:read", Credential::ApiKey("backup-key")),
     ] {
         match get(channel.clone(), credential, "greeting").await {

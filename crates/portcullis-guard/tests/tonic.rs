@@ -1,19 +1,25 @@
-//! The `tonic_guard` example's gRPC server, called by a real tonic client over loopback.
+//! The `tonic_guard` example's gRPC server, called by a real tonic client over loopback:
+//! core's `AuthLayer` running the JWT (and demo API-key) authenticators, then a
+//! `RequireScopeLayer`.
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/tonic_guard.rs"]
 mod example;
 
-use std::net::SocketAddr;
+use std::{
+    error::Error,
+    net::SocketAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-use example::{Credential, connect, get, serve};
+use example::{AUDIENCE, Credential, ISSUER, SECRET, connect, get, mint, serve};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::Code;
 
 struct Running {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    task: JoinHandle<Result<(), Box<dyn Error + Send + Sync>>>,
 }
 
 async fn start() -> Running {
@@ -33,6 +39,22 @@ impl Running {
     }
 }
 
+fn sign(claims: serde_json::Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[tokio::test]
 async fn grpc_calls_are_authenticated_then_scope_checked() {
     let server = start().await;
@@ -44,38 +66,22 @@ async fn grpc_calls_are_authenticated_then_scope_checked() {
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.message(), "authentication is required");
 
-    let status = get(
-        channel.clone(),
-        Credential::Bearer("forged-token"),
-        "greeting",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-    assert_eq!(status.message(), "the credential is invalid");
-
-    let status = get(
-        channel.clone(),
-        Credential::Bearer("guest-token"),
-        "greeting",
-    )
-    .await
-    .unwrap_err();
+    let guest = mint("bob", "profile").unwrap();
+    let status = get(channel.clone(), Credential::Bearer(&guest), "greeting")
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(status.message(), "the credential lacks a required scope");
 
-    let reply = get(
-        channel.clone(),
-        Credential::Bearer("reader-token"),
-        "greeting",
-    )
-    .await
-    .unwrap();
+    let reader = mint("alice", "profile data:read").unwrap();
+    let reply = get(channel.clone(), Credential::Bearer(&reader), "greeting")
+        .await
+        .unwrap();
     assert_eq!(reply.value, "hello");
     assert_eq!(reply.caller, "alice");
 
     // Past the guards, the service's own statuses come through untouched.
-    let status = get(channel, Credential::Bearer("reader-token"), "missing")
+    let status = get(channel, Credential::Bearer(&reader), "missing")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -84,7 +90,41 @@ async fn grpc_calls_are_authenticated_then_scope_checked() {
 }
 
 #[tokio::test]
-async fn api_key_and_bearer_principals_are_treated_alike_over_grpc() {
+async fn bad_tokens_are_unauthenticated_not_permission_denied() {
+    let server = start().await;
+    let channel = connect(server.addr).await.unwrap();
+    let t = now();
+    let claims = |aud: &str, exp: u64| {
+        serde_json::json!({
+            "iss": ISSUER, "aud": aud, "sub": "mallory", "scope": "data:read",
+            "iat": t - 600, "exp": exp,
+        })
+    };
+    let reader = mint("alice", "data:read").unwrap();
+    let tampered = format!("{}A", &reader[..reader.len() - 1]);
+    let cases = [
+        ("opaque", "not-a-jwt".to_owned()),
+        ("tampered signature", tampered),
+        ("wrong key", sign(claims(AUDIENCE, t + 300), &[7u8; 32])),
+        (
+            "wrong audience",
+            sign(claims("another-api", t + 300), SECRET),
+        ),
+        ("expired", sign(claims(AUDIENCE, t - 300), SECRET)),
+    ];
+    for (label, token) in &cases {
+        let status = get(channel.clone(), Credential::Bearer(token), "greeting")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{label}");
+        assert!(!status.message().contains("scope"), "{label}");
+        assert!(!status.message().contains(token.as_str()), "{label}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn api_key_and_jwt_principals_are_treated_alike_over_grpc() {
     let server = start().await;
     let channel = connect(server.addr).await.unwrap();
 
@@ -97,7 +137,8 @@ async fn api_key_and_bearer_principals_are_treated_alike_over_grpc() {
     let key_denied = get(channel.clone(), Credential::ApiKey("metrics-key"), "answer")
         .await
         .unwrap_err();
-    let user_denied = get(channel.clone(), Credential::Bearer("guest-token"), "answer")
+    let guest = mint("bob", "metrics:read").unwrap();
+    let user_denied = get(channel.clone(), Credential::Bearer(&guest), "answer")
         .await
         .unwrap_err();
     assert_eq!(key_denied.code(), Code::PermissionDenied);
@@ -116,16 +157,21 @@ async fn api_key_and_bearer_principals_are_treated_alike_over_grpc() {
 async fn many_concurrent_calls_on_one_channel_each_get_their_own_verdict() {
     let server = start().await;
     let channel = connect(server.addr).await.unwrap();
+    let reader = mint("alice", "data:read").unwrap();
+    let guest = mint("bob", "profile").unwrap();
     let mut calls = Vec::new();
     for i in 0..40 {
         let channel = channel.clone();
+        let token = if i % 2 == 0 {
+            reader.clone()
+        } else {
+            guest.clone()
+        };
         calls.push(tokio::spawn(async move {
-            let credential = if i % 2 == 0 {
-                Credential::Bearer("reader-token")
-            } else {
-                Credential::Bearer("guest-token")
-            };
-            (i, get(channel, credential, "greeting").await)
+            (
+                i,
+                get(channel, Credential::Bearer(&token), "greeting").await,
+            )
         }));
     }
     for call in calls {
