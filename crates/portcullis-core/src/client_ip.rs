@@ -128,13 +128,13 @@ impl IpNet {
             ));
         }
         // `::ffff:10.0.0.0/104` is the IPv4 network `10.0.0.0/8`.
-        if let IpAddr::V6(v6) = addr {
-            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
-                return Ok(Self {
-                    addr: IpAddr::V4(v4),
-                    prefix: prefix - 96,
-                });
-            }
+        if let IpAddr::V6(v6) = addr
+            && let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96)
+        {
+            return Ok(Self {
+                addr: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            });
         }
         Ok(Self { addr, prefix })
     }

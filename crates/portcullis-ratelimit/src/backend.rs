@@ -209,7 +209,7 @@ impl<K: Hash + Eq + Clone> BoundedStore<K> {
 
 fn tat_of(state: &InMemoryState) -> Option<Nanos> {
     state
-        .measure_and_replace(&NotKeyed::NonKey, |prev| Err::<((), Nanos), _>(prev))
+        .measure_and_replace(&NotKeyed::NonKey, Err::<((), Nanos), _>)
         .err()
         .flatten()
 }

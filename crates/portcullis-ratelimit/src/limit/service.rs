@@ -1,3 +1,7 @@
+// A rejection is the refusal path: built once and returned at once; boxing it would
+// only add an allocation.
+#![allow(clippy::result_large_err)]
+
 use std::{
     fmt, mem,
     sync::Arc,
