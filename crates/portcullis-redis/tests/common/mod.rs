@@ -1,0 +1,147 @@
+//! Test helpers: the server from `REDIS_URL`, per-test key prefixes with clean-up,
+//! and a private `redis-server` that a test can kill and restart.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use portcullis_redis::Redis;
+
+/// The URL of the shared test server, or `None` (after saying why on stderr) when
+/// `REDIS_URL` is unset outside CI. Under `CI=true` a missing server fails the test.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("REDIS_URL is not set, but CI=true requires the Redis tests to run");
+            }
+            eprintln!("skipping: REDIS_URL is not set (set it to run the Redis tests)");
+            None
+        }
+    }
+}
+
+/// A handle under a fresh prefix; its keys are deleted when the guard drops.
+pub struct Scoped {
+    pub redis: Redis,
+    pub url: String,
+    pub prefix: String,
+}
+
+impl Scoped {
+    pub fn new(url: &str) -> Self {
+        let prefix = format!("portcullis-test:{:016x}:", rand::random::<u64>());
+        let redis = Redis::open(url).unwrap().with_prefix(&prefix);
+        Self {
+            redis,
+            url: url.to_owned(),
+            prefix,
+        }
+    }
+
+    /// Another handle (own connection) on the same server and prefix: another
+    /// application instance.
+    pub fn another_instance(&self) -> Redis {
+        Redis::open(&self.url).unwrap().with_prefix(&self.prefix)
+    }
+
+    /// A plain connection for inspecting keys.
+    pub fn raw(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        let mut conn = self.raw();
+        redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .unwrap()
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+/// A `redis-server` of our own on a free loopback port, killed on drop.
+pub struct OwnServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl OwnServer {
+    pub fn start() -> Self {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH for the outage test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = redis::Client::open(self.url().as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok();
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
