@@ -1,0 +1,97 @@
+//! An axum hello-world for load comparisons, bare or behind the JWT layer.
+//!
+//! ```text
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- bare
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- es256-cached
+//! cargo run --release --example bench_server -- token-hs256   # prints a token
+//! cargo run --release --example bench_server -- token-es256   # prints a token
+//! ```
+//!
+//! Keys are the crate's test-only keys; tokens expire in 2100 so one minted token
+//! serves every run.
+
+use axum::{Router, routing::get};
+use jsonwebtoken::{EncodingKey, Header};
+use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
+use serde_json::json;
+
+const SECRET: &[u8] = b"bench-only-hs256-secret-32-bytes";
+const ISSUER: &str = "https://auth.example.com/";
+const AUDIENCE: &str = "https://api.example.com";
+
+fn key_file(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn token(alg: jsonwebtoken::Algorithm, key: &EncodingKey) -> String {
+    let claims = json!({
+        "iss": ISSUER,
+        "sub": "user-7f3a9c2e-41d8-4b9a-a7e3-2c1d5f8e9b04",
+        "aud": AUDIENCE,
+        "exp": 4_102_444_800u64,
+        "iat": 1_700_000_000u64,
+        "jti": "9f1c2b7e4d3a8f6e5c1b0a9d8e7f6a5b",
+        "scope": "openid profile orders:read",
+        "roles": ["user"],
+    });
+    jsonwebtoken::encode(&Header::new(alg), &claims, key).expect("sign")
+}
+
+fn authenticator(key: Key, cache: bool) -> JwtAuthenticator {
+    let builder = JwtAuthenticator::builder()
+        .key(key)
+        .issuer(ISSUER)
+        .audience(AUDIENCE);
+    let builder = if cache {
+        builder
+    } else {
+        builder.without_cache()
+    };
+    builder.build().expect("configuration")
+}
+
+#[tokio::main]
+async fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "bare".into());
+    let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
+    let app = match mode.as_str() {
+        "bare" => hello,
+        "hs256" => {
+            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
+            hello.route_layer(authenticator(key, false).into_layer())
+        }
+        "es256-cached" => {
+            let key = Key::from_pem(Algorithm::ES256, key_file("test-only-p256-public.pem"))
+                .expect("key");
+            hello.route_layer(authenticator(key, true).into_layer())
+        }
+        "token-hs256" => {
+            println!(
+                "{}",
+                token(
+                    jsonwebtoken::Algorithm::HS256,
+                    &EncodingKey::from_secret(SECRET)
+                )
+            );
+            return;
+        }
+        "token-es256" => {
+            let key =
+                EncodingKey::from_ec_pem(&key_file("test-only-p256-private.pem")).expect("key");
+            println!("{}", token(jsonwebtoken::Algorithm::ES256, &key));
+            return;
+        }
+        other => {
+            eprintln!(
+                "unknown mode {other:?}: bare | hs256 | es256-cached | token-hs256 | token-es256"
+            );
+            std::process::exit(2);
+        }
+    };
+    let addr = std::env::var("BENCH_ADDR").unwrap_or_else(|_| "127.0.0.1:38123".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    eprintln!("{mode} listening on {addr}");
+    axum::serve(listener, app).await.expect("serve");
+}
