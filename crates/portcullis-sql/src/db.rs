@@ -169,6 +169,12 @@ impl SqlDatabase {
         })
     }
 
+    /// Closes the pool: waits for every connection to be returned, then closes them.
+    /// Stores sharing this database fail afterwards.
+    pub async fn close(&self) {
+        on_pool!(&self.pool, |pool, dialect| pool.close().await)
+    }
+
     /// Which database this is: `"postgres"` or `"sqlite"`.
     pub fn backend_name(&self) -> &'static str {
         on_pool!(&self.pool, |_pool, dialect| dialect
