@@ -238,7 +238,7 @@ impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
             return refuse(None, "api_key_malformed");
         };
         let id = parsed.id();
-        let digest = self.core.hasher.digest(key);
+        let digest = self.core.hasher.digest(&parsed);
         let now = self.core.clock.now();
 
         match self.core.store.find_now(id) {

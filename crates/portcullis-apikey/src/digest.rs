@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::ConfigError;
+use crate::{ConfigError, ParsedKey};
 
 /// The SHA-256 (or HMAC-SHA256) digest of a whole key, as stored.
 ///
@@ -117,11 +117,13 @@ impl std::error::Error for InvalidDigest {}
 /// stored key.
 ///
 /// ```
-/// use portcullis_apikey::KeyHasher;
+/// use portcullis_apikey::{KeyFormat, KeyHasher};
 ///
+/// let format = KeyFormat::new("pk_live_").unwrap();
+/// let key = format.generate().unwrap();
 /// let plain = KeyHasher::sha256();
 /// let peppered = KeyHasher::hmac_sha256(&[7u8; 32]).unwrap();
-/// assert_ne!(plain.digest("pk_x"), peppered.digest("pk_x"));
+/// assert_ne!(plain.digest(&key.parsed()), peppered.digest(&key.parsed()));
 /// assert!(KeyHasher::hmac_sha256(b"short").is_err());
 /// ```
 #[derive(Clone)]
@@ -159,13 +161,19 @@ impl KeyHasher {
         matches!(self.0, Kind::Hmac(_))
     }
 
-    /// The digest of `key` (the whole key, prefix included).
-    pub fn digest(&self, key: &str) -> KeyDigest {
+    /// The digest of a key: of its id, separator and secret (`{id}_{secret}`, 54
+    /// bytes, one SHA-256 block). The prefix is configuration and the checksum is
+    /// derived from the rest, so neither adds anything but cost.
+    pub fn digest(&self, key: &ParsedKey<'_>) -> KeyDigest {
+        self.digest_bytes(key.material().as_bytes())
+    }
+
+    fn digest_bytes(&self, bytes: &[u8]) -> KeyDigest {
         match &self.0 {
-            Kind::Sha256 => KeyDigest(Sha256::digest(key.as_bytes()).into()),
+            Kind::Sha256 => KeyDigest(Sha256::digest(bytes).into()),
             Kind::Hmac(mac) => {
                 let mut mac = (**mac).clone();
-                mac.update(key.as_bytes());
+                mac.update(bytes);
                 KeyDigest(mac.finalize().into_bytes().into())
             }
         }
@@ -193,7 +201,7 @@ mod tests {
 
     #[test]
     fn hex_round_trips_and_rejects_junk() {
-        let d = KeyHasher::sha256().digest("abc");
+        let d = KeyHasher::sha256().digest_bytes(b"abc");
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
         assert_eq!(
             d.to_hex(),
@@ -209,7 +217,7 @@ mod tests {
         // RFC 4231 test case 6 uses a 131-byte key of 0xaa.
         let h = KeyHasher::hmac_sha256(&[0xaa; 131]).unwrap();
         assert_eq!(
-            h.digest("Test Using Larger Than Block-Size Key - Hash Key First")
+            h.digest_bytes(b"Test Using Larger Than Block-Size Key - Hash Key First")
                 .to_hex(),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
@@ -218,8 +226,24 @@ mod tests {
     }
 
     #[test]
+    fn digest_covers_the_id_and_secret() {
+        let format = crate::KeyFormat::new("pk_live_").unwrap();
+        let key = format.generate().unwrap();
+        let k = key.expose_secret();
+        let material = &k.as_bytes()[8..8 + 54];
+        assert_eq!(material[10], b'_');
+        let expected: [u8; 32] = Sha256::digest(material).into();
+        let hasher = KeyHasher::sha256();
+        assert_eq!(
+            hasher.digest(&format.parse(k).unwrap()).as_bytes(),
+            &expected
+        );
+        assert_eq!(hasher.digest(&key.parsed()).as_bytes(), &expected);
+    }
+
+    #[test]
     fn serde_uses_hex() {
-        let d = KeyHasher::sha256().digest("abc");
+        let d = KeyHasher::sha256().digest_bytes(b"abc");
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(json, format!("\"{}\"", d.to_hex()));
         let back: KeyDigest = serde_json::from_str(&json).unwrap();

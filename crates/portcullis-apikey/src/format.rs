@@ -8,6 +8,9 @@
 //! | secret | 43 | base62 | 256 bits from the OS CSPRNG |
 //! | checksum | 6 | base62 | CRC-32 (IEEE) of everything before it |
 //!
+//! Stores keep the SHA-256 (or HMAC-SHA256) of `{id}_{secret}`: see
+//! [`KeyHasher::digest`](crate::KeyHasher::digest).
+//!
 //! A `pk_live_` key is 68 characters, for example
 //! `pk_live_4QbZ0sX9aL_1kq…(43)…Zx04Qh`. The exact regular expression, for secret
 //! scanners, is [`KeyFormat::regex`]; for the prefix `pk_live_`:
@@ -187,6 +190,7 @@ impl KeyFormat {
         Ok(ParsedKey {
             key,
             id: &body[..ID_LEN],
+            material: &body[..ID_LEN + 1 + SECRET_LEN],
         })
     }
 
@@ -203,6 +207,7 @@ impl KeyFormat {
 pub struct ParsedKey<'a> {
     key: &'a str,
     id: &'a str,
+    material: &'a str,
 }
 
 impl<'a> ParsedKey<'a> {
@@ -214,6 +219,11 @@ impl<'a> ParsedKey<'a> {
     /// The whole key (secret!).
     pub fn expose_secret(&self) -> &'a str {
         self.key
+    }
+
+    /// `{id}_{secret}`: what [`KeyHasher`](crate::KeyHasher) digests (secret!).
+    pub(crate) fn material(&self) -> &'a str {
+        self.material
     }
 }
 
@@ -240,6 +250,16 @@ impl SecretKey {
     /// The full key. Show it to its owner once; never log it.
     pub fn expose_secret(&self) -> &str {
         &self.key
+    }
+
+    /// The key, split into its parts (for [`KeyHasher::digest`](crate::KeyHasher::digest)).
+    pub fn parsed(&self) -> ParsedKey<'_> {
+        let start = self.key.len() - BODY_LEN;
+        ParsedKey {
+            key: &self.key,
+            id: &self.key[start..start + ID_LEN],
+            material: &self.key[start..start + ID_LEN + 1 + SECRET_LEN],
+        }
     }
 
     /// The public id inside the key.

@@ -169,7 +169,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
                 revoked_at: None,
                 last_used_at: None,
                 rotated_to: None,
-                digest: self.core.hasher.digest(key.expose_secret()),
+                digest: self.core.hasher.digest(&key.parsed()),
             };
             match self.core.store.create(record.clone()).await {
                 Ok(()) => {
@@ -269,7 +269,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             revoked_at: None,
             last_used_at: None,
             rotated_to: None,
-            digest: self.core.hasher.digest(key.expose_secret()),
+            digest: self.core.hasher.digest(&key.parsed()),
         };
         self.core
             .store

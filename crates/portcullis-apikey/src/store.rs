@@ -282,10 +282,10 @@ impl MemoryStore {
     }
 
     fn touch_now(&self, id: &str, at: SystemTime) {
-        if let Some(mut slot) = self.records.get_mut(id) {
-            if slot.last_used_at.is_none_or(|t| t < at) {
-                Arc::make_mut(&mut *slot).record_mut().last_used_at = Some(at);
-            }
+        if let Some(mut slot) = self.records.get_mut(id)
+            && slot.last_used_at.is_none_or(|t| t < at)
+        {
+            Arc::make_mut(&mut *slot).record_mut().last_used_at = Some(at);
         }
     }
 }

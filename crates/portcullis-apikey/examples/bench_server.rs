@@ -1,0 +1,66 @@
+//! A hello-world axum server for load comparisons, on $BENCH_ADDR:
+//!
+//! - `bare`: no authentication;
+//! - `apikey`: the API-key layer with the memory store, accepting the key in
+//!   $BENCH_API_KEY (one record among 10,000);
+//! - `keygen`: prints a fresh key for $BENCH_API_KEY and exits.
+//!
+//! ```text
+//! cargo build --release -p portcullis-apikey --example bench_server
+//! BIN=$CARGO_TARGET_DIR/release/examples/bench_server
+//! KEY=$($BIN keygen)
+//! benches/load/ab.sh 5 8 -- bare "$BIN bare" 'http://ADDR/' \
+//!   -- apikey "BENCH_API_KEY=$KEY $BIN apikey" "-H 'x-api-key: $KEY' http://ADDR/"
+//! ```
+
+use std::time::SystemTime;
+
+use axum::{Router, routing::get};
+use portcullis_apikey::{ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, MemoryStore, NewApiKey};
+use portcullis_core::AuthLayer;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "bare".into());
+    let addr = std::env::var("BENCH_ADDR").unwrap_or_else(|_| "127.0.0.1:38123".into());
+    let format = KeyFormat::new("pk_live_").expect("valid prefix");
+    let router = Router::new().route("/", get(|| async { "hello" }));
+    let app = match mode.as_str() {
+        "bare" => router,
+        "apikey" => {
+            let key = std::env::var("BENCH_API_KEY").expect("set BENCH_API_KEY (see keygen)");
+            let store = MemoryStore::new();
+            let keys = ApiKeys::new(store.clone(), format.clone());
+            for i in 0..10_000 {
+                keys.issue(NewApiKey::new(format!("owner-{i}"), "bulk"))
+                    .await
+                    .expect("issue");
+            }
+            let parsed = format.parse(&key).expect("a key from `keygen`");
+            store
+                .create(ApiKeyRecord {
+                    id: parsed.id().to_owned(),
+                    owner: "svc-bench".into(),
+                    name: "load test".into(),
+                    scopes: vec!["hello:read".into()],
+                    roles: vec!["service".into()],
+                    created_at: SystemTime::now(),
+                    expires_at: None,
+                    revoked_at: None,
+                    last_used_at: None,
+                    rotated_to: None,
+                    digest: portcullis_apikey::KeyHasher::sha256().digest(&parsed),
+                })
+                .await
+                .expect("create");
+            router.route_layer(AuthLayer::new(keys.authenticator()))
+        }
+        "keygen" => {
+            println!("{}", format.generate().expect("os rng").expose_secret());
+            return;
+        }
+        other => panic!("unknown mode {other}"),
+    };
+    let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
