@@ -41,7 +41,7 @@
 //! # Pieces
 //!
 //! - [`KeyFormat`]: `{prefix}{id}_{secret}{checksum}`, generation from the OS CSPRNG
-//!   and the format check; see the [`format`] module for the layout, the choices behind
+//!   and the format check; see the [`format`](mod@format) module for the layout, the choices behind
 //!   it, and the regular expression for secret scanners.
 //! - [`KeyHasher`] and [`KeyDigest`]: SHA-256, or HMAC-SHA256 with a server-side pepper.
 //!   Stores keep digests, never keys.
