@@ -45,6 +45,12 @@ fn checks(c: &mut Criterion) {
         .grant("editor", ["viewer"]);
     let mut g = c.benchmark_group("check");
     g.bench_function("principal_clone_floor", |b| b.iter(|| black_box(p.clone())));
+    let map: std::collections::HashMap<Box<str>, u8> = [("viewer".into(), 1), ("editor".into(), 2)]
+        .into_iter()
+        .collect();
+    g.bench_function("string_hash_lookup_floor", |b| {
+        b.iter(|| map.get(black_box("viewer")).copied())
+    });
     g.bench_function("scope", |b| {
         b.iter(|| RequireScope::<ReadData>::check(black_box(p.clone()), None).is_ok())
     });
