@@ -49,7 +49,10 @@ pub struct RoleHierarchy {
 /// Role → sorted roles, sorted by role: a flat table searched by binary search, which
 /// for the few dozen roles a service has beats hashing the name.
 #[derive(Clone, Default)]
-struct Table(Box<[(Box<str>, Box<[Box<str>]>)]>);
+struct Table(Box<[Row]>);
+
+/// A role and the sorted roles related to it.
+type Row = (Box<str>, Box<[Box<str>]>);
 
 impl Table {
     fn get(&self, role: &str) -> Option<&[Box<str>]> {
@@ -60,8 +63,8 @@ impl Table {
     }
 }
 
-impl FromIterator<(Box<str>, Box<[Box<str>]>)> for Table {
-    fn from_iter<I: IntoIterator<Item = (Box<str>, Box<[Box<str>]>)>>(iter: I) -> Self {
+impl FromIterator<Row> for Table {
+    fn from_iter<I: IntoIterator<Item = Row>>(iter: I) -> Self {
         let mut rows: Vec<_> = iter.into_iter().collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         Self(rows.into_boxed_slice())
