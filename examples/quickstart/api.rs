@@ -1,0 +1,193 @@
+//! The protected routes: `/me`, `/admin`, `/api-keys`, `/api/data`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use portcullis::{
+    apikey::{ApiKeyErrorKind, ApiKeyRecord, NewApiKey},
+    core::Principal,
+    guard::{RequireRole, RequireScope, roles, scopes},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    App,
+    auth::USER_SCOPES,
+    http::{JsonBody, Problem, no_store_json, server_error},
+};
+
+roles! { pub(crate) Admin = "admin" }
+scopes! { pub(crate) DataRead = "data:read" }
+
+/// The longest lifetime an API key may be given: one year.
+const MAX_KEY_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The principal as JSON (what `/me` answers).
+pub(crate) fn principal_json(p: &Principal) -> Value {
+    json!({
+        "subject": p.subject(),
+        "kind": p.kind().as_str(),
+        "issuer": p.issuer(),
+        "client_id": p.client_id(),
+        "roles": p.roles().collect::<Vec<_>>(),
+        "scopes": p.scopes().collect::<Vec<_>>(),
+        "token_id": p.token_id(),
+        "issued_at": p.issued_at().map(unix),
+        "expires_at": p.expires_at().map(unix),
+    })
+}
+
+/// `GET /me` → the principal.
+pub(crate) async fn me(principal: Principal) -> Json<Value> {
+    Json(principal_json(&principal))
+}
+
+/// `GET /admin` → role `admin` only.
+pub(crate) async fn admin(
+    State(app): State<App>,
+    admin: RequireRole<Admin>,
+) -> Result<Json<Value>, Problem> {
+    let users = app
+        .users
+        .count()
+        .await
+        .map_err(|e| server_error("database failed", &e))?;
+    Ok(Json(json!({
+        "message": "welcome, administrator",
+        "subject": admin.subject(),
+        "users": users,
+    })))
+}
+
+/// `GET /api/data` → an API key (`X-API-Key`) or a JWT with scope `data:read`.
+pub(crate) async fn data(reader: RequireScope<DataRead>) -> Json<Value> {
+    Json(json!({
+        "data": [
+            { "id": 1, "name": "portcullis", "kind": "gate" },
+            { "id": 2, "name": "drawbridge", "kind": "bridge" },
+        ],
+        "subject": reader.subject(),
+        "via": reader.kind().as_str(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewKeyBody {
+    name: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// Seconds.
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+fn key_json(record: &ApiKeyRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "scopes": record.scopes,
+        "created_at": unix(record.created_at),
+        "expires_at": record.expires_at.map(unix),
+        "revoked_at": record.revoked_at.map(unix),
+        "last_used_at": record.last_used_at.map(unix),
+    })
+}
+
+fn unprocessable(code: &'static str, detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+}
+
+/// `POST /api-keys` → `201` with the key, shown this once. A key gets at most the
+/// scopes its owner's token holds.
+pub(crate) async fn create_key(
+    State(app): State<App>,
+    principal: Principal,
+    JsonBody(body): JsonBody<NewKeyBody>,
+) -> Result<Response, Problem> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(unprocessable(
+            "invalid_name",
+            "the key name must be 1 to 100 characters, without control characters",
+        ));
+    }
+    if body.scopes.len() > USER_SCOPES.len() {
+        return Err(unprocessable("invalid_scope", "too many scopes"));
+    }
+    for scope in &body.scopes {
+        if !USER_SCOPES.contains(&scope.as_str()) || !principal.has_scope(scope) {
+            return Err(unprocessable(
+                "invalid_scope",
+                format!(
+                    "a key can only get scopes its owner holds ({})",
+                    principal.scopes().collect::<Vec<_>>().join(" ")
+                ),
+            )
+            .with("allowed", principal.scopes().collect::<Vec<_>>()));
+        }
+    }
+    let mut spec = NewApiKey::new(principal.subject(), name).scopes(body.scopes.iter().cloned());
+    if let Some(secs) = body.expires_in {
+        let lifetime = Duration::from_secs(secs);
+        if !(Duration::from_secs(60)..=MAX_KEY_LIFETIME).contains(&lifetime) {
+            return Err(unprocessable(
+                "invalid_expires_in",
+                "expires_in must be between 60 seconds and one year",
+            ));
+        }
+        spec = spec.expires_in(lifetime);
+    }
+    let issued = app
+        .api_keys
+        .issue(spec)
+        .await
+        .map_err(|e| server_error("cannot issue an API key", &e))?;
+    let mut body = key_json(issued.record());
+    body["key"] = issued.key().expose_secret().into();
+    body["message"] = "store the key now: it is shown only once".into();
+    Ok(no_store_json(StatusCode::CREATED, body))
+}
+
+/// `GET /api-keys` → the caller's keys (never the keys themselves).
+pub(crate) async fn list_keys(
+    State(app): State<App>,
+    principal: Principal,
+) -> Result<Json<Value>, Problem> {
+    let keys = app
+        .api_keys
+        .list(principal.subject())
+        .await
+        .map_err(|e| server_error("cannot list API keys", &e))?;
+    Ok(Json(json!({
+        "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `DELETE /api-keys/{id}` → `204`; `404` for an unknown key or someone else's (the
+/// same answer, so ids cannot be probed).
+pub(crate) async fn delete_key(
+    State(app): State<App>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    match app.api_keys.revoke_owned(principal.subject(), &id).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) if e.kind() == ApiKeyErrorKind::NotFound => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such API key",
+        )),
+        Err(e) => Err(server_error("cannot revoke an API key", &e)),
+    }
+}

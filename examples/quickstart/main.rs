@@ -1,0 +1,398 @@
+//! The Portcullis quickstart: a small, complete authentication service.
+//!
+//! ```text
+//! cargo run --example quickstart [-- --addr 127.0.0.1:3000 --data-dir ./quickstart-data]
+//! ```
+//!
+//! - Storage: a SQLite file in the data directory by default (created on first
+//!   start); PostgreSQL when `DATABASE_URL` is set; Redis for shared rate limits and
+//!   access-token revocation when `REDIS_URL` is set. Refresh tokens and API keys
+//!   live in `portcullis-sql`'s tables, users and one-time tokens in this example's.
+//! - Keys: an Ed25519 signing key and a CSRF key, made on first start and kept in
+//!   the data directory (mode 0600), so tokens survive restarts.
+//! - Routes: `POST /auth/{register,login,refresh,logout,logout-all,forgot-password,
+//!   reset-password,verify-email}`, `GET /me`, `GET /admin`, `POST|GET /api-keys`,
+//!   `DELETE /api-keys/{id}`, `GET /api/data`, `GET /.well-known/jwks.json`,
+//!   `GET /healthz`, and `GET /`, a page for the browser flow.
+//!
+//! Run with `--help` for every setting.
+
+mod api;
+mod auth;
+mod browser;
+mod config;
+mod http;
+mod keys;
+mod mailer;
+mod revocation;
+mod store;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    process::ExitCode,
+    sync::Arc,
+};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use portcullis::{
+    apikey::{ApiKeys, KeyFormat},
+    core::AuthLayer,
+    jwt::{JwtAuthenticator, Key},
+    ratelimit::{
+        Check, ClientIpKey, GovernorBackend, LoginRateLimitLayer, Quota,
+        RateLimitBackend, RateLimitLayer,
+    },
+};
+use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
+use portcullis_redis::{Redis, RedisRateLimit, RedisRevocation};
+use portcullis_sql::{SqlApiKeyStore, SqlRefreshStore};
+use portcullis_tokens::{RefreshTokens, TokenIssuer, TokenService};
+
+use crate::{
+    browser::{Csrf, Page},
+    config::{Config, redact_url},
+    mailer::{LogMailer, Mailer},
+    revocation::Revocations,
+    store::{Db, RevocationTable, SqlOneTimeTokens, Users},
+};
+
+/// The audience of every access token.
+const AUDIENCE: &str = "quickstart";
+/// The largest request body any route reads.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// Everything the handlers share. Cloning is one `Arc` increment.
+#[derive(Clone, Debug)]
+pub(crate) struct App(Arc<Inner>);
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) users: Users,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) policy: PasswordPolicy,
+    pub(crate) tokens: TokenService<SqlRefreshStore, Revocations>,
+    pub(crate) one_time: ResetTokens<SqlOneTimeTokens>,
+    pub(crate) api_keys: ApiKeys<SqlApiKeyStore>,
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) csrf: Csrf,
+    page: Page,
+}
+
+impl std::fmt::Debug for dyn Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mailer")
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The per-IP limit on unauthenticated writes other than login (which has its own
+/// throttle): in this process, or in Redis, shared by every instance.
+enum IpLimit {
+    Local(GovernorBackend<IpAddr>),
+    Shared(RedisRateLimit),
+}
+
+impl RateLimitBackend<IpAddr> for IpLimit {
+    fn check(&self, key: &IpAddr) -> Check {
+        match self {
+            Self::Local(b) => b.check(key),
+            Self::Shared(b) => RateLimitBackend::<IpAddr>::check(b, key),
+        }
+    }
+
+    fn quota(&self) -> (NonZeroU32, std::time::Duration) {
+        match self {
+            Self::Local(b) => b.quota(),
+            Self::Shared(b) => RateLimitBackend::<IpAddr>::quota(b),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,portcullis=info".into()),
+        )
+        .init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("quickstart: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    keys::ensure_dir(&config.data_dir)?;
+
+    // Storage.
+    let db = match &config.database_url {
+        Some(url) => Db::postgres(url, config.database_schema.as_deref())
+            .await
+            .map_err(|e| format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url)))?,
+        None => {
+            let path = config.data_dir.join("quickstart.db");
+            Db::sqlite(&path)
+                .await
+                .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?
+        }
+    };
+    let sql = db.portcullis();
+    sql.migrate()
+        .await
+        .map_err(|e| format!("cannot migrate the portcullis tables: {e}"))?;
+    db.migrate()
+        .await
+        .map_err(|e| format!("cannot migrate the quickstart tables: {e}"))?;
+    let one_time_store = SqlOneTimeTokens::new(db.clone());
+    if let Err(e) = one_time_store.purge_expired().await {
+        tracing::warn!(error = %e, "cannot purge expired one-time tokens");
+    }
+
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let redis = Redis::open(url)
+                .map_err(|e| format!("REDIS_URL {}: {e}", redact_url(url)))?
+                .with_prefix(&config.redis_prefix);
+            redis
+                .ping()
+                .await
+                .map_err(|e| format!("cannot reach Redis at {}: {e}", redact_url(url)))?;
+            Some(redis)
+        }
+        None => None,
+    };
+    let revocations = match &redis {
+        Some(redis) => Revocations::Redis(RedisRevocation::new(redis)),
+        None => Revocations::local(RevocationTable::new(db.clone())).await?,
+    };
+
+    // Keys and tokens.
+    let (signing_key, key_origin, key_path) = keys::signing_key(&config.data_dir)?;
+    let (csrf_key, _) = keys::csrf_key(&config.data_dir)?;
+    let issuer = TokenIssuer::builder(config.public_url.clone(), AUDIENCE, signing_key).build();
+    let verification_keys = issuer.jwks()["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|jwk| Key::from_jwk_value(jwk, None))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot load the verification key: {e}"))?;
+    let jwt = JwtAuthenticator::builder()
+        .keys(verification_keys)
+        .issuer(config.public_url.clone())
+        .audience(AUDIENCE)
+        .require_access_token_typ()
+        .revocation(Arc::new(revocations.clone()))
+        .build()
+        .map_err(|e| format!("cannot build the JWT verifier: {e}"))?;
+    let refresh = RefreshTokens::new(SqlRefreshStore::new(sql.clone()));
+    let tokens = TokenService::new(issuer.clone(), refresh, revocations.clone());
+
+    let api_keys = ApiKeys::new(
+        SqlApiKeyStore::new(sql),
+        KeyFormat::new("qs_").map_err(|e| e.to_string())?,
+    );
+    let mailer: Arc<dyn Mailer> = match &config.mail_log {
+        Some(path) => Arc::new(LogMailer::with_file(path)?),
+        None => Arc::new(LogMailer::new()),
+    };
+    let hasher = PasswordHasher::new().map_err(|e| format!("password hasher: {e}"))?;
+
+    // The banner: what is used, never a secret.
+    let storage = match (&config.database_url, &db) {
+        (Some(url), _) => format!(
+            "postgres {}{}",
+            redact_url(url),
+            config
+                .database_schema
+                .as_deref()
+                .map(|s| format!(" (schema {s})"))
+                .unwrap_or_default()
+        ),
+        (None, _) => format!("sqlite {}", config.data_dir.join("quickstart.db").display()),
+    };
+    println!("Portcullis quickstart");
+    println!("  storage:     {storage} (users, refresh tokens, API keys, one-time tokens)");
+    println!(
+        "  redis:       {}",
+        config.redis_url.as_deref().map_or_else(
+            || "not used (rate limits and revocation in this process)".to_owned(),
+            |u| format!("{} (prefix {:?})", redact_url(u), config.redis_prefix)
+        )
+    );
+    println!("  revocation:  {}", revocations.name());
+    println!(
+        "  signing key: EdDSA, kid {}, {} ({})",
+        issuer.active_kid(),
+        key_origin.as_str(),
+        key_path.display()
+    );
+    println!(
+        "  passwords:   argon2id m={} KiB t={} p={}",
+        hasher.params().memory_kib,
+        hasher.params().iterations,
+        hasher.params().parallelism
+    );
+    println!(
+        "  mail:        log{}",
+        config
+            .mail_log
+            .as_ref()
+            .map(|p| format!(" + {}", p.display()))
+            .unwrap_or_default()
+    );
+    println!(
+        "  settings:    require verified e-mail {}, admin e-mail {}, secure cookies {}",
+        config.require_verified_email,
+        config.admin_email.as_deref().unwrap_or("(first user)"),
+        config.cookie_secure
+    );
+
+    let ip_limit_quota =
+        Quota::per_minute(NonZeroU32::new(30).expect("non-zero")).allow_burst(NonZeroU32::new(30).expect("non-zero"));
+    let ip_limit = match &redis {
+        Some(redis) => IpLimit::Shared(RedisRateLimit::new(redis, "auth-writes", ip_limit_quota)),
+        None => IpLimit::Local(GovernorBackend::new(ip_limit_quota)),
+    };
+
+    let app = App(Arc::new(Inner {
+        config: config.clone(),
+        users: Users::new(db.clone()),
+        hasher,
+        policy: PasswordPolicy::new(),
+        tokens,
+        one_time: ResetTokens::new(one_time_store),
+        api_keys: api_keys.clone(),
+        mailer,
+        csrf: Csrf::new(csrf_key),
+        page: Page::new(),
+    }));
+
+    let router = router(app, jwt, api_keys, ip_limit, issuer);
+
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    println!("  listening:   http://{local} (open it in a browser, or see the README for curl)");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server failed: {e}"))
+}
+
+fn router(
+    app: App,
+    jwt: JwtAuthenticator,
+    api_keys: ApiKeys<SqlApiKeyStore>,
+    ip_limit: IpLimit,
+    issuer: TokenIssuer,
+) -> Router {
+    let bearer = || jwt.clone().into_layer().realm(http::REALM);
+
+    // Bearer (JWT) only.
+    let user_routes = Router::new()
+        .route("/me", get(api::me))
+        .route("/admin", get(api::admin))
+        .route("/auth/logout-all", post(auth::logout_all))
+        .route("/api-keys", post(api::create_key).get(api::list_keys))
+        .route("/api-keys/{id}", delete(api::delete_key))
+        .route_layer(bearer());
+
+    // An API key or a JWT.
+    let data_routes = Router::new()
+        .route("/api/data", get(api::data))
+        .route_layer(AuthLayer::new((api_keys.authenticator(), jwt.clone())).realm(http::REALM));
+
+    // The access token is optional here (denylisted when present).
+    let logout = Router::new()
+        .route("/auth/logout", post(auth::logout))
+        .route_layer(bearer().optional());
+
+    let login = Router::new().route(
+        "/auth/login",
+        post(auth::login).layer(LoginRateLimitLayer::new().account_fields(["email"])),
+    );
+
+    let limited_writes = Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/forgot-password", post(auth::forgot_password))
+        .route("/auth/reset-password", post(auth::reset_password))
+        .route("/auth/verify-email", post(auth::verify_email))
+        .route_layer(
+            RateLimitLayer::with_backend(ClientIpKey::new(), ip_limit).policy_name("auth"),
+        );
+
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let response = issuer.jwks_response();
+                async move { response }
+            }),
+        )
+        .route("/auth/refresh", post(auth::refresh))
+        .merge(user_routes)
+        .merge(data_routes)
+        .merge(logout)
+        .merge(login)
+        .merge(limited_writes)
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(app)
+}
+
+async fn index(State(app): State<App>) -> Response {
+    app.page.response().into_response()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

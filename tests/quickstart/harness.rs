@@ -1,0 +1,440 @@
+//! Runs the compiled quickstart example as a child process on a free loopback port
+//! with a temporary data directory, and talks to it over real HTTP.
+
+#![allow(dead_code)] // Each test binary uses a different part of it.
+
+use std::{
+    fs,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Method, Request, StatusCode,
+    body::Bytes,
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde_json::Value;
+
+/// Where cargo put the example binary: tests run from `target/<profile>/deps/`, and
+/// examples are built into `target/<profile>/examples/`.
+pub fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let binary = profile_dir.join("examples").join("quickstart");
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let built = fs::metadata(&binary).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!(
+            "the quickstart example is not built at {}.\n`cargo test` builds it when run without \
+             target filters; otherwise run `cargo build --example quickstart` (same profile and \
+             features) first.",
+            binary.display()
+        )
+    });
+    let newest_source = fs::read_dir(&sources)
+        .expect("examples/quickstart")
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    assert!(
+        built >= newest_source,
+        "the quickstart binary at {} is older than its sources: run `cargo build --example quickstart` \
+         (or `cargo test` without target filters) so that the tests do not run stale code",
+        binary.display()
+    );
+    binary
+}
+
+/// A free port on 127.0.0.1 (the listener is dropped; a small race is possible).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// How to start the server.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Extra environment variables (DATABASE_URL, REDIS_URL, …).
+    pub env: Vec<(String, String)>,
+    /// Extra arguments.
+    pub args: Vec<String>,
+}
+
+impl Options {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+}
+
+/// A running quickstart server; killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    options: Options,
+    pub client: Http,
+}
+
+impl Server {
+    /// Starts the example on a free port with a fresh data directory and waits for
+    /// `/healthz`.
+    pub async fn start(options: Options) -> Self {
+        let data_dir = tempfile::Builder::new()
+            .prefix("quickstart-test-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let mut server = Self {
+            child: None,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            options,
+            client: Http::new(format!("http://127.0.0.1:{port}")),
+        };
+        server.spawn().await;
+        server
+    }
+
+    pub fn mail_log(&self) -> PathBuf {
+        self.data_dir.path().join("mail.jsonl")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("server.log")
+    }
+
+    /// The server's output so far (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    async fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("server log");
+        let mut command = Command::new(example_binary());
+        command
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--mail-log")
+            .arg(self.mail_log())
+            .args(&self.options.args)
+            .env_remove("DATABASE_URL")
+            .env_remove("DATABASE_SCHEMA")
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_PREFIX")
+            .env_remove("ADMIN_EMAIL")
+            .env_remove("REQUIRE_VERIFIED_EMAIL")
+            .env_remove("PUBLIC_URL")
+            .env_remove("COOKIE_SECURE")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        for (k, v) in &self.options.env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start the quickstart example");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("the quickstart exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(r) = self.client.get("/healthz").send().await
+                && r.status == StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the quickstart did not answer /healthz within 60 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process and starts it again on the same port and data directory.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Req {
+        self.client.get(path)
+    }
+
+    pub fn post(&self, path: &str) -> Req {
+        self.client.post(path)
+    }
+
+    pub fn delete(&self, path: &str) -> Req {
+        self.client.request(Method::DELETE, path)
+    }
+
+    /// Waits (up to 10 s) for a mail of `kind` to `to` (case-insensitive) in the mail
+    /// log, after `skip` earlier such mails, and returns it.
+    pub async fn mail(&self, to: &str, kind: &str, skip: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = fs::read_to_string(self.mail_log()).unwrap_or_default();
+            let found: Vec<Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|m| {
+                    m["kind"] == kind
+                        && m["to"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(to))
+                })
+                .collect();
+            if let Some(mail) = found.into_iter().nth(skip) {
+                return mail;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} mail #{skip} to {to} within 10 s; mail log:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many mails of `kind` to `to` were written so far.
+    pub fn mail_count(&self, to: &str, kind: &str) -> usize {
+        fs::read_to_string(self.mail_log())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| {
+                m["kind"] == kind && m["to"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(to))
+            })
+            .count()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A small HTTP/1.1 client over hyper.
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> Req {
+        Req {
+            client: self.client.clone(),
+            method,
+            uri: format!("{}{}", self.base, path),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Req {
+        self.request(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Req {
+        self.request(Method::POST, path)
+    }
+}
+
+/// A request being built.
+pub struct Req {
+    client: Client<HttpConnector, Full<Bytes>>,
+    method: Method,
+    uri: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Req {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn json(mut self, body: &Value) -> Self {
+        self.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self.body = Bytes::from(body.to_string());
+        self
+    }
+
+    pub fn raw(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).expect("content type"),
+        );
+        self.body = body.into();
+        self
+    }
+
+    pub async fn send(self) -> Result<Resp, hyper_util::client::legacy::Error> {
+        let mut request = Request::builder()
+            .method(self.method)
+            .uri(self.uri)
+            .body(Full::new(self.body))
+            .expect("request");
+        *request.headers_mut() = self.headers;
+        let response = self.client.request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok(Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends and panics on a transport error.
+    pub async fn go(self) -> Resp {
+        let what = format!("{} {}", self.method, self.uri);
+        self.send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: transport error {e}"))
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{}: body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        self
+    }
+
+    /// Asserts an `application/problem+json` answer with `status` and `code`.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        self.expect(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "problem content type; body: {}",
+            self.text()
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status, "{body}");
+        assert_eq!(body["code"], code, "{body}");
+        body
+    }
+
+    /// The `Set-Cookie` line of cookie `name`.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+
+    /// The value of cookie `name` as set by this response.
+    pub fn cookie_value(&self, name: &str) -> Option<String> {
+        let line = self.set_cookie(name)?;
+        let first = line.split(';').next()?;
+        Some(first[name.len() + 1..].to_owned())
+    }
+}
+
+/// Sleeps until the next whole second of the wall clock: revocation cut-offs have
+/// whole-second precision (a token issued in the second of a logout-everywhere is
+/// refused too), so a test that logs in again right after one waits for this.
+pub async fn next_second() {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock");
+    let wait = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()))
+        + Duration::from_millis(20);
+    tokio::time::sleep(wait).await;
+}
