@@ -10,6 +10,8 @@
 //! | `apikey` (default) | [`apikey`] | API keys: generation, hashed storage, the authenticator |
 //! | `ratelimit` (default) | [`ratelimit`] | rate limits on governor, and the login throttle |
 //! | `guard` (default) | [`guard`] | `RequireRole` / `RequireScope` extractors and tower layers |
+//! | `tokens` (default) | [`tokens`] | access-token issuance, JWK Set, refresh rotation with reuse detection, revocation |
+//! | `password` (default) | [`password`] | argon2id hashing off the runtime, NIST-style policy, reset tokens |
 //! | `full` | all of the above | |
 //!
 //! ```
@@ -52,10 +54,18 @@ pub use portcullis_ratelimit as ratelimit;
 #[cfg_attr(docsrs, doc(cfg(feature = "guard")))]
 pub use portcullis_guard as guard;
 
+#[cfg(feature = "tokens")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokens")))]
+pub use portcullis_tokens as tokens;
+
+#[cfg(feature = "password")]
+#[cfg_attr(docsrs, doc(cfg(feature = "password")))]
+pub use portcullis_password as password;
+
 /// The names most applications need, in one `use`.
 pub mod prelude {
     pub use portcullis_core::{
-        AuthError, AuthLayer, Authenticator, Claims, Principal, PrincipalKind,
+        AuthError, AuthLayer, Authenticator, Claims, ClientIp, Principal, PrincipalKind,
     };
 }
 
