@@ -3,6 +3,8 @@
 //! - `bare`: no authentication;
 //! - `apikey`: the API-key layer with the memory store, accepting the key in
 //!   $BENCH_API_KEY (one record among 10,000);
+//! - `core_only`: core's `AuthLayer` with an authenticator that answers a fixed
+//!   principal whenever `x-api-key` is present: the layer's own cost, for reference;
 //! - `keygen`: prints a fresh key for $BENCH_API_KEY and exits.
 //!
 //! ```text
@@ -16,8 +18,19 @@
 use std::time::SystemTime;
 
 use axum::{Router, routing::get};
+use http::request::Parts;
 use portcullis_apikey::{ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, MemoryStore, NewApiKey};
-use portcullis_core::AuthLayer;
+use portcullis_core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
+
+/// Answers one principal whenever `x-api-key` is present.
+struct Fixed(Principal);
+
+impl Authenticator for Fixed {
+    fn authenticate(&self, parts: &Parts) -> Authentication {
+        let found = parts.headers.contains_key("x-api-key");
+        Authentication::Ready(Ok(found.then(|| self.0.clone())))
+    }
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -55,6 +68,9 @@ async fn main() {
                 .expect("create");
             router.route_layer(AuthLayer::new(keys.authenticator()))
         }
+        "core_only" => router.route_layer(AuthLayer::new(Fixed(
+            Principal::builder("svc-bench", PrincipalKind::ApiKey).build(),
+        ))),
         "keygen" => {
             println!("{}", format.generate().expect("os rng").expose_secret());
             return;
