@@ -164,3 +164,41 @@ proptest! {
         let _ = KeyFormat::new(&s);
     }
 }
+
+mod header_parsing {
+    use http::{HeaderValue, Request};
+    use portcullis_apikey::{ApiKeyAuthenticator, MemoryStore};
+    use portcullis_core::{Authentication, Authenticator};
+    use proptest::prelude::*;
+
+    fn authenticate(headers: &[(&str, &[u8])]) -> Authentication {
+        let auth = ApiKeyAuthenticator::new(MemoryStore::new(), super::common::format());
+        let mut req = Request::get("/");
+        for (name, value) in headers {
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                req = req.header(*name, value);
+            }
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
+        auth.authenticate(&parts)
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_header_values_never_panic_and_never_wait(
+            key in proptest::collection::vec(any::<u8>(), 0..120),
+            authz in proptest::collection::vec(any::<u8>(), 0..120),
+            prefixed in "(Bearer |bearer |)pk_live_[ -~]{0,70}",
+        ) {
+            for headers in [
+                vec![("x-api-key", key.as_slice())],
+                vec![("authorization", authz.as_slice())],
+                vec![("authorization", prefixed.as_bytes())],
+                vec![("x-api-key", prefixed.as_bytes()), ("authorization", authz.as_slice())],
+            ] {
+                // The memory store answers synchronously: never a pending future.
+                prop_assert!(matches!(authenticate(&headers), Authentication::Ready(_)));
+            }
+        }
+    }
+}
