@@ -25,7 +25,7 @@ use serde_json::Value;
 
 /// Where cargo put the example binary: tests run from `target/<profile>/deps/`, and
 /// examples are built into `target/<profile>/examples/`.
-pub fn example_binary() -> PathBuf {
+pub(crate) fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
         .parent()
@@ -56,7 +56,7 @@ pub fn example_binary() -> PathBuf {
 }
 
 /// A free port on 127.0.0.1 (the listener is dropped; a small race is possible).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
@@ -65,39 +65,39 @@ pub fn free_port() -> u16 {
 
 /// How to start the server.
 #[derive(Clone, Debug, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Extra environment variables (DATABASE_URL, REDIS_URL, …).
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// Extra arguments.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
 }
 
 impl Options {
-    pub fn env(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
-    pub fn arg(mut self, arg: &str) -> Self {
+    pub(crate) fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_owned());
         self
     }
 }
 
 /// A running quickstart server; killed on drop.
-pub struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    pub port: u16,
-    pub base: String,
-    pub data_dir: tempfile::TempDir,
+    pub(crate) port: u16,
+    pub(crate) base: String,
+    pub(crate) data_dir: tempfile::TempDir,
     options: Options,
-    pub client: Http,
+    pub(crate) client: Http,
 }
 
 impl Server {
     /// Starts the example on a free port with a fresh data directory and waits for
     /// `/healthz`.
-    pub async fn start(options: Options) -> Self {
+    pub(crate) async fn start(options: Options) -> Self {
         let data_dir = tempfile::Builder::new()
             .prefix("quickstart-test-")
             .tempdir()
@@ -115,7 +115,7 @@ impl Server {
         server
     }
 
-    pub fn mail_log(&self) -> PathBuf {
+    pub(crate) fn mail_log(&self) -> PathBuf {
         self.data_dir.path().join("mail.jsonl")
     }
 
@@ -124,7 +124,7 @@ impl Server {
     }
 
     /// The server's output so far (for failure messages).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
@@ -182,33 +182,33 @@ impl Server {
     }
 
     /// Kills the process and starts it again on the same port and data directory.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
     }
 
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    pub fn get(&self, path: &str) -> Req {
+    pub(crate) fn get(&self, path: &str) -> Req {
         self.client.get(path)
     }
 
-    pub fn post(&self, path: &str) -> Req {
+    pub(crate) fn post(&self, path: &str) -> Req {
         self.client.post(path)
     }
 
-    pub fn delete(&self, path: &str) -> Req {
+    pub(crate) fn delete(&self, path: &str) -> Req {
         self.client.request(Method::DELETE, path)
     }
 
     /// Waits (up to 10 s) for a mail of `kind` to `to` (case-insensitive) in the mail
     /// log, after `skip` earlier such mails, and returns it.
-    pub async fn mail(&self, to: &str, kind: &str, skip: usize) -> Value {
+    pub(crate) async fn mail(&self, to: &str, kind: &str, skip: usize) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = fs::read_to_string(self.mail_log()).unwrap_or_default();
@@ -232,7 +232,7 @@ impl Server {
     }
 
     /// How many mails of `kind` to `to` were written so far.
-    pub fn mail_count(&self, to: &str, kind: &str) -> usize {
+    pub(crate) fn mail_count(&self, to: &str, kind: &str) -> usize {
         fs::read_to_string(self.mail_log())
             .unwrap_or_default()
             .lines()
@@ -252,20 +252,20 @@ impl Drop for Server {
 
 /// A small HTTP/1.1 client over hyper.
 #[derive(Clone)]
-pub struct Http {
+pub(crate) struct Http {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Http {
-    pub fn new(base: String) -> Self {
+    pub(crate) fn new(base: String) -> Self {
         Self {
             base,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
-    pub fn request(&self, method: Method, path: &str) -> Req {
+    pub(crate) fn request(&self, method: Method, path: &str) -> Req {
         Req {
             client: self.client.clone(),
             method,
@@ -275,17 +275,17 @@ impl Http {
         }
     }
 
-    pub fn get(&self, path: &str) -> Req {
+    pub(crate) fn get(&self, path: &str) -> Req {
         self.request(Method::GET, path)
     }
 
-    pub fn post(&self, path: &str) -> Req {
+    pub(crate) fn post(&self, path: &str) -> Req {
         self.request(Method::POST, path)
     }
 }
 
 /// A request being built.
-pub struct Req {
+pub(crate) struct Req {
     client: Client<HttpConnector, Full<Bytes>>,
     method: Method,
     uri: String,
@@ -294,7 +294,7 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.append(
             HeaderName::from_bytes(name.as_bytes()).expect("header name"),
             HeaderValue::from_str(value).expect("header value"),
@@ -302,11 +302,11 @@ impl Req {
         self
     }
 
-    pub fn bearer(self, token: &str) -> Self {
+    pub(crate) fn bearer(self, token: &str) -> Self {
         self.header("authorization", &format!("Bearer {token}"))
     }
 
-    pub fn json(mut self, body: &Value) -> Self {
+    pub(crate) fn json(mut self, body: &Value) -> Self {
         self.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -315,7 +315,7 @@ impl Req {
         self
     }
 
-    pub fn raw(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+    pub(crate) fn raw(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
         self.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_str(content_type).expect("content type"),
@@ -324,7 +324,7 @@ impl Req {
         self
     }
 
-    pub async fn send(self) -> Result<Resp, hyper_util::client::legacy::Error> {
+    pub(crate) async fn send(self) -> Result<Resp, hyper_util::client::legacy::Error> {
         let mut request = Request::builder()
             .method(self.method)
             .uri(self.uri)
@@ -346,7 +346,7 @@ impl Req {
     }
 
     /// Sends and panics on a transport error.
-    pub async fn go(self) -> Resp {
+    pub(crate) async fn go(self) -> Resp {
         let what = format!("{} {}", self.method, self.uri);
         self.send()
             .await
@@ -356,14 +356,14 @@ impl Req {
 
 /// A response, fully read.
 #[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Resp {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Resp {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "{}: body is not JSON ({e}): {}",
@@ -373,17 +373,17 @@ impl Resp {
         })
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Asserts the status, printing the body when it differs.
     #[track_caller]
-    pub fn expect(&self, status: u16) -> &Self {
+    pub(crate) fn expect(&self, status: u16) -> &Self {
         assert_eq!(
             self.status.as_u16(),
             status,
@@ -395,7 +395,7 @@ impl Resp {
 
     /// Asserts an `application/problem+json` answer with `status` and `code`.
     #[track_caller]
-    pub fn problem(&self, status: u16, code: &str) -> Value {
+    pub(crate) fn problem(&self, status: u16, code: &str) -> Value {
         self.expect(status);
         assert_eq!(
             self.header("content-type"),
@@ -410,7 +410,7 @@ impl Resp {
     }
 
     /// The `Set-Cookie` line of cookie `name`.
-    pub fn set_cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn set_cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
@@ -420,7 +420,7 @@ impl Resp {
     }
 
     /// The value of cookie `name` as set by this response.
-    pub fn cookie_value(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie_value(&self, name: &str) -> Option<String> {
         let line = self.set_cookie(name)?;
         let first = line.split(';').next()?;
         Some(first[name.len() + 1..].to_owned())
@@ -430,7 +430,7 @@ impl Resp {
 /// Sleeps until the next whole second of the wall clock: revocation cut-offs have
 /// whole-second precision (a token issued in the second of a logout-everywhere is
 /// refused too), so a test that logs in again right after one waits for this.
-pub async fn next_second() {
+pub(crate) async fn next_second() {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("clock");
