@@ -49,6 +49,36 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Running several instances
+//!
+//! The layers and services stay the same; only where their state lives changes.
+//! Two lines switch a rate limit and refresh tokens from memory to Redis:
+//!
+//! ```
+//! # use std::num::NonZeroU32;
+//! # use portcullis_ratelimit::{ClientIpKey, Quota, RateLimitLayer};
+//! # use portcullis_redis::{Redis, RedisRateLimit, RedisRefreshStore};
+//! # use portcullis_tokens::{MemoryRefreshStore, RefreshTokens};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), portcullis_redis::Error> {
+//! # let quota = Quota::per_minute(NonZeroU32::new(60).unwrap());
+//! // One instance: state in memory.
+//! let limit = RateLimitLayer::new(ClientIpKey::new(), quota);
+//! let refresh = RefreshTokens::new(MemoryRefreshStore::new());
+//! # let _ = (limit, refresh);
+//!
+//! // Several instances: the same limit and refresh tokens, shared through Redis.
+//! let redis = Redis::open("redis://127.0.0.1:6379")?; // connects on first use
+//! let limit = RateLimitLayer::with_backend(ClientIpKey::new(), RedisRateLimit::new(&redis, "api", quota));
+//! let refresh = RefreshTokens::new(RedisRefreshStore::new(&redis));
+//! # let _ = (limit, refresh);
+//! # Ok(()) }
+//! ```
+//!
+//! Likewise [`RedisRevocation`] replaces `MemoryRevocation` (hand it to the JWT
+//! authenticator's `revocation(..)` and to `TokenService`), and [`RedisApiKeyStore`]
+//! replaces `MemoryStore` in `ApiKeys::new`.
+//!
 //! # Requirements
 //!
 //! Redis 6.2 or newer (or a compatible server with Lua scripting), standalone or a

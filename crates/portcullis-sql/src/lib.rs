@@ -37,6 +37,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Running several instances
+//!
+//! Refresh tokens and API keys move from memory to PostgreSQL with two lines:
+//!
+//! ```no_run
+//! # use portcullis_apikey::{ApiKeys, KeyFormat, MemoryStore};
+//! # use portcullis_sql::{SqlApiKeyStore, SqlDatabase, SqlRefreshStore};
+//! # use portcullis_tokens::{MemoryRefreshStore, RefreshTokens};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let format = KeyFormat::new("pk_live_")?;
+//! // One instance, state in memory:
+//! let refresh = RefreshTokens::new(MemoryRefreshStore::new());
+//! let keys = ApiKeys::new(MemoryStore::new(), format.clone());
+//! # let _ = (refresh, keys);
+//!
+//! // Several instances, state in PostgreSQL (or `SqlDatabase::sqlite(pool)`):
+//! let db = SqlDatabase::postgres(sqlx::PgPool::connect("postgres://app@db/app").await?);
+//! db.migrate().await?;
+//! let refresh = RefreshTokens::new(SqlRefreshStore::new(db.clone()));
+//! let keys = ApiKeys::new(SqlApiKeyStore::new(db), format);
+//! # let _ = (refresh, keys);
+//! # Ok(()) }
+//! ```
+//!
 //! # Choosing
 //!
 //! SQLite (a file) is the embedded durable default for one machine; PostgreSQL
