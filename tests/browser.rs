@@ -46,7 +46,10 @@ impl Driver {
             .expect("start chromedriver");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
@@ -121,7 +124,9 @@ async fn browser_signs_up_logs_in_and_refreshes_by_cookie() {
             !ci,
             "CI=true but chromium or chromedriver is missing (apt-get install chromium chromium-driver)"
         );
-        eprintln!("skipped: chromium and chromedriver (Debian: chromium, chromium-driver) are not installed");
+        eprintln!(
+            "skipped: chromium and chromedriver (Debian: chromium, chromium-driver) are not installed"
+        );
         return;
     };
 
@@ -177,7 +182,11 @@ async fn flow(browser: &Client, server: &Server) -> Result<(), String> {
     let me = wait_text(browser, "me", |t| t.contains("\"subject\"")).await;
     let me: Value = serde_json::from_str(&me).map_err(|e| format!("/me on the page: {e}"))?;
     assert_eq!(me["kind"], "user");
-    assert_eq!(me["roles"], json!(["admin", "user"]), "the first user is an admin");
+    assert_eq!(
+        me["roles"],
+        json!(["admin", "user"]),
+        "the first user is an admin"
+    );
 
     // The refresh cookie is invisible to scripts; the CSRF cookie is not.
     let script_cookies = browser
@@ -186,7 +195,10 @@ async fn flow(browser: &Client, server: &Server) -> Result<(), String> {
         .map_err(|e| format!("document.cookie: {e}"))?;
     let script_cookies = script_cookies.as_str().unwrap_or_default().to_owned();
     assert!(script_cookies.contains("qs_csrf="), "{script_cookies:?}");
-    assert!(!script_cookies.contains("qs_refresh"), "refresh token readable: {script_cookies:?}");
+    assert!(
+        !script_cookies.contains("qs_refresh"),
+        "refresh token readable: {script_cookies:?}"
+    );
     // WebDriver sees every cookie of the current path; the refresh cookie lives under
     // /auth, so look from there.
     browser

@@ -38,8 +38,14 @@ async fn login(s: &Server, email: &str, password: &str) -> Pair {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     Pair {
-        access: body["access_token"].as_str().expect("access_token").to_owned(),
-        refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        access: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
+        refresh: body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
     }
 }
 
@@ -74,7 +80,9 @@ async fn full_flow_on_postgres_and_redis() {
             Ok("true"),
             "CI=true needs DATABASE_URL and REDIS_URL for the quickstart's PostgreSQL/Redis run"
         );
-        eprintln!("skipped: set DATABASE_URL and REDIS_URL to run the quickstart on PostgreSQL and Redis");
+        eprintln!(
+            "skipped: set DATABASE_URL and REDIS_URL to run the quickstart on PostgreSQL and Redis"
+        );
         return;
     };
     // A schema and a key prefix of our own: the run starts from empty tables (the
@@ -107,9 +115,11 @@ async fn drop_schema(database: &str, schema: &str) {
     let Ok(mut conn) = PgConnection::connect(database).await else {
         return;
     };
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&mut conn)
-        .await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&mut conn)
+    .await;
     let _ = conn.close().await;
 }
 
@@ -119,13 +129,19 @@ async fn full_flow(s: &mut Server) {
     r.expect(200);
     assert_eq!(r.text(), "ok");
     s.get("/no-such-route").go().await.problem(404, "not_found");
-    s.delete("/healthz").go().await.problem(405, "method_not_allowed");
+    s.delete("/healthz")
+        .go()
+        .await
+        .problem(405, "method_not_allowed");
     let jwks = s.get("/.well-known/jwks.json").go().await;
     jwks.expect(200);
     let jwks = jwks.json();
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
-    assert!(jwks["keys"][0].get("d").is_none(), "private key published: {jwks}");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "private key published: {jwks}"
+    );
     let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
 
     // Registration: bad bodies and policy failures, each a problem.
@@ -235,10 +251,17 @@ async fn full_flow(s: &mut Server) {
     // /me and /admin.
     let r = s.get("/me").go().await;
     r.problem(401, "missing_credentials");
-    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="quickstart""#));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="quickstart""#)
+    );
     let r = s.get("/me").bearer("not.a.jwt").go().await;
     r.problem(401, "invalid_token");
-    assert!(r.header("www-authenticate").unwrap().contains(r#"error="invalid_token""#));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"error="invalid_token""#)
+    );
     let me = s.get("/me").bearer(&admin.access).go().await;
     me.expect(200);
     let me = me.json();
@@ -252,7 +275,11 @@ async fn full_flow(s: &mut Server) {
     assert_eq!(bob_me["roles"], json!(["user"]));
     let r = s.get("/admin").bearer(&bob.access).go().await;
     r.problem(403, "insufficient_scope");
-    assert!(r.header("www-authenticate").unwrap().contains(r#"scope="admin""#));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"scope="admin""#)
+    );
     let r = s.get("/admin").bearer(&admin.access).go().await;
     r.expect(200);
     assert_eq!(r.json()["users"], 2);
@@ -367,7 +394,10 @@ async fn full_flow(s: &mut Server) {
     let list = s.get("/api-keys").bearer(&session.access).go().await;
     list.expect(200);
     let list_text = list.text();
-    assert!(!list_text.contains(&reader_key) && !list_text.contains("digest"), "{list_text}");
+    assert!(
+        !list_text.contains(&reader_key) && !list_text.contains("digest"),
+        "{list_text}"
+    );
     assert_eq!(list.json()["keys"].as_array().unwrap().len(), 2);
     assert_eq!(
         s.get("/api-keys").bearer(&bob.access).go().await.json()["keys"],
@@ -375,7 +405,11 @@ async fn full_flow(s: &mut Server) {
     );
 
     // /api/data: an API key or a JWT, scope data:read.
-    let r = s.get("/api/data").header("x-api-key", &reader_key).go().await;
+    let r = s
+        .get("/api/data")
+        .header("x-api-key", &reader_key)
+        .go()
+        .await;
     r.expect(200);
     assert_eq!(r.json()["via"], "api_key");
     assert_eq!(r.json()["subject"], admin_id.as_str());
@@ -387,7 +421,10 @@ async fn full_flow(s: &mut Server) {
         .go()
         .await
         .problem(403, "insufficient_scope");
-    s.get("/api/data").go().await.problem(401, "missing_credentials");
+    s.get("/api/data")
+        .go()
+        .await
+        .problem(401, "missing_credentials");
     let mut typo = reader_key.clone();
     let last = if typo.ends_with('A') { "B" } else { "A" };
     typo.replace_range(typo.len() - 1.., last);
@@ -442,7 +479,10 @@ async fn full_flow(s: &mut Server) {
     let two = login(s, ADMIN, ADMIN_PW).await;
     assert_eq!(me_status(s, &one.access).await, 200);
     assert_eq!(me_status(s, &two.access).await, 200);
-    s.post("/auth/logout-all").go().await.problem(401, "missing_credentials");
+    s.post("/auth/logout-all")
+        .go()
+        .await
+        .problem(401, "missing_credentials");
     s.post("/auth/logout-all")
         .bearer(&one.access)
         .go()
@@ -457,7 +497,11 @@ async fn full_flow(s: &mut Server) {
             .await
             .problem(401, "invalid_grant");
     }
-    assert_eq!(me_status(s, &bob.access).await, 200, "other users are untouched");
+    assert_eq!(
+        me_status(s, &bob.access).await,
+        200,
+        "other users are untouched"
+    );
     next_second().await;
     let admin = login(s, ADMIN, ADMIN_PW).await;
     assert_eq!(me_status(s, &admin.access).await, 200);
@@ -536,13 +580,29 @@ async fn full_flow(s: &mut Server) {
 
     // Restart on the same data: keys, users, sessions, API keys and revocations persist.
     s.restart().await;
-    assert!(s.log().contains(", loaded ("), "the signing key was not reloaded:\n{}", s.log());
+    assert!(
+        s.log().contains(", loaded ("),
+        "the signing key was not reloaded:\n{}",
+        s.log()
+    );
     let jwks = s.get("/.well-known/jwks.json").go().await.json();
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
-    assert_eq!(me_status(s, &admin.access).await, 200, "an access token from before the restart");
+    assert_eq!(
+        me_status(s, &admin.access).await,
+        200,
+        "an access token from before the restart"
+    );
     assert_eq!(me_status(s, &bob.access).await, 200);
-    assert_eq!(me_status(s, &one.access).await, 401, "logout-all forgotten by a restart");
-    assert_eq!(me_status(s, &session.access).await, 401, "logout forgotten by a restart");
+    assert_eq!(
+        me_status(s, &one.access).await,
+        401,
+        "logout-all forgotten by a restart"
+    );
+    assert_eq!(
+        me_status(s, &session.access).await,
+        401,
+        "logout forgotten by a restart"
+    );
     let r = s
         .post("/auth/refresh")
         .json(&json!({ "refresh_token": admin.refresh }))
@@ -581,7 +641,10 @@ async fn login_throttle_answers_429_with_retry_after() {
                 429 => break r,
                 other => panic!("unexpected {other}: {}", r.text()),
             }
-            assert!(failures <= 8, "no 429 after {failures} failures for {account}");
+            assert!(
+                failures <= 8,
+                "no 429 after {failures} failures for {account}"
+            );
         };
         assert!(failures >= 5, "throttled after only {failures} failures");
         let retry: u64 = refused
@@ -602,21 +665,33 @@ async fn login_throttle_answers_429_with_retry_after() {
                 .problem(429, "rate_limited");
         }
     }
-    assert_eq!(bodies[0], bodies[1], "existing and unknown accounts look alike");
+    assert_eq!(
+        bodies[0], bodies[1],
+        "existing and unknown accounts look alike"
+    );
 }
 
 /// The cookie mode of the browser flow over plain HTTP: the refresh token only in an
 /// `HttpOnly` cookie, and CSRF protection on cookie-authenticated writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_sessions_need_the_csrf_token() {
-    let s = Server::start(Options::default().arg("--admin-email").arg("carol@example.com")).await;
+    let s = Server::start(
+        Options::default()
+            .arg("--admin-email")
+            .arg("carol@example.com"),
+    )
+    .await;
     // Dave registers first, Carol second: ADMIN_EMAIL makes her admin anyway.
     register(&s, "dave@example.com", BOB_PW, None).await;
     register(&s, "Carol@Example.com", ADMIN_PW, Some("Carol")).await;
 
     let page = s.get("/").go().await;
     page.expect(200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     let csp = page.header("content-security-policy").unwrap();
     let script_src = csp
         .split(';')
@@ -633,7 +708,10 @@ async fn cookie_sessions_need_the_csrf_token() {
         .await;
     r.expect(200);
     let body = r.json();
-    assert!(body.get("refresh_token").is_none(), "refresh token in the body: {body}");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "refresh token in the body: {body}"
+    );
     let access = body["access_token"].as_str().unwrap().to_owned();
     let csrf = body["csrf_token"].as_str().unwrap().to_owned();
     let set = r.set_cookie("qs_refresh").expect("refresh cookie");
@@ -658,7 +736,9 @@ async fn cookie_sessions_need_the_csrf_token() {
         req.go()
     };
     attempt(&[]).await.problem(403, "csrf");
-    attempt(&[("x-csrf-token", "forged")]).await.problem(403, "csrf");
+    attempt(&[("x-csrf-token", "forged")])
+        .await
+        .problem(403, "csrf");
     attempt(&[("x-csrf-token", &csrf), ("origin", "http://evil.example")])
         .await
         .problem(403, "csrf");
@@ -682,7 +762,10 @@ async fn cookie_sessions_need_the_csrf_token() {
     assert_ne!(new_refresh, refresh);
     assert_ne!(new_csrf, csrf);
     assert!(body.get("refresh_token").is_none());
-    assert_eq!(me_status(&s, body["access_token"].as_str().unwrap()).await, 200);
+    assert_eq!(
+        me_status(&s, body["access_token"].as_str().unwrap()).await,
+        200
+    );
 
     // Logout by cookie: CSRF needed too; the cookies are cleared.
     let cookie = format!("qs_refresh={new_refresh}; qs_csrf={new_csrf}");

@@ -6,10 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use portcullis::core::Principal;
-use portcullis_password::{
-    HashErrorKind, Password, PolicyError, ResetErrorKind, Verification,
-};
-use portcullis_tokens::{ErrorKind as TokenErrorKind, Grant, IssuedRefreshToken, AccessToken};
+use portcullis_password::{HashErrorKind, Password, PolicyError, ResetErrorKind, Verification};
+use portcullis_tokens::{AccessToken, ErrorKind as TokenErrorKind, Grant, IssuedRefreshToken};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -101,13 +99,21 @@ pub(crate) fn normalize_email(raw: &str) -> Result<String, Problem> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok { Ok(email.to_owned()) } else { Err(invalid()) }
+    if ok {
+        Ok(email.to_owned())
+    } else {
+        Err(invalid())
+    }
 }
 
 fn policy_problem(e: &PolicyError) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "password_policy", e.to_string())
-        .with("rule", e.rule().as_str())
-        .with("limit", e.limit())
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "password_policy",
+        e.to_string(),
+    )
+    .with("rule", e.rule().as_str())
+    .with("limit", e.limit())
 }
 
 /// `POST /auth/register` → `201`.
@@ -121,7 +127,11 @@ pub(crate) async fn register(
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<Response, Problem> {
     let email = normalize_email(&body.email)?;
-    let name = match body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) {
+    let name = match body
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+    {
         Some(n) if n.chars().count() > 100 || n.chars().any(char::is_control) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -147,7 +157,12 @@ pub(crate) async fn register(
         .map_err(|e| server_error("hashing failed", &e))?;
     let registered = app
         .users
-        .register(&email, name.as_deref(), &hash, app.config.admin_email.as_deref())
+        .register(
+            &email,
+            name.as_deref(),
+            &hash,
+            app.config.admin_email.as_deref(),
+        )
         .await
         .map_err(db_error)?;
     // Mail from a task, for both outcomes: the response time does not depend on it.
@@ -202,7 +217,9 @@ async fn send_verification(app: &App, user: &User) {
             };
             deliver(app, &mail).await;
         }
-        Err(e) => tracing::error!(target: "quickstart", error = %e, "cannot issue a verification token"),
+        Err(e) => {
+            tracing::error!(target: "quickstart", error = %e, "cannot issue a verification token")
+        }
     }
 }
 
@@ -331,7 +348,12 @@ pub(crate) async fn login(
         .login(&grant_for(&user))
         .await
         .map_err(|e| token_problem(&e))?;
-    Ok(token_response(&app, &pair.access, &pair.refresh, body.cookie))
+    Ok(token_response(
+        &app,
+        &pair.access,
+        &pair.refresh,
+        body.cookie,
+    ))
 }
 
 fn token_problem(e: &portcullis_tokens::Error) -> Problem {
@@ -496,7 +518,9 @@ pub(crate) async fn forgot_password(
 ) -> Response {
     let email = body.email;
     tokio::spawn(async move {
-        let Ok(email) = normalize_email(&email) else { return };
+        let Ok(email) = normalize_email(&email) else {
+            return;
+        };
         let user = match app.users.find_by_email(&email).await {
             Ok(Some(user)) => user,
             Ok(None) => return,
@@ -522,7 +546,9 @@ pub(crate) async fn forgot_password(
                 };
                 deliver(&app, &mail).await;
             }
-            Err(e) => tracing::error!(target: "quickstart", error = %e, "cannot issue a reset token"),
+            Err(e) => {
+                tracing::error!(target: "quickstart", error = %e, "cannot issue a reset token")
+            }
         }
     });
     no_store_json(
@@ -563,9 +589,15 @@ pub(crate) async fn reset_password(
         .hash(&password)
         .await
         .map_err(|e| server_error("hashing failed", &e))?;
-    app.users.set_password(&subject, &hash).await.map_err(db_error)?;
+    app.users
+        .set_password(&subject, &hash)
+        .await
+        .map_err(db_error)?;
     // The link reached the mailbox: the address is verified.
-    app.users.set_email_verified(&subject).await.map_err(db_error)?;
+    app.users
+        .set_email_verified(&subject)
+        .await
+        .map_err(db_error)?;
     app.one_time
         .revoke_subject(&subject)
         .await
@@ -588,6 +620,9 @@ pub(crate) async fn verify_email(
         .redeem(&body.token, PURPOSE_VERIFY)
         .await
         .map_err(|e| one_time_problem(&e))?;
-    app.users.set_email_verified(&subject).await.map_err(db_error)?;
+    app.users
+        .set_email_verified(&subject)
+        .await
+        .map_err(db_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -49,7 +49,11 @@ impl Problem {
 
     /// A `401` with `WWW-Authenticate: Bearer realm="quickstart"` and, if given, the
     /// RFC 6750 error code.
-    pub(crate) fn unauthorized(code: &'static str, detail: &'static str, bearer_error: Option<&'static str>) -> Self {
+    pub(crate) fn unauthorized(
+        code: &'static str,
+        detail: &'static str,
+        bearer_error: Option<&'static str>,
+    ) -> Self {
         let mut p = Self::new(StatusCode::UNAUTHORIZED, code, detail);
         p.challenge = Some(bearer_error.unwrap_or(""));
         p
@@ -170,7 +174,11 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
                 "the request body is too large",
             )
         }
-        other => Problem::new(other.status(), "bad_body", "the request body could not be read"),
+        other => Problem::new(
+            other.status(),
+            "bad_body",
+            "the request body could not be read",
+        ),
     }
 }
 

@@ -30,9 +30,16 @@ impl Origin {
 
 /// Creates the data directory (mode `0700`) if needed.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), String> {
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => Ok(()),
-        Err(e) => Err(format!("cannot create data directory {}: {e}", dir.display())),
+        Err(e) => Err(format!(
+            "cannot create data directory {}: {e}",
+            dir.display()
+        )),
     }
 }
 
@@ -57,8 +64,8 @@ fn load_or_create(
             Ok((bytes, Origin::Generated))
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            let mut file = fs::File::open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let mut file =
+                fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
             let mode = file
                 .metadata()
                 .map_err(|e| format!("cannot stat {}: {e}", path.display()))?

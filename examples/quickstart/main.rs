@@ -45,8 +45,8 @@ use portcullis::{
     core::AuthLayer,
     jwt::{JwtAuthenticator, Key},
     ratelimit::{
-        Check, ClientIpKey, GovernorBackend, LoginRateLimitLayer, Quota,
-        RateLimitBackend, RateLimitLayer,
+        Check, ClientIpKey, GovernorBackend, LoginRateLimitLayer, Quota, RateLimitBackend,
+        RateLimitLayer,
     },
 };
 use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
@@ -272,8 +272,8 @@ async fn run(config: Config) -> Result<(), String> {
         config.cookie_secure
     );
 
-    let ip_limit_quota =
-        Quota::per_minute(NonZeroU32::new(30).expect("non-zero")).allow_burst(NonZeroU32::new(30).expect("non-zero"));
+    let ip_limit_quota = Quota::per_minute(NonZeroU32::new(30).expect("non-zero"))
+        .allow_burst(NonZeroU32::new(30).expect("non-zero"));
     let ip_limit = match &redis {
         Some(redis) => IpLimit::Shared(RedisRateLimit::new(redis, "auth-writes", ip_limit_quota)),
         None => IpLimit::Local(GovernorBackend::new(ip_limit_quota)),

@@ -6,8 +6,7 @@ use std::{fmt, time::SystemTime};
 use portcullis::core::{Revocation, RevocationCheck, RevocationQuery};
 use portcullis_redis::RedisRevocation;
 use portcullis_tokens::{
-    DEFAULT_CUTOFF_RETENTION, Error as TokenError, MemoryRevocation, RevocationStore,
-    RevokedToken,
+    DEFAULT_CUTOFF_RETENTION, Error as TokenError, MemoryRevocation, RevocationStore, RevokedToken,
 };
 
 use crate::store::{RevocationTable, StoredRevocation};
@@ -91,7 +90,12 @@ impl RevocationStore for Revocations {
         match self {
             Self::Local { memory, table } => {
                 table
-                    .insert_token(token.issuer, token.token_id, token.subject, token.expires_at)
+                    .insert_token(
+                        token.issuer,
+                        token.token_id,
+                        token.subject,
+                        token.expires_at,
+                    )
                     .await
                     .map_err(store_error)?;
                 memory.revoke_token(token).await

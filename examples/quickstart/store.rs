@@ -444,14 +444,16 @@ impl ResetStore for SqlOneTimeTokens {
                 .fetch_optional(pool)
                 .await
             });
-        Ok(row.map_err(store_error)?.and_then(|(h, subject, purpose, exp)| {
-            Some(ResetRecord {
-                hash: unhex32(&h)?,
-                subject,
-                purpose,
-                expires_at: from_micros(exp),
-            })
-        }))
+        Ok(row
+            .map_err(store_error)?
+            .and_then(|(h, subject, purpose, exp)| {
+                Some(ResetRecord {
+                    hash: unhex32(&h)?,
+                    subject,
+                    purpose,
+                    expires_at: from_micros(exp),
+                })
+            }))
     }
 
     async fn remove_subject(&self, subject: &str) -> Result<usize, ResetError> {
