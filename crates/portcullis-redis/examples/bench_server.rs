@@ -25,8 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bare" => app,
         "governor" => app.layer(RateLimitLayer::new(ClientIpKey::new(), quota)),
         "redis" => {
-            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-            let redis = Redis::open(&url)?.with_prefix(&format!("bench:{:x}:", rand::random::<u32>()));
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let redis =
+                Redis::open(&url)?.with_prefix(&format!("bench:{:x}:", rand::random::<u32>()));
             redis.ping().await?;
             app.layer(RateLimitLayer::with_backend(
                 ClientIpKey::new(),
@@ -36,6 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown mode {other}: bare, governor or redis").into()),
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

@@ -68,7 +68,10 @@ async fn run(
                 while Instant::now() < deadline {
                     let key = format!("client-{}", (task as u64 * 7919 + n) % 1000);
                     let t = Instant::now();
-                    let decision = backend.check_key(key.as_str()).await.expect("redis check failed");
+                    let decision = backend
+                        .check_key(key.as_str())
+                        .await
+                        .expect("redis check failed");
                     latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
                     assert!(decision.is_allowed());
                     n += 1;
