@@ -3,6 +3,7 @@
 //! ```text
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- bare
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256-cold
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- es256-cached
 //! cargo run --release --example bench_server -- token-hs256   # prints a token
 //! cargo run --release --example bench_server -- token-es256   # prints a token
@@ -58,7 +59,13 @@ async fn main() {
     let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
     let app = match mode.as_str() {
         "bare" => hello,
+        // The default configuration, which caches HMAC-verified tokens too.
         "hs256" => {
+            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
+            hello.route_layer(authenticator(key, true).into_layer())
+        }
+        // Every request verified from scratch: signature, claims parse, principal.
+        "hs256-cold" => {
             let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
             hello.route_layer(authenticator(key, false).into_layer())
         }
@@ -85,7 +92,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown mode {other:?}: bare | hs256 | es256-cached | token-hs256 | token-es256"
+                "unknown mode {other:?}: bare | hs256 | hs256-cold | es256-cached | token-hs256 | token-es256"
             );
             std::process::exit(2);
         }

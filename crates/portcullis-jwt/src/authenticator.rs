@@ -27,8 +27,14 @@ use crate::{
     error::{ConfigError, ConfigErrorKind},
     json::{self, JsonError},
     key::Key,
-    keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet, TypRule, malformed},
+    keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet, TypRule, VerifiedJws, malformed},
 };
+
+/// A fetch a token waits for before it is verified again (feature `jwks`).
+#[cfg(feature = "jwks")]
+type Demand = crate::jwks::Demand;
+#[cfg(not(feature = "jwks"))]
+type Demand = std::convert::Infallible;
 
 /// The default claims type: the token's JSON object.
 pub type DefaultClaims = Map<String, Value>;
@@ -60,6 +66,8 @@ struct Inner<C> {
     cache: Option<TokenCache>,
     cache_symmetric: bool,
     cache_max_ttl: i64,
+    #[cfg(feature = "jwks")]
+    remote: Box<[crate::jwks::RemoteKeys]>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -97,8 +105,8 @@ impl<C> Clone for JwtAuthenticator<C> {
 impl<C> fmt::Debug for JwtAuthenticator<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        f.debug_struct("JwtAuthenticator")
-            .field("keys", &*i.keys.read().unwrap_or_else(|e| e.into_inner()))
+        let mut f = f.debug_struct("JwtAuthenticator");
+        f.field("keys", &*i.keys.read().unwrap_or_else(|e| e.into_inner()))
             .field("issuers", &i.issuers)
             .field("audiences", &i.audiences)
             .field("leeway_secs", &i.leeway)
@@ -108,9 +116,10 @@ impl<C> fmt::Debug for JwtAuthenticator<C> {
             .field("mapping", &i.mapping)
             .field("sources", &i.sources)
             .field("revocation", &i.revocation.is_some())
-            .field("cache", &i.cache.as_ref().map(TokenCache::len))
-            .field("claims", &std::any::type_name::<C>())
-            .finish()
+            .field("cache", &i.cache.as_ref().map(TokenCache::len));
+        #[cfg(feature = "jwks")]
+        f.field("remote", &i.remote);
+        f.field("claims", &std::any::type_name::<C>()).finish()
     }
 }
 
@@ -143,9 +152,17 @@ where
         }
     }
 
-    /// The key-set generation: bumped by each [`set_keys`](Self::set_keys).
+    /// The key-set generation: bumped by each [`set_keys`](Self::set_keys), and
+    /// (feature `jwks`) whenever a remote key that was served leaves its set.
     pub fn key_generation(&self) -> u64 {
-        self.inner.generation.load(Ordering::Acquire)
+        let local = self.inner.generation.load(Ordering::Acquire);
+        #[cfg(feature = "jwks")]
+        let local = self
+            .inner
+            .remote
+            .iter()
+            .fold(local, |sum, r| sum.wrapping_add(r.generation()));
+        local
     }
 
     /// How many verified tokens the cache holds (0 when the cache is off).
@@ -156,14 +173,74 @@ where
     /// Verifies one token (already taken out of the request) and builds its principal.
     ///
     /// Returns `Ready(Ok(None))` only for a value that cannot be a JWS (no `.`).
+    ///
+    /// With remote keys (feature `jwks`), a token naming a `kid` its issuer's set
+    /// lacks may wait for one shared refetch (see [`crate::jwks`]): the answer is then
+    /// [`Authentication::Pending`].
     pub fn verify(&self, token: &str) -> Authentication {
-        match self.verify_ready(token) {
+        let mut demand = None;
+        match self.verify_ready(token, Some(&mut demand)) {
             Ok(Some(principal)) => self.check_revocation(principal),
-            other => Authentication::Ready(other),
+            #[cfg(feature = "jwks")]
+            Err(_) if demand.is_some() => {
+                let fetch: crate::jwks::Demand = demand.expect("checked");
+                let this = self.clone();
+                let token = token.to_owned();
+                Authentication::pending(async move {
+                    fetch.await;
+                    match this.verify_ready(&token, None)? {
+                        Some(principal) => match this.check_revocation(principal) {
+                            Authentication::Ready(result) => result,
+                            Authentication::Pending(check) => check.await,
+                        },
+                        None => Ok(None),
+                    }
+                })
+            }
+            other => {
+                let _ = demand;
+                Authentication::Ready(other)
+            }
         }
     }
 
-    fn verify_ready(&self, token: &str) -> Result<Option<Principal>, AuthError> {
+    /// Verifies the signature with the key set that applies: the token's issuer's
+    /// remote keys when it has some (feature `jwks`), the static keys otherwise.
+    fn verify_signature(
+        &self,
+        token: &str,
+        demand: Option<&mut Option<Demand>>,
+    ) -> Result<VerifiedJws, AuthError> {
+        let inner = &*self.inner;
+        #[cfg(feature = "jwks")]
+        if !inner.remote.is_empty() {
+            match crate::jwks::verify(
+                &inner.remote,
+                token,
+                inner.max_token_len,
+                &inner.typ,
+                demand,
+            ) {
+                crate::jwks::Remote::Verified(result) => return result,
+                crate::jwks::Remote::NotOurs => {
+                    if inner.static_keys_empty() {
+                        return Err(AuthError::invalid_token("wrong_issuer")
+                            .with_description("the token's issuer is not trusted"));
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "jwks"))]
+        let _ = demand;
+        let keys = inner.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.verify_jws_with(token, inner.max_token_len, &inner.typ)
+    }
+
+    fn verify_ready(
+        &self,
+        token: &str,
+        demand: Option<&mut Option<Demand>>,
+    ) -> Result<Option<Principal>, AuthError> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_len {
             return Err(AuthError::invalid_token("token_too_large")
@@ -173,7 +250,7 @@ where
             return Ok(None);
         }
         let now = unix_secs(inner.clock.now());
-        let generation = inner.generation.load(Ordering::Acquire);
+        let generation = self.key_generation();
         let fingerprint = match &inner.cache {
             Some(cache) => {
                 let fp = cache::fingerprint(token);
@@ -185,10 +262,7 @@ where
             None => None,
         };
 
-        let jws = {
-            let keys = inner.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.verify_jws_with(token, inner.max_token_len, &inner.typ)?
-        };
+        let jws = self.verify_signature(token, demand)?;
         let claims = json::parse_object(&jws.payload).map_err(|e| match e {
             JsonError::Duplicate => AuthError::invalid_token("duplicate_claim")
                 .with_description("the token is malformed"),
@@ -337,6 +411,16 @@ fn typed_claims<C: DeserializeOwned + Send + Sync + 'static>(
     })
 }
 
+impl<C> Inner<C> {
+    #[cfg(feature = "jwks")]
+    fn static_keys_empty(&self) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+}
+
 struct Times {
     exp: i64,
     iat: Option<i64>,
@@ -384,6 +468,8 @@ pub struct JwtAuthenticatorBuilder<C = DefaultClaims> {
     cache_capacity: Option<NonZeroUsize>,
     cache_symmetric: bool,
     cache_max_ttl: Duration,
+    #[cfg(feature = "jwks")]
+    remote: Vec<crate::jwks::RemoteKeys>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -417,6 +503,8 @@ impl JwtAuthenticatorBuilder {
             cache_capacity: Some(DEFAULT_CACHE_CAPACITY),
             cache_symmetric: DEFAULT_CACHE_SYMMETRIC,
             cache_max_ttl: DEFAULT_CACHE_MAX_TTL,
+            #[cfg(feature = "jwks")]
+            remote: Vec::new(),
             _claims: PhantomData,
         }
     }
@@ -444,8 +532,24 @@ impl<C> JwtAuthenticatorBuilder<C> {
             cache_capacity: self.cache_capacity,
             cache_symmetric: self.cache_symmetric,
             cache_max_ttl: self.cache_max_ttl,
+            #[cfg(feature = "jwks")]
+            remote: self.remote,
             _claims: PhantomData,
         }
+    }
+
+    /// Verifies tokens of `keys`' issuer with its remote keys (feature `jwks`), and
+    /// trusts that issuer (as [`issuer`](Self::issuer) would). Call once per issuer;
+    /// tokens are routed by their `iss`. Static [`key`](Self::key)s still serve the
+    /// other configured issuers.
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+    pub fn remote_keys(mut self, keys: crate::jwks::RemoteKeys) -> Self {
+        if !self.issuers.iter().any(|i| **i == *keys.issuer()) {
+            self.issuers.push(keys.issuer().into());
+        }
+        self.remote.push(keys);
+        self
     }
 
     /// Adds a verification key.
@@ -582,7 +686,11 @@ impl<C> JwtAuthenticatorBuilder<C> {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        if self.keys.is_empty() {
+        #[cfg(feature = "jwks")]
+        let no_remote = self.remote.is_empty();
+        #[cfg(not(feature = "jwks"))]
+        let no_remote = true;
+        if self.keys.is_empty() && no_remote {
             return Err(ConfigError::new(ConfigErrorKind::NoKeys));
         }
         if self.issuers.is_empty() {
@@ -617,6 +725,8 @@ impl<C> JwtAuthenticatorBuilder<C> {
                 cache: self.cache_capacity.map(TokenCache::new),
                 cache_symmetric: self.cache_symmetric,
                 cache_max_ttl: secs(self.cache_max_ttl),
+                #[cfg(feature = "jwks")]
+                remote: self.remote.into(),
                 _claims: PhantomData,
             }),
         })

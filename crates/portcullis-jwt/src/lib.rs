@@ -98,6 +98,9 @@ mod clock;
 pub mod compact;
 mod error;
 mod json;
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub mod jwks;
 mod key;
 mod keyset;
 
