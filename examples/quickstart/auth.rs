@@ -502,11 +502,24 @@ pub(crate) async fn logout_all(
         .await
         .map_err(|e| token_problem(&e))?;
     tracing::info!(target: "quickstart", user = principal.subject(), "logged out everywhere");
+    past_the_cutoff_second().await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     for value in browser::clear_cookies(app.config.cookie_secure) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// Waits until the wall clock enters the next second. A revocation cut-off refuses
+/// every token issued in its second or before (`iat` has whole-second precision), so
+/// without this wait a client that logs in again right after the `204` could get a
+/// token that is already refused. At most one second, on two rare routes.
+async fn past_the_cutoff_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let rest = std::time::Duration::from_nanos(u64::from(1_000_000_000 - now.subsec_nanos()));
+    tokio::time::sleep(rest + std::time::Duration::from_millis(5)).await;
 }
 
 /// `POST /auth/forgot-password` → `202`, always, at once: the look-up, the token and
@@ -607,6 +620,7 @@ pub(crate) async fn reset_password(
         .await
         .map_err(|e| token_problem(&e))?;
     tracing::info!(target: "quickstart", user = %subject, "password reset; sessions revoked");
+    past_the_cutoff_second().await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,6 +1,6 @@
 //! Settings: command-line flags first, then environment variables, then defaults.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf};
 
 /// Everything the server is configured with. `Debug` never shows the database or
 /// Redis password.
@@ -31,6 +31,9 @@ pub(crate) struct Config {
     /// The URL clients use to reach the server (`--public-url`, `PUBLIC_URL`; default
     /// `http://ADDR`): the tokens' issuer and the base of links in mails.
     pub(crate) public_url: String,
+    /// Login attempts per client IP per minute (`LOGIN_ATTEMPTS_PER_MINUTE`; default
+    /// 20). Raise it when many users share one address (a NAT, a load test).
+    pub(crate) login_attempts_per_minute: NonZeroU32,
     /// Whether cookies carry `Secure` (`COOKIE_SECURE=true|false`; default: on unless
     /// the server listens on a loopback address).
     pub(crate) cookie_secure: bool,
@@ -52,6 +55,7 @@ impl fmt::Debug for Config {
             .field("require_verified_email", &self.require_verified_email)
             .field("mail_log", &self.mail_log)
             .field("public_url", &self.public_url)
+            .field("login_attempts_per_minute", &self.login_attempts_per_minute)
             .field("cookie_secure", &self.cookie_secure)
             .finish()
     }
@@ -63,7 +67,7 @@ usage: quickstart [--addr HOST:PORT] [--data-dir DIR] [--mail-log FILE]
 
 environment: ADDR, DATA_DIR, MAIL_LOG, PUBLIC_URL, ADMIN_EMAIL, REQUIRE_VERIFIED_EMAIL,
              DATABASE_URL (PostgreSQL; SQLite in DATA_DIR otherwise), DATABASE_SCHEMA,
-             REDIS_URL, REDIS_PREFIX, COOKIE_SECURE";
+             REDIS_URL, REDIS_PREFIX, COOKIE_SECURE, LOGIN_ATTEMPTS_PER_MINUTE";
 
 impl Config {
     /// Reads the process's arguments and environment.
@@ -138,8 +142,15 @@ impl Config {
                 );
             }
         }
+        let login_attempts_per_minute = match env("LOGIN_ATTEMPTS_PER_MINUTE") {
+            Some(v) => v.trim().parse::<NonZeroU32>().map_err(|_| {
+                format!("LOGIN_ATTEMPTS_PER_MINUTE must be a positive integer, not {v:?}")
+            })?,
+            None => NonZeroU32::new(20).expect("non-zero"),
+        };
         Ok(Self {
             addr,
+            login_attempts_per_minute,
             data_dir: PathBuf::from(data_dir.as_deref().unwrap_or("quickstart-data")),
             database_url: env("DATABASE_URL"),
             database_schema,

@@ -119,12 +119,14 @@ impl LogMailer {
 impl Mailer for LogMailer {
     fn send<'a>(&'a self, mail: &'a Mail) -> SendFuture<'a> {
         Box::pin(async move {
+            // Fields before the body, so that the body's last line (a command) can be
+            // copied whole from the log.
             tracing::info!(
                 target: "quickstart::mail",
-                to = %mail.to,
-                kind = mail.kind.as_str(),
-                subject = %mail.subject,
-                "mail (development mailer; configure a real one in production):\n{}",
+                "mail to {} [{}] {:?} (development mailer; configure a real one in production)\n{}\n",
+                mail.to,
+                mail.kind.as_str(),
+                mail.subject,
                 mail.body
             );
             if let Some(file) = &self.file {

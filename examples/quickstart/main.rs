@@ -266,10 +266,12 @@ async fn run(config: Config) -> Result<(), String> {
             .unwrap_or_default()
     );
     println!(
-        "  settings:    require verified e-mail {}, admin e-mail {}, secure cookies {}",
+        "  settings:    require verified e-mail {}, admin e-mail {}, secure cookies {}, \
+         login attempts per IP per minute {}",
         config.require_verified_email,
         config.admin_email.as_deref().unwrap_or("(first user)"),
-        config.cookie_secure
+        config.cookie_secure,
+        config.login_attempts_per_minute
     );
 
     let ip_limit_quota = Quota::per_minute(NonZeroU32::new(30).expect("non-zero"))
@@ -340,7 +342,11 @@ fn router(
 
     let login = Router::new().route(
         "/auth/login",
-        post(auth::login).layer(LoginRateLimitLayer::new().account_fields(["email"])),
+        post(auth::login).layer(
+            LoginRateLimitLayer::new()
+                .account_fields(["email"])
+                .attempts_per_ip(Quota::per_minute(app.config.login_attempts_per_minute)),
+        ),
     );
 
     let limited_writes = Router::new()

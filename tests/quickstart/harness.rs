@@ -151,6 +151,7 @@ impl Server {
             .env_remove("REQUIRE_VERIFIED_EMAIL")
             .env_remove("PUBLIC_URL")
             .env_remove("COOKIE_SECURE")
+            .env_remove("LOGIN_ATTEMPTS_PER_MINUTE")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
@@ -425,16 +426,4 @@ impl Resp {
         let first = line.split(';').next()?;
         Some(first[name.len() + 1..].to_owned())
     }
-}
-
-/// Sleeps until the next whole second of the wall clock: revocation cut-offs have
-/// whole-second precision (a token issued in the second of a logout-everywhere is
-/// refused too), so a test that logs in again right after one waits for this.
-pub(crate) async fn next_second() {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock");
-    let wait = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()))
-        + Duration::from_millis(20);
-    tokio::time::sleep(wait).await;
 }
