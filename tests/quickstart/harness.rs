@@ -43,7 +43,15 @@ pub(crate) fn example_binary() -> PathBuf {
     });
     let newest_source = fs::read_dir(&sources)
         .expect("examples/quickstart")
-        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let path = e.path();
+            matches!(
+                path.extension().and_then(|x| x.to_str()),
+                Some("rs" | "html")
+            )
+        })
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max()
         .unwrap_or(SystemTime::UNIX_EPOCH);
     assert!(
