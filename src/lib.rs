@@ -12,6 +12,8 @@
 //! | `guard` (default) | [`guard`] | `RequireRole` / `RequireScope` extractors and tower layers |
 //! | `tokens` (default) | [`tokens`] | access-token issuance, JWK Set, refresh rotation with reuse detection, revocation |
 //! | `password` (default) | [`password`] | argon2id hashing off the runtime, NIST-style policy, reset tokens |
+//! | `redis` | [`redis`] | Redis backends: shared rate limits, revocation, refresh tokens, API keys |
+//! | `sql` | [`sql`] | PostgreSQL and SQLite backends (sqlx): refresh tokens, API keys |
 //! | `full` | all of the above | |
 //!
 //! ```
@@ -61,6 +63,14 @@ pub use portcullis_tokens as tokens;
 #[cfg(feature = "password")]
 #[cfg_attr(docsrs, doc(cfg(feature = "password")))]
 pub use portcullis_password as password;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use portcullis_redis as redis;
+
+#[cfg(feature = "sql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
+pub use portcullis_sql as sql;
 
 /// The names most applications need, in one `use`.
 pub mod prelude {
