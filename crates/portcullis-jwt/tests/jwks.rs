@@ -64,7 +64,10 @@ impl Signer {
     }
 
     fn token_for(&self, iss: &str, kid: &str) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let header = json!({ "alg": "ES256", "typ": "JWT", "kid": kid });
         let claims = json!({
             "iss": iss, "aud": AUDIENCE, "sub": "alice", "scope": "read admin",
@@ -200,7 +203,11 @@ async fn metadata(State(p): State<Arc<Provider>>, uri: Uri) -> Response {
         "jwks_uri": st.jwks_uri.clone().unwrap_or_else(|| p.url("/jwks")),
         "response_types_supported": ["code"],
     });
-    ([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
 }
 
 async fn serve_jwks(State(p): State<Arc<Provider>>) -> Response {
@@ -232,7 +239,10 @@ async fn serve_jwks(State(p): State<Arc<Provider>>) -> Response {
     }
 }
 
-async fn redirect(State(p): State<Arc<Provider>>, axum::extract::Path(target): axum::extract::Path<String>) -> Response {
+async fn redirect(
+    State(p): State<Arc<Provider>>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+) -> Response {
     let location = match target.as_str() {
         "same" => p.url("/jwks"),
         "localhost" => format!("http://localhost:{}/jwks", p.addr.port()),
@@ -268,9 +278,9 @@ impl http_body::Body for Huge {
 
 // ---------------------------------------------------------------- helpers
 
-fn authenticator(keys: &[RemoteKeys]) -> JwtAuthenticator {
-    keys.iter()
-        .fold(JwtAuthenticator::builder(), |b, k| b.remote_keys(k.clone()))
+fn authenticator(keys: impl IntoIterator<Item = RemoteKeys>) -> JwtAuthenticator {
+    keys.into_iter()
+        .fold(JwtAuthenticator::builder(), |b, k| b.remote_keys(k))
         .audience(AUDIENCE)
         .build()
         .unwrap()
@@ -335,8 +345,15 @@ async fn discovers_openid_configuration_of_an_issuer_with_a_path() {
     assert_eq!(keys.jwks_url().unwrap(), p.url("/jwks"));
     assert_eq!(p.oidc_hits.load(Ordering::SeqCst), 1);
     assert_eq!(p.oauth_hits.load(Ordering::SeqCst), 0);
-    let jwt = authenticator(&[keys]);
-    assert_eq!(check(&jwt, &k1.token(&p.issuer)).await.unwrap().unwrap().subject(), "alice");
+    let jwt = authenticator([keys]);
+    assert_eq!(
+        check(&jwt, &k1.token(&p.issuer))
+            .await
+            .unwrap()
+            .unwrap()
+            .subject(),
+        "alice"
+    );
     assert_eq!(status(&jwt, &k1.token(&p.issuer)).await, StatusCode::OK);
 }
 
@@ -349,7 +366,7 @@ async fn falls_back_to_rfc8414_with_the_well_known_segment_before_the_path() {
     // Served only at /.well-known/oauth-authorization-server/tenant/a.
     assert_eq!(p.oidc_hits.load(Ordering::SeqCst), 1);
     assert_eq!(p.oauth_hits.load(Ordering::SeqCst), 1);
-    let jwt = authenticator(&[keys]);
+    let jwt = authenticator([keys]);
     assert!(check(&jwt, &k1.token(&p.issuer)).await.unwrap().is_some());
 }
 
@@ -383,7 +400,11 @@ async fn issuer_mismatch_is_refused() {
     p.set(|s| s.metadata_issuer = Some(other));
     let e = RemoteKeys::discover(p.issuer.clone()).await.unwrap_err();
     assert_eq!(e.kind(), JwksErrorKind::IssuerMismatch, "{e}");
-    assert_eq!(p.hits(), 0, "jwks_uri of a mismatched document is never fetched");
+    assert_eq!(
+        p.hits(),
+        0,
+        "jwks_uri of a mismatched document is never fetched"
+    );
 }
 
 #[tokio::test]
@@ -429,7 +450,7 @@ async fn rotation_new_kid_via_refetch_old_kid_until_it_leaves() {
         }
     });
     let keys = p.builder().events(events).start().await.unwrap();
-    let jwt = authenticator(&[keys.clone()]);
+    let jwt = authenticator([keys.clone()]);
     let old = k1.token(&p.issuer);
     assert!(check(&jwt, &old).await.is_ok());
     assert_eq!(jwt.cached_tokens(), 1);
@@ -464,7 +485,7 @@ async fn a_changed_key_under_the_same_kid_flushes_the_cache() {
     let k1 = Signer::new("k1");
     let p = Provider::start("", jwks(&[&k1])).await;
     let keys = p.builder().start().await.unwrap();
-    let jwt = authenticator(&[keys.clone()]);
+    let jwt = authenticator([keys.clone()]);
     let token = k1.token(&p.issuer);
     check(&jwt, &token).await.unwrap();
     let impostor = Signer::new("k1");
@@ -492,11 +513,14 @@ async fn provider_down_at_start_typed_error_then_lazy_503_until_it_answers() {
         .retry_interval(Duration::from_secs(3600))
         .start_lazy()
         .unwrap();
-    let jwt = authenticator(&[keys.clone()]);
+    let jwt = authenticator([keys.clone()]);
     let token = k1.token(&issuer);
     assert_eq!(status(&jwt, &token).await, StatusCode::SERVICE_UNAVAILABLE);
     let e = check(&jwt, &token).await.unwrap_err();
-    assert_eq!((e.status(), e.reason()), (StatusCode::SERVICE_UNAVAILABLE, "jwks_unavailable"));
+    assert_eq!(
+        (e.status(), e.reason()),
+        (StatusCode::SERVICE_UNAVAILABLE, "jwks_unavailable")
+    );
     assert!(keys.key_set().is_none());
 
     // The provider comes up on that port; after the cooldown a token fetches.
@@ -519,13 +543,17 @@ async fn provider_down_mid_run_stale_keys_serve_then_recovery() {
         .start()
         .await
         .unwrap();
-    let jwt = authenticator(&[keys.clone()]).clone();
+    let jwt = authenticator([keys.clone()]);
     let token = k1.token(&p.issuer);
 
     p.set(|s| s.mode = Mode::Status(500));
     let e = keys.refresh().await.unwrap_err();
     assert_eq!((e.kind(), e.status()), (JwksErrorKind::Status, Some(500)));
-    assert_eq!(status(&jwt, &token).await, StatusCode::OK, "stale keys still serve");
+    assert_eq!(
+        status(&jwt, &token).await,
+        StatusCode::OK,
+        "stale keys still serve"
+    );
 
     // Back up: the next refresh recovers, and rotation works again.
     p.set(|s| {
@@ -548,7 +576,7 @@ async fn stale_keys_stop_serving_past_the_bound() {
         .start()
         .await
         .unwrap();
-    let jwt = authenticator(&[keys.clone()]);
+    let jwt = authenticator([keys.clone()]);
     let token = k1.token(&p.issuer);
     check(&jwt, &token).await.unwrap();
 
@@ -579,7 +607,7 @@ async fn background_refresh_runs_before_expiry_and_stops_with_the_last_handle() 
     skip(Duration::from_secs(2)).await;
     eventually("the background refresh", || p.hits() == 2).await;
 
-    let jwt = authenticator(&[keys.clone()]);
+    let jwt = authenticator([keys.clone()]);
     drop(keys);
     drop(jwt);
     skip(Duration::from_secs(3600)).await;
@@ -626,7 +654,7 @@ async fn slow_provider_times_out_and_no_request_hangs() {
         .start()
         .await
         .unwrap();
-    let jwt = authenticator(&[keys]);
+    let jwt = authenticator([keys]);
     p.set(|s| s.mode = Mode::Hang);
     let unknown = k1.token_for(&p.issuer, "k-new");
     let answer = tokio::time::timeout(Duration::from_secs(5), check(&jwt, &unknown))
@@ -640,14 +668,23 @@ async fn slow_provider_times_out_and_no_request_hangs() {
 async fn malformed_json_is_refused() {
     let p = Provider::start("", String::new()).await;
     p.set(|s| s.mode = Mode::Malformed);
-    let e = p.builder().jwks_url(p.url("/jwks")).start().await.unwrap_err();
+    let e = p
+        .builder()
+        .jwks_url(p.url("/jwks"))
+        .start()
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), JwksErrorKind::Malformed, "{e}");
     p.set(|s| {
         s.mode = Mode::Normal;
         s.jwks = r#"{"keys":[{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","alg":"HS256"}]}"#.into();
     });
     let e = p.builder().start().await.unwrap_err();
-    assert_eq!(e.kind(), JwksErrorKind::NoUsableKeys, "a remote secret is never used");
+    assert_eq!(
+        e.kind(),
+        JwksErrorKind::NoUsableKeys,
+        "a remote secret is never used"
+    );
 }
 
 #[tokio::test]
@@ -699,17 +736,37 @@ async fn tokens_are_routed_by_iss_among_configured_issuers_only() {
     let a = Provider::start("/a", jwks(&[&ka])).await;
     let b = Provider::start("/b", jwks(&[&kb])).await;
     let stranger = Provider::start("/x", jwks(&[&kx])).await;
-    let jwt = authenticator(&[
+    let jwt = authenticator([
         RemoteKeys::discover(a.issuer.clone()).await.unwrap(),
         RemoteKeys::discover(b.issuer.clone()).await.unwrap(),
     ]);
-    assert_eq!(check(&jwt, &ka.token(&a.issuer)).await.unwrap().unwrap().issuer(), Some(&*a.issuer));
-    assert_eq!(check(&jwt, &kb.token(&b.issuer)).await.unwrap().unwrap().issuer(), Some(&*b.issuer));
+    assert_eq!(
+        check(&jwt, &ka.token(&a.issuer))
+            .await
+            .unwrap()
+            .unwrap()
+            .issuer(),
+        Some(&*a.issuer)
+    );
+    assert_eq!(
+        check(&jwt, &kb.token(&b.issuer))
+            .await
+            .unwrap()
+            .unwrap()
+            .issuer(),
+        Some(&*b.issuer)
+    );
     // A's key claiming B's issuer: B's keys do not have it (one refetch of B, no more).
-    assert_eq!(reason(&jwt, &ka.token_for(&b.issuer, "a1")).await, "unknown_kid");
+    assert_eq!(
+        reason(&jwt, &ka.token_for(&b.issuer, "a1")).await,
+        "unknown_kid"
+    );
     // An unconfigured issuer: refused, and nothing is fetched from anywhere.
     let (ha, hb) = (a.hits(), b.hits());
-    assert_eq!(reason(&jwt, &kx.token(&stranger.issuer)).await, "wrong_issuer");
+    assert_eq!(
+        reason(&jwt, &kx.token(&stranger.issuer)).await,
+        "wrong_issuer"
+    );
     assert_eq!((a.hits(), b.hits(), stranger.hits()), (ha, hb, 0));
     assert_eq!(stranger.oidc_hits.load(Ordering::SeqCst), 0);
 }
@@ -721,7 +778,7 @@ async fn a_thousand_unknown_kids_cause_one_fetch_per_cooldown() {
     let k1 = Signer::new("k1");
     let p = Provider::start("", jwks(&[&k1])).await;
     let keys = p.builder().start().await.unwrap();
-    let jwt = authenticator(&[keys.clone()]);
+    let jwt = authenticator([keys.clone()]);
     assert_eq!(p.hits(), 1);
 
     let storm = |jwt: &JwtAuthenticator| {
@@ -737,7 +794,11 @@ async fn a_thousand_unknown_kids_cause_one_fetch_per_cooldown() {
 
     let results = storm(&jwt).join_all().await;
     assert_eq!(results.len(), 1000);
-    assert!(results.iter().all(|r| r.as_ref().unwrap_err().reason() == "unknown_kid"));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().unwrap_err().reason() == "unknown_kid")
+    );
     assert_eq!(p.hits(), 2, "1,000 misses shared one fetch");
 
     // Within the cooldown: refused at once, no fetch, nothing pending.
