@@ -52,6 +52,7 @@ pub mod auth;
 mod authenticator;
 pub mod body;
 pub mod client_ip;
+pub mod clock;
 pub mod credentials;
 mod error;
 pub mod events;

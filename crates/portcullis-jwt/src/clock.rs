@@ -1,41 +1,12 @@
-//! Time, injectable: tests set the clock instead of sleeping.
+//! Time, injectable: tests set the clock instead of sleeping. The clock types are
+//! shared with the other Portcullis crates: see [`portcullis_core::clock`].
 
 use std::{
     fmt,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-/// Where the verifier reads the current time.
-///
-/// Closures `Fn() -> SystemTime` are clocks too:
-///
-/// ```
-/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-/// use portcullis_jwt::Clock;
-///
-/// let fixed = || UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// assert_eq!(fixed.now(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-/// ```
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-}
-
-impl<F: Fn() -> SystemTime + Send + Sync + 'static> Clock for F {
-    fn now(&self) -> SystemTime {
-        self()
-    }
-}
-
-/// The system's clock. The default.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
+pub use portcullis_core::clock::{Clock, ManualClock, SystemClock};
 
 /// Unix seconds of `t` (negative before 1970), saturating.
 pub(crate) fn unix_secs(t: SystemTime) -> i64 {

@@ -109,7 +109,7 @@ pub use crate::{
         DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_MAX_TTL, DEFAULT_LEEWAY, DefaultClaims,
         JwtAuthenticator, JwtAuthenticatorBuilder, JwtLayer,
     },
-    clock::{Clock, SystemClock},
+    clock::{Clock, ManualClock, SystemClock},
     error::{ConfigError, ConfigErrorKind, KeyError, KeyErrorKind},
     key::{Algorithm, Key, MAX_KID_LEN, MIN_RSA_BITS, algorithm_name},
     keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet, VerifiedJws},

@@ -17,20 +17,7 @@ use zeroize::Zeroizing;
 /// The default lifetime of a reset token: 30 minutes.
 pub const DEFAULT_RESET_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-/// A source of the current time; closures `Fn() -> SystemTime` qualify.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-}
-
-impl<F> Clock for F
-where
-    F: Fn() -> SystemTime + Send + Sync + 'static,
-{
-    fn now(&self) -> SystemTime {
-        self()
-    }
-}
+pub use portcullis_core::clock::Clock;
 
 /// One stored reset token (hashed).
 #[derive(Debug, Clone, PartialEq, Eq)]

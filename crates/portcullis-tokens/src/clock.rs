@@ -1,90 +1,9 @@
-//! Injectable time, so expiry can be tested without sleeping.
+//! Injectable time, shared with the other Portcullis crates: see
+//! [`portcullis_core::clock`].
 
-use std::{
-    fmt,
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::time::SystemTime;
 
-/// A source of the current time.
-///
-/// [`SystemClock`] is the default; [`ManualClock`] is for tests; closures
-/// `Fn() -> SystemTime` are clocks too.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-}
-
-impl<F> Clock for F
-where
-    F: Fn() -> SystemTime + Send + Sync + 'static,
-{
-    fn now(&self) -> SystemTime {
-        self()
-    }
-}
-
-/// The operating system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-/// A clock that only moves when told to. Clones share the same time.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use portcullis_tokens::{Clock, ManualClock};
-///
-/// let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
-/// clock.advance(Duration::from_secs(5));
-/// assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_005));
-/// ```
-#[derive(Clone)]
-pub struct ManualClock(Arc<Mutex<SystemTime>>);
-
-impl ManualClock {
-    /// A clock standing at `start`.
-    pub fn new(start: SystemTime) -> Self {
-        Self(Arc::new(Mutex::new(start)))
-    }
-
-    /// A clock standing at the current wall-clock time, truncated to whole seconds
-    /// (JWT times are whole seconds).
-    pub fn starting_now() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        Self::new(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
-    }
-
-    /// Sets the clock.
-    pub fn set(&self, to: SystemTime) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = to;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl fmt::Debug for ManualClock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ManualClock").field(&self.now()).finish()
-    }
-}
+pub use portcullis_core::clock::{Clock, ManualClock, SystemClock};
 
 /// Seconds since the Unix epoch (0 for times before it).
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
