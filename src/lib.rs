@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | (always) | [`core`] | `Principal`, `AuthError`, `Authenticator`, the generic `AuthLayer`, extractors |
 //! | `jwt` (default) | [`jwt`] | bearer-JWT verification with static keys |
+//! | `jwks` | [`jwt::jwks`](jwt) | keys from JWKS URLs and OIDC discovery, cached and rotated |
 //! | `apikey` (default) | [`apikey`] | API keys: generation, hashed storage, the authenticator |
 //! | `ratelimit` (default) | [`ratelimit`] | rate limits on governor, and the login throttle |
 //! | `guard` (default) | [`guard`] | `RequireRole` / `RequireScope` extractors and tower layers |
