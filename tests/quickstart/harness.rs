@@ -23,24 +23,41 @@ use hyper_util::{
 };
 use serde_json::Value;
 
-/// Where cargo put the example binary: tests run from `target/<profile>/deps/`, and
-/// examples are built into `target/<profile>/examples/`.
+/// The compiled example, built first if it is missing or older than its sources.
+///
+/// Tests run from `target/<profile>/deps/`, and cargo puts examples into
+/// `target/<profile>/examples/`. `cargo test` without target filters builds the
+/// example before running the tests; with `--test quickstart` alone it does not, so
+/// then this runs `cargo build --offline --example quickstart` once (same target
+/// directory and profile; `--offline`: nothing is downloaded at test time) rather than
+/// test a stale binary.
 pub(crate) fn example_binary() -> PathBuf {
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_owned();
     let binary = profile_dir.join("examples").join("quickstart");
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    let built = fs::metadata(&binary).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!(
-            "the quickstart example is not built at {}.\n`cargo test` builds it when run without \
-             target filters; otherwise run `cargo build --example quickstart` (same profile and \
-             features) first.",
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built && !is_fresh(&binary) {
+        build_example(&profile_dir);
+        assert!(
+            is_fresh(&binary),
+            "`cargo build --example quickstart` did not produce a fresh {}",
             binary.display()
-        )
-    });
+        );
+    }
+    *built = true;
+    binary
+}
+
+fn is_fresh(binary: &Path) -> bool {
+    let Ok(built) = fs::metadata(binary).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
     let newest_source = fs::read_dir(&sources)
         .expect("examples/quickstart")
         .filter_map(Result::ok)
@@ -54,13 +71,38 @@ pub(crate) fn example_binary() -> PathBuf {
         .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max()
         .unwrap_or(SystemTime::UNIX_EPOCH);
+    built >= newest_source
+}
+
+fn build_example(profile_dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir = profile_dir.parent().expect("target directory");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile directory name");
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--offline", "-p", "portcullis", "--all-features"])
+        .args(["--example", "quickstart"])
+        .env("CARGO_TARGET_DIR", target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            command.arg("--release");
+        }
+        other => {
+            command.args(["--profile", other]);
+        }
+    }
+    eprintln!("building the quickstart example: {command:?}");
+    let output = command.output().expect("run cargo");
     assert!(
-        built >= newest_source,
-        "the quickstart binary at {} is older than its sources: run `cargo build --example quickstart` \
-         (or `cargo test` without target filters) so that the tests do not run stale code",
-        binary.display()
+        output.status.success(),
+        "`cargo build --example quickstart` failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    binary
 }
 
 /// A free port on 127.0.0.1 (the listener is dropped; a small race is possible).
