@@ -4,14 +4,25 @@
 //! and never selects another. Keys come from HMAC secrets, PEM, DER or JWK; weak or
 //! malformed material is a [`KeyError`] at build time, never a warning.
 //!
-//! Public keys are parsed once, at build time, into the crypto backend's verified form
-//! (`aws-lc-rs`, the backend `jsonwebtoken` uses under its `aws_lc_rs` feature), so a
-//! request pays for the signature check alone, not for re-parsing the key.
+//! Signatures are verified by `jsonwebtoken` ([`jsonwebtoken::crypto::verify`]) on its
+//! `aws_lc_rs` backend. Each key is checked and parsed once, at build time: public keys
+//! are parsed by aws-lc-rs (a point off its curve, a DER that does not parse, or an RSA
+//! key under 2048 bits or with a bad exponent is a [`KeyError`] then, not a refusal per
+//! request), and the [`jsonwebtoken::DecodingKey`] a request verifies with is built
+//! from the checked key, in the form aws-lc-rs reads first (PKCS#1 `RSAPublicKey` for
+//! RSA, SubjectPublicKeyInfo for EC, the raw 32 bytes for Ed25519, the secret for
+//! HMAC). Building a key also installs jsonwebtoken's aws-lc-rs `CryptoProvider` as the
+//! process default when none is installed yet, so verification never depends on which
+//! of jsonwebtoken's crypto features the dependency graph happens to enable.
 
 use std::{fmt, sync::Arc};
 
-use aws_lc_rs::{hmac, signature as sig};
+use aws_lc_rs::{
+    encoding::AsDer as _,
+    signature::{self as sig, ParsedPublicKey},
+};
 use base64::Engine as _;
+use jsonwebtoken::{DecodingKey, crypto::CryptoProvider};
 use serde_json::Value;
 
 use crate::{
@@ -142,9 +153,38 @@ fn public_algorithm(alg: Algorithm) -> &'static dyn sig::VerificationAlgorithm {
     }
 }
 
-enum Material {
-    Hmac(Box<hmac::Key>),
-    Public(sig::ParsedPublicKey),
+/// What a [`Key`] verifies with: jsonwebtoken's key, built once, and its algorithm.
+struct Material {
+    decoding: DecodingKey,
+    alg: jsonwebtoken::Algorithm,
+}
+
+/// Our algorithm as jsonwebtoken names it.
+fn jsonwebtoken_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    use jsonwebtoken::Algorithm as J;
+    match alg {
+        Algorithm::HS256 => J::HS256,
+        Algorithm::HS384 => J::HS384,
+        Algorithm::HS512 => J::HS512,
+        Algorithm::RS256 => J::RS256,
+        Algorithm::RS384 => J::RS384,
+        Algorithm::RS512 => J::RS512,
+        Algorithm::PS256 => J::PS256,
+        Algorithm::PS384 => J::PS384,
+        Algorithm::PS512 => J::PS512,
+        Algorithm::ES256 => J::ES256,
+        Algorithm::ES384 => J::ES384,
+        Algorithm::EdDSA => J::EdDSA,
+    }
+}
+
+/// Makes jsonwebtoken's aws-lc-rs provider the process default unless one is already
+/// installed (by the application, or by an earlier call). Without it, a dependency
+/// graph that enables both of jsonwebtoken's crypto features would leave jsonwebtoken
+/// with a provider that panics.
+fn install_crypto_provider() {
+    // `Err` means a provider is already installed: that one stays.
+    let _ = CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
 }
 
 /// A verification key pinned to one [`Algorithm`], optionally named by a `kid`.
@@ -193,10 +233,10 @@ impl Key {
     /// (32, 48 or 64 bytes; [RFC 7518 §3.2](https://www.rfc-editor.org/rfc/rfc7518#section-3.2)).
     pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
         let secret = secret.as_ref();
-        let (algorithm, min) = match alg {
-            Algorithm::HS256 => (hmac::HMAC_SHA256, 32),
-            Algorithm::HS384 => (hmac::HMAC_SHA384, 48),
-            Algorithm::HS512 => (hmac::HMAC_SHA512, 64),
+        let min = match alg {
+            Algorithm::HS256 => 32,
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
             _ => {
                 return Err(err(
                     KeyErrorKind::WrongType,
@@ -210,10 +250,7 @@ impl Key {
                 "the HMAC secret is shorter than the hash output",
             ));
         }
-        Ok(Self::from_material(
-            alg,
-            Material::Hmac(Box::new(hmac::Key::new(algorithm, secret))),
-        ))
+        Ok(Self::from_decoding(alg, DecodingKey::from_secret(secret)))
     }
 
     /// A public key from PEM: `PUBLIC KEY` (SubjectPublicKeyInfo) for RSA, EC and
@@ -258,7 +295,12 @@ impl Key {
             Family::Rsa => {
                 let info = rsa::inspect(der)?;
                 check_rsa(&info)?;
-                Self::public(alg, der)
+                // Parsed once by aws-lc-rs purely as a check; jsonwebtoken gets PKCS#1.
+                parse_public(alg, der)?;
+                Ok(Self::from_decoding(
+                    alg,
+                    DecodingKey::from_rsa_der(info.pkcs1),
+                ))
             }
             Family::Ec | Family::Ed => {
                 if rsa::inspect(der).is_ok() {
@@ -447,38 +489,73 @@ impl Key {
 
     /// Whether this is a shared secret (HMAC) rather than a public key.
     pub fn is_symmetric(&self) -> bool {
-        matches!(*self.material, Material::Hmac(_))
+        family(self.alg) == Family::Hmac
     }
 
-    fn from_material(alg: Algorithm, material: Material) -> Self {
+    fn from_decoding(alg: Algorithm, decoding: DecodingKey) -> Self {
+        install_crypto_provider();
         Self {
             alg,
             kid: None,
-            material: Arc::new(material),
+            material: Arc::new(Material {
+                decoding,
+                alg: jsonwebtoken_algorithm(alg),
+            }),
         }
     }
 
+    /// An EC or Ed25519 key from SubjectPublicKeyInfo DER or the raw public key.
     fn public(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, KeyError> {
-        let parsed =
-            sig::ParsedPublicKey::new(public_algorithm(alg), der.as_ref()).map_err(|_| {
-                err(
-                    KeyErrorKind::Malformed,
-                    "the public key does not parse for this algorithm",
-                )
-            })?;
-        Ok(Self::from_material(alg, Material::Public(parsed)))
+        let parsed = parse_public(alg, der.as_ref())?;
+        let spki = parsed.as_der().map_err(|_| {
+            err(
+                KeyErrorKind::Malformed,
+                "the public key does not parse for this algorithm",
+            )
+        })?;
+        let spki = spki.as_ref();
+        let decoding = match family(alg) {
+            Family::Ed => {
+                let raw = spki
+                    .strip_prefix(ED25519_SPKI_PREFIX)
+                    .ok_or_else(|| err(KeyErrorKind::Malformed, "an Ed25519 key is 32 bytes"))?;
+                DecodingKey::from_ed_der(raw)
+            }
+            _ => DecodingKey::from_ec_der(spki),
+        };
+        Ok(Self::from_decoding(alg, decoding))
     }
 
-    /// Checks `signature` over `message`. HMAC tags are compared in constant time.
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        match &*self.material {
-            Material::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
-            Material::Public(key) => key.verify_sig(message, signature).is_ok(),
-        }
+    /// Checks `signature_b64`, the token's base64url signature segment (already
+    /// checked to be strict base64url), over `message`, through
+    /// [`jsonwebtoken::crypto::verify`]. HMAC tags are compared in constant time.
+    pub(crate) fn verify(&self, message: &[u8], signature_b64: &str) -> bool {
+        let Material { decoding, alg } = &*self.material;
+        matches!(
+            jsonwebtoken::crypto::verify(signature_b64, message, decoding, *alg),
+            Ok(true)
+        )
     }
 }
 
-fn check_rsa(info: &rsa::Info) -> Result<(), KeyError> {
+/// The SubjectPublicKeyInfo header of an Ed25519 key (RFC 8410): the raw 32-byte key
+/// follows it.
+const ED25519_SPKI_PREFIX: &[u8] = &[
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Parses a public key with aws-lc-rs, as a build-time check of its encoding, its
+/// curve and its point.
+fn parse_public(alg: Algorithm, der: &[u8]) -> Result<ParsedPublicKey, KeyError> {
+    ParsedPublicKey::new(public_algorithm(alg), der).map_err(|_| {
+        err(
+            KeyErrorKind::Malformed,
+            "the public key does not parse for this algorithm",
+        )
+    })
+}
+
+fn check_rsa(info: &rsa::Info<'_>) -> Result<(), KeyError> {
     if info.modulus_bits < MIN_RSA_BITS {
         return Err(err(
             KeyErrorKind::Weak,
@@ -499,9 +576,11 @@ fn check_rsa(info: &rsa::Info) -> Result<(), KeyError> {
 mod rsa {
     use super::{KeyError, KeyErrorKind, err};
 
-    pub(super) struct Info {
+    pub(super) struct Info<'a> {
         pub(super) modulus_bits: usize,
         pub(super) exponent_ok: bool,
+        /// The PKCS#1 `RSAPublicKey`, within the input.
+        pub(super) pkcs1: &'a [u8],
     }
 
     const SEQUENCE: u8 = 0x30;
@@ -545,7 +624,7 @@ mod rsa {
     }
 
     /// Reads `RSAPublicKey` (PKCS#1) or a SubjectPublicKeyInfo holding one.
-    pub(super) fn inspect(der: &[u8]) -> Result<Info, KeyError> {
+    pub(super) fn inspect(der: &[u8]) -> Result<Info<'_>, KeyError> {
         let (tag, body, rest) = tlv(der)?;
         if tag != SEQUENCE || !rest.is_empty() {
             return Err(malformed());
@@ -567,6 +646,7 @@ mod rsa {
                 Ok(Info {
                     modulus_bits: bits,
                     exponent_ok,
+                    pkcs1: der,
                 })
             }
             SEQUENCE => {
@@ -765,6 +845,77 @@ mod tests {
             KeyErrorKind::InvalidKid
         );
         assert!(key.with_kid("").is_err());
+    }
+
+    #[test]
+    fn building_a_key_selects_the_aws_lc_provider() {
+        Key::hmac(Algorithm::HS256, [1u8; 32]).unwrap();
+        let installed =
+            CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER)
+                .unwrap_err();
+        assert!(std::ptr::eq(
+            installed,
+            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
+        ));
+    }
+
+    #[test]
+    fn decoding_keys_hold_the_canonical_forms() {
+        let bytes = |key: &Key| key.material.decoding.try_get_as_bytes().unwrap().to_vec();
+        // RSA: PKCS#1 whether given as SubjectPublicKeyInfo or PKCS#1.
+        let pkcs1 = pem::parse(read("test-only-rsa2048-public-pkcs1.pem")).unwrap();
+        let from_spki =
+            Key::from_pem(Algorithm::RS256, read("test-only-rsa2048-public.pem")).unwrap();
+        assert_eq!(bytes(&from_spki), pkcs1.contents());
+        // Ed25519: the raw 32 bytes, from SubjectPublicKeyInfo or raw.
+        let ed = Key::from_pem(Algorithm::EdDSA, read("test-only-ed25519-public.pem")).unwrap();
+        let raw = bytes(&ed);
+        assert_eq!(raw.len(), 32);
+        assert_eq!(bytes(&Key::from_der(Algorithm::EdDSA, &raw).unwrap()), raw);
+        // EC: SubjectPublicKeyInfo, also from the bare point.
+        let ec = Key::from_der(Algorithm::ES256, read("test-only-p256-public.der")).unwrap();
+        let spki = bytes(&ec);
+        let point = &spki[spki.len() - 65..];
+        assert_eq!(point[0], 4);
+        assert_eq!(
+            bytes(&Key::from_der(Algorithm::ES256, point).unwrap()),
+            spki
+        );
+    }
+
+    #[test]
+    fn verify_goes_through_jsonwebtoken_and_refuses_tampering() {
+        use jsonwebtoken::{EncodingKey, crypto::sign};
+        let message = b"header.payload";
+        let cases = [
+            (
+                Key::hmac(Algorithm::HS384, [7u8; 48]).unwrap(),
+                EncodingKey::from_secret(&[7u8; 48]),
+            ),
+            (
+                Key::from_pem(Algorithm::PS256, read("test-only-rsa2048-public.pem")).unwrap(),
+                EncodingKey::from_rsa_pem(&read("test-only-rsa2048-private.pem")).unwrap(),
+            ),
+            (
+                Key::from_pem(Algorithm::ES256, read("test-only-p256-public.pem")).unwrap(),
+                EncodingKey::from_ec_pem(&read("test-only-p256-private.pem")).unwrap(),
+            ),
+            (
+                Key::from_pem(Algorithm::EdDSA, read("test-only-ed25519-public.pem")).unwrap(),
+                EncodingKey::from_ed_pem(&read("test-only-ed25519-private.pem")).unwrap(),
+            ),
+        ];
+        for (key, signing) in cases {
+            let signature =
+                sign(message, &signing, jsonwebtoken_algorithm(key.algorithm())).unwrap();
+            assert!(key.verify(message, &signature), "{:?}", key.algorithm());
+            assert!(!key.verify(b"header.payloaD", &signature));
+            let mut other = signature.into_bytes();
+            other[0] = if other[0] == b'A' { b'B' } else { b'A' };
+            assert!(!key.verify(message, std::str::from_utf8(&other).unwrap()));
+            // Not base64url: refused, not a panic.
+            assert!(!key.verify(message, "!!"));
+        }
     }
 
     #[test]

@@ -215,8 +215,10 @@ impl KeySet {
             return Err(AuthError::invalid_token("alg_mismatch")
                 .with_description("the token's algorithm is not the key's"));
         }
-        let signature = compact::decode(segments.signature).map_err(|_| malformed())?;
-        if !key.verify(segments.signing_input.as_bytes(), &signature) {
+        // Our strict base64url check runs first; jsonwebtoken then decodes the segment
+        // itself.
+        compact::decode(segments.signature).map_err(|_| malformed())?;
+        if !key.verify(segments.signing_input.as_bytes(), segments.signature) {
             return Err(AuthError::invalid_token("bad_signature")
                 .with_description("the token's signature is invalid"));
         }

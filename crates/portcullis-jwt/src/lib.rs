@@ -66,7 +66,10 @@
 //! 4. Key: chosen by `kid` in the configured [`KeySet`] (`unknown_kid`,
 //!    `missing_kid`, `kid_too_long`); its pinned algorithm must equal `alg`
 //!    (`alg_mismatch`), so an HMAC secret never verifies an RSA token nor the reverse.
-//! 5. Signature (`bad_signature`).
+//! 5. Signature (`bad_signature`), verified by `jsonwebtoken`
+//!    ([`jsonwebtoken::crypto::verify`]) on its aws-lc-rs backend, with the
+//!    [`jsonwebtoken::DecodingKey`] built once per configured [`Key`] (keys are
+//!    checked and parsed when built, not per request).
 //! 6. Claims, parsed once into a duplicate-refusing JSON map (`duplicate_claim`):
 //!    `exp` required and numeric (`missing_exp`, `invalid_exp`, `token_expired`);
 //!    `nbf` when present (`token_not_yet_valid`); `iat` not in the future
