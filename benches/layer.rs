@@ -8,6 +8,9 @@
 //! - `auth_fixed_principal`: behind `AuthLayer` with an authenticator that returns a
 //!   ready-made principal (the layer's own work: extensions, events, body wrapping).
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::{convert::Infallible, hint::black_box};
 
 use axum::http::{Request, request::Parts};
