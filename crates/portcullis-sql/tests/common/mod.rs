@@ -102,12 +102,17 @@ impl Drop for PgScope {
 /// A SQLite database file in a temporary directory (removed on drop).
 pub struct SqliteScope {
     dir: tempfile::TempDir,
+    // Opening connections switches a new file to WAL, which needs the write lock and
+    // fails at once ("database is locked") rather than waiting when several pools do it
+    // together; so pools connect one at a time, while migrations still run concurrently.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl SqliteScope {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            connecting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -121,6 +126,7 @@ impl SqliteScope {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(10));
+        let _one_at_a_time = self.connecting.lock().await;
         SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
