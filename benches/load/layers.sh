@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every HTTP comparison of the layers against bare axum, in one alternating run.
+#
+#   benches/load/layers.sh [ROUNDS] [SECONDS]
+#
+# Builds the bench servers of portcullis-jwt, portcullis-apikey and portcullis-ratelimit
+# (release), then runs benches/load/ab.sh with each layered variant beside the bare
+# router of the same binary. Every variant gets the same request headers.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-5}; secs=${2:-8}
+target=${CARGO_TARGET_DIR:-target}
+bin="$target/bench-bin"
+mkdir -p "$bin"
+for crate in jwt apikey ratelimit; do
+  cargo build -q --release -p "portcullis-$crate" --example bench_server
+  cp "$target/release/examples/bench_server" "$bin/$crate"
+done
+J="$bin/jwt"; A="$bin/apikey"; R="$bin/ratelimit"
+HS=$("$J" token-hs256); ES=$("$J" token-es256); KEY=$("$A" keygen)
+H="-H 'authorization: Bearer $HS' http://ADDR/"
+HE="-H 'authorization: Bearer $ES' http://ADDR/"
+HK="-H 'x-api-key: $KEY' http://ADDR/"
+benches/load/ab.sh "$rounds" "$secs" \
+  -- jwt-bare "$J bare" "$H" \
+  -- jwt-hs256 "$J hs256" "$H" \
+  -- jwt-es256-cached "$J es256-cached" "$HE" \
+  -- apikey-bare "$A bare" "$HK" \
+  -- apikey "BENCH_API_KEY=$KEY $A apikey" "$HK" \
+  -- ratelimit-bare "$R bare" "http://ADDR/" \
+  -- ratelimit-ours "$R ours" "http://ADDR/" \
+  -- tower_governor "$R tower_governor" "http://ADDR/"
