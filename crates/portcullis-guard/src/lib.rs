@@ -132,7 +132,7 @@
 //! ```
 //!
 //! With tonic, the same two layers go on `Server::builder().layer(..).layer(..)`; the
-//! crate's `tonic_guard` example runs a whole gRPC server that way.
+//! workspace's `examples/tonic_guard.rs` runs a whole gRPC server that way.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -2,7 +2,7 @@
 //! and a `RequireScopeLayer` lets in only callers holding the `data:read` scope.
 //!
 //! ```text
-//! cargo run -p portcullis-guard --example tonic_guard
+//! cargo run --example tonic_guard
 //! ```
 //!
 //! The server listens on an ephemeral loopback port; `main` then calls it three times
@@ -25,11 +25,11 @@ use std::{
 };
 
 use http::{request::Parts, uri::PathAndQuery};
-use portcullis_core::{
+use portcullis::core::{
     AuthError, AuthLayer, Authentication, Authenticator, Principal, PrincipalKind,
 };
-use portcullis_guard::{RequireScopeLayer, scopes};
-use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
+use portcullis::guard::{RequireScopeLayer, scopes};
+use portcullis::jwt::{Algorithm, JwtAuthenticator, Key};
 use tokio::net::TcpListener;
 use tonic::{
     Code, Status,
