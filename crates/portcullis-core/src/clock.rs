@@ -91,6 +91,34 @@ impl Clock for ManualClock {
     }
 }
 
+/// Microseconds since the Unix epoch (negative before it), saturating: how the
+/// Redis and SQL backends store times.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use portcullis_core::clock::{from_unix_micros, unix_micros};
+///
+/// let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+/// assert_eq!(unix_micros(t), 1_700_000_000_123_456);
+/// assert_eq!(from_unix_micros(unix_micros(t)), t);
+/// assert_eq!(unix_micros(UNIX_EPOCH - Duration::from_micros(5)), -5);
+/// ```
+pub fn unix_micros(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// The inverse of [`unix_micros`].
+pub fn from_unix_micros(us: i64) -> SystemTime {
+    if us >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_micros(us.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
+    }
+}
+
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ManualClock").field(&self.now()).finish()

@@ -336,6 +336,21 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// `value` as a quoted string (RFC 9110 §5.6.4, and an RFC 8941 sf-string): `"` and
+/// `\` escaped, characters other than visible ASCII and space dropped, so the result is
+/// always a valid header value.
+///
+/// ```
+/// assert_eq!(portcullis_core::quoted_string(r#"a"b"#), r#""a\"b""#);
+/// ```
+pub fn quoted_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    push_quoted(&mut out, value);
+    out.push('"');
+    out
+}
+
 fn push_quoted(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {

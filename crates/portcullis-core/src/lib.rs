@@ -64,7 +64,7 @@ pub mod revocation;
 pub use crate::{
     auth::{AuthLayer, AuthService},
     authenticator::{AuthResult, Authentication, Authenticator, BoxAuthFuture},
-    error::{AuthError, AuthErrorKind, is_grpc},
+    error::{AuthError, AuthErrorKind, is_grpc, quoted_string},
     events::{AuthEvent, EventSink, Events, TracingSink},
     principal::{
         ClaimMapping, ClaimPath, Claims, Principal, PrincipalBuilder, PrincipalKind, numeric_date,

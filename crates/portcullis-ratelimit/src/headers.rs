@@ -28,20 +28,7 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// A policy's name as an sf-string (`"api"`): visible ASCII and space, `"` and `\`
 /// escaped; anything else is dropped.
 pub(crate) fn sf_string(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c == ' ' || c.is_ascii_graphic() => out.push(c),
-            _ => {}
-        }
-    }
-    out.push('"');
-    out
+    portcullis_core::quoted_string(name)
 }
 
 /// Whole seconds, rounded up.

@@ -9,7 +9,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use redis::{
@@ -348,22 +348,7 @@ impl StdError for Error {
     }
 }
 
-/// Microseconds since the Unix epoch (negative before it), saturating.
-pub(crate) fn micros(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |m| -m),
-    }
-}
-
-/// The inverse of [`micros`].
-pub(crate) fn from_micros(us: i64) -> SystemTime {
-    if us >= 0 {
-        UNIX_EPOCH + Duration::from_micros(us.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
-}
+pub(crate) use portcullis_core::clock::{from_unix_micros as from_micros, unix_micros as micros};
 
 /// A duration in microseconds, capped so that sums with a timestamp stay exact in the
 /// doubles Lua computes with (about 100 years).
@@ -374,6 +359,8 @@ pub(crate) fn duration_micros(d: Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]

@@ -1,9 +1,6 @@
 //! [`SqlDatabase`]: the pool the stores share, and the schema they need.
 
-use std::{
-    fmt,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::fmt;
 
 #[cfg(feature = "postgres")]
 use sqlx::PgPool;
@@ -230,25 +227,12 @@ const MIGRATIONS: &[&[&str]] = &[&[
         ON portcullis_api_keys (owner, created_at)",
 ]];
 
-/// Microseconds since the Unix epoch (negative before it), saturating.
-pub(crate) fn micros(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |m| -m),
-    }
-}
-
-/// The inverse of [`micros`].
-pub(crate) fn from_micros(us: i64) -> SystemTime {
-    if us >= 0 {
-        UNIX_EPOCH + Duration::from_micros(us.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
-}
+pub(crate) use portcullis_core::clock::{from_unix_micros as from_micros, unix_micros as micros};
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     #[test]
