@@ -63,9 +63,14 @@ impl RenderRejection for DefaultRenderer {
     }
 }
 
-/// Put into request extensions by [`AuthLayer`](crate::AuthLayer) on every request it
-/// lets through: it tells extractors and guards further in that an auth layer ran, and
-/// in which realm to challenge.
+/// Put into request extensions by [`AuthLayer`](crate::AuthLayer): it tells extractors
+/// and guards further in that an auth layer ran, and in which realm to challenge.
+///
+/// The layer inserts it on every request it lets through without a
+/// [`Principal`](crate::Principal) (optional mode), on every request it refuses (so a
+/// custom renderer can read the realm), and beside a principal when the realm is not
+/// the default. A principal alone already says that a layer ran, so readers take a
+/// missing context as the default realm, [`DEFAULT_REALM`](crate::DEFAULT_REALM).
 #[derive(Debug, Clone)]
 pub struct AuthContext {
     realm: Arc<str>,

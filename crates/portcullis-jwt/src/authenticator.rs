@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::{
-    cache::{self, TokenCache},
+    cache::TokenCache,
     clock::{Clock, DebugClock, SystemClock, unix_secs},
     error::{ConfigError, ConfigErrorKind},
     json::{self, JsonError},
@@ -251,13 +251,13 @@ where
         }
         let now = unix_secs(inner.clock.now());
         let generation = self.key_generation();
-        let fingerprint = match &inner.cache {
+        let slot = match &inner.cache {
             Some(cache) => {
-                let fp = cache::fingerprint(token);
-                if let Some(principal) = cache.get(&fp, now, generation) {
+                let slot = cache.slot(token);
+                if let Some(principal) = cache.get(slot, token, now, generation) {
                     return Ok(Some(principal));
                 }
-                Some(fp)
+                Some(slot)
             }
             None => None,
         };
@@ -271,14 +271,14 @@ where
         let times = self.validate(&claims, now)?;
         let principal = self.principal(claims, &times)?;
 
-        if let (Some(cache), Some(fp)) = (&inner.cache, fingerprint)
+        if let (Some(cache), Some(slot)) = (&inner.cache, slot)
             && (!jws.symmetric || inner.cache_symmetric)
         {
             let until = times
                 .exp
                 .saturating_add(inner.leeway)
                 .min(now.saturating_add(inner.cache_max_ttl));
-            cache.insert(fp, principal.clone(), until, now, generation);
+            cache.insert(slot, token, principal.clone(), until, now, generation);
         }
         Ok(Some(principal))
     }

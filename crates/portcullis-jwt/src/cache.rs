@@ -1,46 +1,64 @@
-//! The verified-token cache: a bounded map from a token's SHA-256 to the principal it
-//! verified as.
+//! The verified-token cache: a bounded map from a token to the principal it verified
+//! as.
 //!
-//! - Bounded: at most `capacity` entries. When full, expired and stale entries are
-//!   dropped first; if that frees too little, an arbitrary eighth of the entries goes.
-//!   Only tokens that verified are ever inserted, so a client cannot fill the cache
-//!   with junk.
+//! - Looked up by the token itself. A 64-bit hash keyed with a per-cache random seed
+//!   picks the slot; the token stored there is then compared with the presented one in
+//!   full, in constant time. A hit is exactly a token that verified before: a hash
+//!   collision is a miss, never another token's principal. (A cryptographic digest
+//!   would add nothing to that guarantee and costs several times more per request.)
+//! - Bounded: at most `capacity` entries, each holding its token's bytes beside the
+//!   principal. When full, expired and stale entries are dropped first; if that frees
+//!   too little, an arbitrary eighth of the entries goes. Only tokens that verified are
+//!   ever inserted, so a client cannot fill the cache with junk.
 //! - An entry lives until its token's `exp` (plus leeway) and never longer than the
 //!   configured cap after insertion.
 //! - Each entry records the key-set generation it was verified under; an entry from an
 //!   older generation is a miss (and is removed), so rotating keys drops the cache.
-//! - A hit costs a SHA-256 of the token and one map look-up: no signature check, no
-//!   JSON parse. Callers still check revocation on every hit.
+//! - A hit costs one pass of a fast hash over the token, one map look-up and one
+//!   comparison: no signature check, no JSON parse. Callers still check revocation on
+//!   every hit.
 
-use std::num::NonZeroUsize;
+use std::{
+    hash::{BuildHasher, BuildHasherDefault, Hasher},
+    num::NonZeroUsize,
+};
 
 use dashmap::DashMap;
 use portcullis_core::Principal;
-use sha2::{Digest, Sha256};
 
-/// A cache key: the token's SHA-256.
-pub(crate) type Fingerprint = [u8; 32];
-
-pub(crate) fn fingerprint(token: &str) -> Fingerprint {
-    Sha256::digest(token.as_bytes()).into()
-}
+/// Where a token lives in the cache: its keyed hash. Computed once per request and
+/// used for the look-up and, on a miss, the insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot(u64);
 
 struct Entry {
+    token: Box<[u8]>,
     principal: Principal,
     /// Unix seconds from which the entry is dead.
     until: i64,
     generation: u64,
 }
 
+impl Entry {
+    fn alive(&self, now: i64, generation: u64) -> bool {
+        self.generation == generation && now < self.until
+    }
+}
+
 pub(crate) struct TokenCache {
-    map: DashMap<Fingerprint, Entry>,
+    map: DashMap<u64, Entry, BuildHasherDefault<Prehashed>>,
+    seed: foldhash::fast::RandomState,
     capacity: usize,
 }
 
 impl TokenCache {
     pub(crate) fn new(capacity: NonZeroUsize) -> Self {
         Self {
-            map: DashMap::with_capacity(capacity.get().min(1024)),
+            map: DashMap::with_capacity_and_hasher(
+                capacity.get().min(1024),
+                BuildHasherDefault::default(),
+            ),
+            seed: foldhash::fast::RandomState::default(),
             capacity: capacity.get(),
         }
     }
@@ -49,24 +67,36 @@ impl TokenCache {
         self.map.len()
     }
 
-    /// The principal cached for `fp`, if alive at `now` and of `generation`.
-    pub(crate) fn get(&self, fp: &Fingerprint, now: i64, generation: u64) -> Option<Principal> {
-        let stale = {
-            let entry = self.map.get(fp)?;
-            if entry.generation == generation && now < entry.until {
+    pub(crate) fn slot(&self, token: &str) -> Slot {
+        Slot(self.seed.hash_one(token.as_bytes()))
+    }
+
+    /// The principal cached for `token`, if alive at `now` and of `generation`.
+    pub(crate) fn get(
+        &self,
+        slot: Slot,
+        token: &str,
+        now: i64,
+        generation: u64,
+    ) -> Option<Principal> {
+        {
+            let entry = self.map.get(&slot.0)?;
+            if !same_bytes(&entry.token, token.as_bytes()) {
+                return None;
+            }
+            if entry.alive(now, generation) {
                 return Some(entry.principal.clone());
             }
-            true
-        };
-        if stale {
-            self.map.remove(fp);
         }
+        self.map
+            .remove_if(&slot.0, |_, e| !e.alive(now, generation));
         None
     }
 
     pub(crate) fn insert(
         &self,
-        fp: Fingerprint,
+        slot: Slot,
+        token: &str,
         principal: Principal,
         until: i64,
         now: i64,
@@ -75,12 +105,13 @@ impl TokenCache {
         if until <= now {
             return;
         }
-        if self.map.len() >= self.capacity && !self.map.contains_key(&fp) {
+        if self.map.len() >= self.capacity && !self.map.contains_key(&slot.0) {
             self.make_room(now, generation);
         }
         self.map.insert(
-            fp,
+            slot.0,
             Entry {
+                token: token.as_bytes().into(),
                 principal,
                 until,
                 generation,
@@ -89,17 +120,16 @@ impl TokenCache {
     }
 
     fn make_room(&self, now: i64, generation: u64) {
-        self.map
-            .retain(|_, e| e.generation == generation && now < e.until);
+        self.map.retain(|_, e| e.alive(now, generation));
         if self.map.len() < self.capacity {
             return;
         }
         // Still full of live entries: drop an arbitrary eighth so the next
         // `capacity / 8` inserts run without another sweep.
         let evict = (self.capacity / 8).max(1);
-        let victims: Vec<Fingerprint> = self.map.iter().take(evict).map(|e| *e.key()).collect();
-        for fp in victims {
-            self.map.remove(&fp);
+        let victims: Vec<u64> = self.map.iter().take(evict).map(|e| *e.key()).collect();
+        for slot in victims {
+            self.map.remove(&slot);
         }
     }
 
@@ -108,31 +138,76 @@ impl TokenCache {
     }
 }
 
+/// Compares two byte strings in time that depends on their lengths only, not on where
+/// they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_words, a_tail) = a.as_chunks::<8>();
+    let (b_words, b_tail) = b.as_chunks::<8>();
+    let mut diff = 0u64;
+    for (x, y) in a_words.iter().zip(b_words) {
+        diff |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
+    }
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// The map's hasher: its keys are already keyed hashes, so it passes them through.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; fold anything else in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use portcullis_core::PrincipalKind;
 
-    fn p() -> Principal {
-        Principal::builder("s", PrincipalKind::User).build()
+    fn p(subject: &str) -> Principal {
+        Principal::builder(subject, PrincipalKind::User).build()
+    }
+
+    fn put(cache: &TokenCache, token: &str, until: i64, now: i64, generation: u64) {
+        cache.insert(cache.slot(token), token, p(token), until, now, generation);
+    }
+
+    fn get(cache: &TokenCache, token: &str, now: i64, generation: u64) -> Option<Principal> {
+        cache.get(cache.slot(token), token, now, generation)
     }
 
     #[test]
     fn entry_dies_at_until() {
         let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
-        let fp = fingerprint("t");
-        cache.insert(fp, p(), 100, 50, 0);
-        assert!(cache.get(&fp, 99, 0).is_some());
-        assert!(cache.get(&fp, 100, 0).is_none());
+        put(&cache, "t", 100, 50, 0);
+        assert!(get(&cache, "t", 99, 0).is_some());
+        assert!(get(&cache, "t", 100, 0).is_none());
         assert_eq!(cache.len(), 0, "a dead entry is removed on sight");
     }
 
     #[test]
     fn other_generation_is_a_miss() {
         let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
-        let fp = fingerprint("t");
-        cache.insert(fp, p(), 100, 50, 1);
-        assert!(cache.get(&fp, 60, 2).is_none());
+        put(&cache, "t", 100, 50, 1);
+        assert!(get(&cache, "t", 60, 2).is_none());
         assert_eq!(cache.len(), 0);
     }
 
@@ -140,22 +215,59 @@ mod tests {
     fn never_grows_past_capacity() {
         let cache = TokenCache::new(NonZeroUsize::new(64).unwrap());
         for i in 0..10_000 {
-            cache.insert(fingerprint(&i.to_string()), p(), 1_000, 0, 0);
+            put(&cache, &i.to_string(), 1_000, 0, 0);
             assert!(cache.len() <= 64);
         }
         // The newest entry is always kept.
-        assert!(cache.get(&fingerprint("9999"), 1, 0).is_some());
+        assert_eq!(get(&cache, "9999", 1, 0).unwrap().subject(), "9999");
     }
 
     #[test]
     fn expired_entries_go_first_when_full() {
         let cache = TokenCache::new(NonZeroUsize::new(8).unwrap());
         for i in 0..7 {
-            cache.insert(fingerprint(&i.to_string()), p(), 10, 0, 0);
+            put(&cache, &i.to_string(), 10, 0, 0);
         }
-        cache.insert(fingerprint("live"), p(), 1_000, 0, 0);
-        cache.insert(fingerprint("new"), p(), 1_000, 20, 0);
+        put(&cache, "live", 1_000, 0, 0);
+        put(&cache, "new", 1_000, 20, 0);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&fingerprint("live"), 21, 0).is_some());
+        assert!(get(&cache, "live", 21, 0).is_some());
+    }
+
+    #[test]
+    fn a_slot_collision_is_a_miss_not_a_hit() {
+        // Force two different tokens into one slot: the stored token decides.
+        let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
+        let slot = cache.slot("a.b.c");
+        cache.insert(slot, "a.b.c", p("alice"), 1_000, 0, 0);
+        assert!(cache.get(slot, "a.b.d", 1, 0).is_none());
+        assert!(cache.get(slot, "a.b.", 1, 0).is_none());
+        assert!(cache.get(slot, "a.b.cc", 1, 0).is_none());
+        assert_eq!(cache.get(slot, "a.b.c", 1, 0).unwrap().subject(), "alice");
+        assert_eq!(cache.len(), 1, "a colliding look-up leaves the entry alone");
+    }
+
+    #[test]
+    fn seeds_differ_between_caches() {
+        let one = TokenCache::new(NonZeroUsize::new(4).unwrap());
+        let two = TokenCache::new(NonZeroUsize::new(4).unwrap());
+        let differ = (0..8).any(|i| {
+            let t = format!("token-{i}");
+            one.slot(&t) != two.slot(&t)
+        });
+        assert!(differ, "each cache hashes with its own random seed");
+    }
+
+    #[test]
+    fn same_bytes_compares_everything() {
+        let a = b"0123456789abcdefXYZ";
+        assert!(same_bytes(a, a));
+        for i in 0..a.len() {
+            let mut b = *a;
+            b[i] ^= 1;
+            assert!(!same_bytes(a, &b), "difference at {i}");
+        }
+        assert!(!same_bytes(a, &a[..18]));
+        assert!(same_bytes(b"", b""));
     }
 }

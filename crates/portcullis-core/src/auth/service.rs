@@ -75,7 +75,6 @@ where
     #[allow(clippy::result_large_err)]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(self.shared.context.clone());
         match self.shared.authenticator.authenticate(&parts) {
             Authentication::Ready(result) => match decide(&self.shared, &mut parts, result) {
                 Ok(()) => ResponseFuture::called(self.inner.call(Request::from_parts(parts, body))),
@@ -112,19 +111,28 @@ fn decide<A, R: RenderRejection>(
                 principal: &principal,
                 path: parts.uri.path(),
             });
+            // A principal says by itself that an auth layer ran; the context is only
+            // needed to name a realm other than the default.
+            if shared.context.realm() != crate::DEFAULT_REALM {
+                parts.extensions.insert(shared.context.clone());
+            }
             principal.insert_into(&mut parts.extensions);
             return Ok(());
         }
         Ok(None) => match authorization_bearer(&parts.headers) {
             // A bearer credential nobody recognised is invalid, not absent.
             Ok(Some(_)) => AuthError::invalid_token("unrecognized_credential"),
-            Ok(None) if shared.optional => return Ok(()),
+            Ok(None) if shared.optional => {
+                parts.extensions.insert(shared.context.clone());
+                return Ok(());
+            }
             Ok(None) => AuthError::missing_credentials(),
             Err(error) => error,
         },
         Err(error) => error,
     };
     error.trace();
+    parts.extensions.insert(shared.context.clone());
     shared.events.emit(&AuthEvent::Rejected {
         error: &error,
         path: parts.uri.path(),

@@ -315,6 +315,50 @@ async fn auth_context_reaches_the_inner_service() {
     assert_eq!(&body.to_bytes()[..], b"inner");
 }
 
+/// What the inner service sees: the realm of an `AuthContext`, if any, and whether a
+/// principal came along.
+async fn context_seen(layer: AuthLayer<Toy>, bearer: Option<&str>) -> String {
+    let svc =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(|req: Request<Body>| async move {
+                let realm = req
+                    .extensions()
+                    .get::<AuthContext>()
+                    .map(|c| c.realm().to_owned());
+                let principal = req.extensions().get::<Principal>().is_some();
+                let seen = format!("{realm:?} {principal}");
+                Ok::<_, Infallible>(Response::new(Body::from(seen)))
+            }));
+    let mut req = Request::get("/");
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let response = svc.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn auth_context_goes_where_a_principal_cannot_say_it_all() {
+    // Default realm and a principal: the principal says a layer ran.
+    assert_eq!(
+        context_seen(AuthLayer::new(Toy), Some("good")).await,
+        "None true"
+    );
+    // Another realm travels beside the principal.
+    assert_eq!(
+        context_seen(AuthLayer::new(Toy).realm("inner"), Some("good")).await,
+        r#"Some("inner") true"#
+    );
+    // Optional mode without credentials: the context alone says a layer ran.
+    assert_eq!(
+        context_seen(AuthLayer::new(Toy).optional(), None).await,
+        r#"Some("api") false"#
+    );
+}
+
 #[test]
 fn layer_service_and_future_are_send_and_sync() {
     fn assert_send<T: Send>() {}
