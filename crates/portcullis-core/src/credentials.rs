@@ -36,7 +36,7 @@ pub fn authorization_bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthErr
     if values.next().is_some() {
         return Err(AuthError::invalid_request("duplicate_authorization_header"));
     }
-    let value = visible_ascii(value.as_bytes())
+    let (value, spaces) = visible_ascii(value.as_bytes())
         .ok_or_else(|| AuthError::invalid_request("authorization_not_ascii"))?;
     let (scheme, rest) = match value.split_once(' ') {
         Some(split) => split,
@@ -45,28 +45,41 @@ pub fn authorization_bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthErr
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
-    let token = rest.trim_matches(' ');
+    // The usual shape, `Bearer <token>`: the one space is the separator.
+    let token = if spaces == 1 {
+        rest
+    } else {
+        rest.trim_matches(' ')
+    };
     if token.is_empty() {
         return Err(AuthError::invalid_request("empty_bearer_token"));
     }
-    if token.contains(' ') {
+    if spaces > 1 && token.contains(' ') {
         return Err(AuthError::invalid_request("malformed_bearer_token"));
     }
     Ok(Some(token))
 }
 
 /// The header value as text when it is visible ASCII (what `HeaderValue::to_str`
-/// accepts), checked a word at a time rather than a byte at a time: bearer tokens run
-/// to hundreds of bytes and this runs on every request.
-fn visible_ascii(bytes: &[u8]) -> Option<&str> {
-    // No early exit, so the compiler can check many bytes per instruction.
-    let invisible = bytes.iter().fold(0u8, |acc, &b| {
-        acc | u8::from(!(0x20..0x7f).contains(&b) & (b != b'\t'))
-    });
+/// accepts), and how many spaces it holds. One pass that checks many bytes per
+/// instruction rather than a byte at a time: bearer tokens run to hundreds of bytes and
+/// this runs on every request.
+fn visible_ascii(bytes: &[u8]) -> Option<(&str, usize)> {
+    let mut invisible = 0u8;
+    let mut spaces = 0usize;
+    // No early exit, and a byte-wide counter per chunk, so the loop vectorizes.
+    for chunk in bytes.chunks(u8::MAX as usize) {
+        let mut chunk_spaces = 0u8;
+        for &b in chunk {
+            invisible |= u8::from(!(0x20..0x7f).contains(&b) & (b != b'\t'));
+            chunk_spaces += u8::from(b == b' ');
+        }
+        spaces += usize::from(chunk_spaces);
+    }
     if invisible != 0 {
         return None;
     }
-    std::str::from_utf8(bytes).ok()
+    Some((std::str::from_utf8(bytes).ok()?, spaces))
 }
 
 /// Where a bearer token may be found. Default: the `Authorization` header only.
@@ -129,6 +142,36 @@ impl TokenSources {
     pub fn without_header(mut self) -> Self {
         self.header = false;
         self
+    }
+
+    /// The bytes after `Bearer ` in the request's one `Authorization` header, unchecked,
+    /// when that header is the only place a token may come from (the default).
+    ///
+    /// For matching against tokens that [`find`](Self::find) returned before and that
+    /// were validated since (a cache of verified tokens): bytes equal to such a token
+    /// are what `find` would return for this request too, so the checks need not run
+    /// again. Anything else must go through `find`.
+    ///
+    /// ```
+    /// use portcullis_core::credentials::TokenSources;
+    ///
+    /// let req = http::Request::get("/").header("authorization", "Bearer a.b.c").body(()).unwrap();
+    /// let (parts, ()) = req.into_parts();
+    /// assert_eq!(TokenSources::default().raw_bearer(&parts), Some(&b"a.b.c"[..]));
+    /// let cookies = TokenSources::default().with_cookie("access_token");
+    /// assert_eq!(cookies.raw_bearer(&parts), None);
+    /// ```
+    pub fn raw_bearer<'a>(&self, parts: &'a Parts) -> Option<&'a [u8]> {
+        if !self.header || self.cookie.is_some() || self.query.is_some() {
+            return None;
+        }
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let value = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        let (scheme, token) = value.as_bytes().split_at_checked(7)?;
+        scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
     }
 
     /// Finds the token.
@@ -239,7 +282,7 @@ mod tests {
                     continue;
                 };
                 assert_eq!(
-                    visible_ascii(value.as_bytes()),
+                    visible_ascii(value.as_bytes()).map(|(text, _)| text),
                     value.to_str().ok(),
                     "byte {b:#04x} at {at}"
                 );
@@ -272,6 +315,25 @@ mod tests {
                 AuthErrorKind::InvalidRequest,
                 "{value:?}"
             );
+        }
+    }
+
+    #[test]
+    fn spaces_around_the_token_are_trimmed_and_inside_it_refused() {
+        let many = " ".repeat(300);
+        let cases: [(String, Result<Option<&str>, &str>); 7] = [
+            ("Bearer a.b.c".into(), Ok(Some("a.b.c"))),
+            ("Bearer  a.b.c".into(), Ok(Some("a.b.c"))),
+            ("Bearer a.b.c ".into(), Ok(Some("a.b.c"))),
+            (format!("Bearer {many}a.b.c{many}"), Ok(Some("a.b.c"))),
+            ("Bearer a.b c".into(), Err("malformed_bearer_token")),
+            (format!("Bearer a{many}c"), Err("malformed_bearer_token")),
+            ("Basic a b".into(), Ok(None)),
+        ];
+        for (value, want) in cases {
+            let p = parts(&[("authorization", &value)], "/");
+            let got = authorization_bearer(&p.headers).map_err(|e| e.reason());
+            assert_eq!(got, want, "{value:?}");
         }
     }
 

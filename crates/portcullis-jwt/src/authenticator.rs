@@ -253,8 +253,8 @@ where
         let generation = self.key_generation();
         let slot = match &inner.cache {
             Some(cache) => {
-                let slot = cache.slot(token);
-                if let Some(principal) = cache.get(slot, token, now, generation) {
+                let slot = cache.slot(token.as_bytes());
+                if let Some(principal) = cache.get(slot, token.as_bytes(), now, generation) {
                     return Ok(Some(principal));
                 }
                 Some(slot)
@@ -278,7 +278,14 @@ where
                 .exp
                 .saturating_add(inner.leeway)
                 .min(now.saturating_add(inner.cache_max_ttl));
-            cache.insert(slot, token, principal.clone(), until, now, generation);
+            cache.insert(
+                slot,
+                token.as_bytes(),
+                principal.clone(),
+                until,
+                now,
+                generation,
+            );
         }
         Ok(Some(principal))
     }
@@ -376,6 +383,17 @@ where
         Ok(builder.raw_claims(raw).typed_claims(typed).build())
     }
 
+    /// The quick answer for a token verified before: the cache is consulted with the
+    /// header's raw bytes, before any parsing. Only bytes identical to a token that
+    /// went through [`TokenSources::find`] and full verification can match, so the
+    /// answer is the one the full path would give. Misses take the full path.
+    fn cached(&self, parts: &Parts) -> Option<Principal> {
+        let cache = self.inner.cache.as_ref()?;
+        let token = self.inner.sources.raw_bearer(parts)?;
+        let now = unix_secs(self.inner.clock.now());
+        cache.get(cache.slot(token), token, now, self.key_generation())
+    }
+
     fn check_revocation(&self, principal: Principal) -> Authentication {
         let Some(revocation) = &self.inner.revocation else {
             return Authentication::Ready(Ok(Some(principal)));
@@ -443,6 +461,9 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     fn authenticate(&self, parts: &Parts) -> Authentication {
+        if let Some(principal) = self.cached(parts) {
+            return self.check_revocation(principal);
+        }
         match self.inner.sources.find(parts) {
             Ok(Some(token)) => self.verify(token),
             Ok(None) => Authentication::Ready(Ok(None)),

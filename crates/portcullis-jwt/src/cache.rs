@@ -67,21 +67,21 @@ impl TokenCache {
         self.map.len()
     }
 
-    pub(crate) fn slot(&self, token: &str) -> Slot {
-        Slot(self.seed.hash_one(token.as_bytes()))
+    pub(crate) fn slot(&self, token: &[u8]) -> Slot {
+        Slot(self.seed.hash_one(token))
     }
 
     /// The principal cached for `token`, if alive at `now` and of `generation`.
     pub(crate) fn get(
         &self,
         slot: Slot,
-        token: &str,
+        token: &[u8],
         now: i64,
         generation: u64,
     ) -> Option<Principal> {
         {
             let entry = self.map.get(&slot.0)?;
-            if !same_bytes(&entry.token, token.as_bytes()) {
+            if !same_bytes(&entry.token, token) {
                 return None;
             }
             if entry.alive(now, generation) {
@@ -96,7 +96,7 @@ impl TokenCache {
     pub(crate) fn insert(
         &self,
         slot: Slot,
-        token: &str,
+        token: &[u8],
         principal: Principal,
         until: i64,
         now: i64,
@@ -111,7 +111,7 @@ impl TokenCache {
         self.map.insert(
             slot.0,
             Entry {
-                token: token.as_bytes().into(),
+                token: token.into(),
                 principal,
                 until,
                 generation,
@@ -187,11 +187,23 @@ mod tests {
     }
 
     fn put(cache: &TokenCache, token: &str, until: i64, now: i64, generation: u64) {
-        cache.insert(cache.slot(token), token, p(token), until, now, generation);
+        cache.insert(
+            cache.slot(token.as_bytes()),
+            token.as_bytes(),
+            p(token),
+            until,
+            now,
+            generation,
+        );
     }
 
     fn get(cache: &TokenCache, token: &str, now: i64, generation: u64) -> Option<Principal> {
-        cache.get(cache.slot(token), token, now, generation)
+        cache.get(
+            cache.slot(token.as_bytes()),
+            token.as_bytes(),
+            now,
+            generation,
+        )
     }
 
     #[test]
@@ -238,12 +250,12 @@ mod tests {
     fn a_slot_collision_is_a_miss_not_a_hit() {
         // Force two different tokens into one slot: the stored token decides.
         let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
-        let slot = cache.slot("a.b.c");
-        cache.insert(slot, "a.b.c", p("alice"), 1_000, 0, 0);
-        assert!(cache.get(slot, "a.b.d", 1, 0).is_none());
-        assert!(cache.get(slot, "a.b.", 1, 0).is_none());
-        assert!(cache.get(slot, "a.b.cc", 1, 0).is_none());
-        assert_eq!(cache.get(slot, "a.b.c", 1, 0).unwrap().subject(), "alice");
+        let slot = cache.slot(b"a.b.c");
+        cache.insert(slot, b"a.b.c", p("alice"), 1_000, 0, 0);
+        assert!(cache.get(slot, b"a.b.d", 1, 0).is_none());
+        assert!(cache.get(slot, b"a.b.", 1, 0).is_none());
+        assert!(cache.get(slot, b"a.b.cc", 1, 0).is_none());
+        assert_eq!(cache.get(slot, b"a.b.c", 1, 0).unwrap().subject(), "alice");
         assert_eq!(cache.len(), 1, "a colliding look-up leaves the entry alone");
     }
 
@@ -253,7 +265,7 @@ mod tests {
         let two = TokenCache::new(NonZeroUsize::new(4).unwrap());
         let differ = (0..8).any(|i| {
             let t = format!("token-{i}");
-            one.slot(&t) != two.slot(&t)
+            one.slot(t.as_bytes()) != two.slot(t.as_bytes())
         });
         assert!(differ, "each cache hashes with its own random seed");
     }

@@ -652,3 +652,59 @@ async fn real_server_on_loopback() {
     assert!(huge.status().is_client_error(), "{}", huge.status());
     server.abort();
 }
+
+/// A token in the cache is looked up from the header's raw bytes first: that shortcut
+/// must answer exactly as the full path does for every request shape around it.
+#[tokio::test]
+async fn cached_tokens_get_the_same_answers_as_fresh_ones() {
+    let auth = builder().build().unwrap();
+    let router = app(auth.clone().into_layer());
+    let token = hs256(&claims());
+    assert_eq!(send(&router, bearer(&token)).await.status(), StatusCode::OK);
+    assert_eq!(auth.cached_tokens(), 1);
+
+    let with = |values: &[String]| {
+        let mut req = Request::get("/me");
+        for v in values {
+            req = req.header("authorization", v);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    // Other spellings of the same credential still work.
+    for value in [
+        format!("bearer {token}"),
+        format!("BEARER {token}"),
+        format!("Bearer  {token}"),
+        format!("Bearer {token} "),
+    ] {
+        let response = send(&router, with(&[value.clone()])).await;
+        assert_eq!(response.status(), StatusCode::OK, "{value:?}");
+    }
+    // Malformed requests around a cached token are still refused as such.
+    let twice = [format!("Bearer {token}"), format!("Bearer {token}")];
+    let response = send(&router, with(&twice)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = send(&router, with(&[format!("Bearer {token} x")])).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A token that is the cached one plus or minus a byte is not the cached one.
+    let response = send(&router, with(&[format!("Bearer {token}x")])).await;
+    assert_invalid_token(&response);
+    let response = send(
+        &router,
+        with(&[format!("Bearer {}", &token[..token.len() - 1])]),
+    )
+    .await;
+    assert_invalid_token(&response);
+
+    // With a cookie source configured too, a token in both places is refused even
+    // when the header's token is cached.
+    let sources = TokenSources::default().with_cookie("at");
+    let auth = builder().token_sources(sources).build().unwrap();
+    let router = app(auth.clone().into_layer());
+    assert_eq!(send(&router, bearer(&token)).await.status(), StatusCode::OK);
+    assert_eq!(auth.cached_tokens(), 1);
+    let mut req = bearer(&token);
+    req.headers_mut()
+        .insert("cookie", format!("at={token}").parse().unwrap());
+    assert_eq!(send(&router, req).await.status(), StatusCode::BAD_REQUEST);
+}
