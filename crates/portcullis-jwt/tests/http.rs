@@ -677,7 +677,7 @@ async fn cached_tokens_get_the_same_answers_as_fresh_ones() {
         format!("Bearer  {token}"),
         format!("Bearer {token} "),
     ] {
-        let response = send(&router, with(&[value.clone()])).await;
+        let response = send(&router, with(std::slice::from_ref(&value))).await;
         assert_eq!(response.status(), StatusCode::OK, "{value:?}");
     }
     // Malformed requests around a cached token are still refused as such.
