@@ -10,7 +10,7 @@ use dashmap::{DashMap, mapref::entry::Entry};
 use http::{HeaderMap, HeaderName, request::Parts};
 use portcullis_core::{
     AuthError, Authentication, Authenticator, Principal, PrincipalKind,
-    credentials::authorization_bearer,
+    credentials::{authorization_bearer, header_text},
 };
 
 use crate::{
@@ -70,7 +70,7 @@ impl<S> Core<S> {
 /// 1. Prefix, length, alphabet and checksum ([`KeyFormat::parse`]): a malformed or
 ///    mistyped key is `401 invalid_token` without any store call.
 /// 2. The store's record for the key's public id; the digest of the presented key is
-///    compared with the stored one in constant time ([`subtle`]).
+///    compared with the stored one in constant time.
 /// 3. Revoked and expired keys are refused. Unknown, wrong, revoked and expired keys
 ///    all get the same `401 invalid_token` and description
 ///    ([RFC 6750 §3.1](https://www.rfc-editor.org/rfc/rfc6750#section-3.1)); the
@@ -201,9 +201,8 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
                 if values.next().is_some() {
                     return Err(AuthError::invalid_request("duplicate_api_key_header"));
                 }
-                let value = value
-                    .to_str()
-                    .map_err(|_| AuthError::invalid_request("api_key_header_not_ascii"))?
+                let value = header_text(value)
+                    .ok_or_else(|| AuthError::invalid_request("api_key_header_not_ascii"))?
                     .trim_matches(' ');
                 if value.is_empty() {
                     return Err(AuthError::invalid_request("empty_api_key_header"));
@@ -239,7 +238,8 @@ impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
         };
         let id = parsed.id();
         let digest = self.core.hasher.digest(&parsed);
-        let now = self.core.clock.now();
+        // A few milliseconds late at most: a key may look expired that much early.
+        let now = self.core.clock.now_or_later();
 
         match self.core.store.find_now(id) {
             Some(Ok(found)) => {
@@ -366,14 +366,14 @@ struct Debounce {
     interval: Duration,
     // One entry per key that authenticated in this process (only genuine keys get
     // here, so an attacker cannot grow it).
-    written: DashMap<Box<str>, SystemTime>,
+    written: DashMap<Box<str>, SystemTime, foldhash::fast::RandomState>,
 }
 
 impl Debounce {
     fn new(interval: Duration) -> Self {
         Self {
             interval,
-            written: DashMap::new(),
+            written: DashMap::default(),
         }
     }
 

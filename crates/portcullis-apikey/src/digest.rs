@@ -5,7 +5,6 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::{ConfigError, ParsedKey};
 
@@ -27,9 +26,9 @@ impl KeyDigest {
         &self.0
     }
 
-    /// Constant-time equality ([`subtle`]).
+    /// Constant-time equality ([`portcullis_core::constant_time_eq`]).
     pub fn ct_eq(&self, other: &KeyDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
+        portcullis_core::constant_time_eq(&self.0, &other.0)
     }
 
     /// 64 lowercase hex digits.

@@ -61,7 +61,7 @@
 //! # Security
 //!
 //! - 256 random bits per key; a checksum so mistyped keys never reach the store.
-//! - Only digests at rest, compared in constant time ([`subtle`]).
+//! - Only digests at rest, compared in constant time.
 //! - Keys never appear in `Debug` output, logs or error bodies: [`SecretKey`] has no
 //!   `Display`, its `Debug` shows the public id, its memory is zeroed on drop.
 //! - Unknown, wrong, revoked and expired keys get the same `401 invalid_token`.

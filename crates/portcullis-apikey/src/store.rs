@@ -205,7 +205,8 @@ impl StdError for StoreError {
 /// Cloning a `MemoryStore` shares the records.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    records: Arc<DashMap<Box<str>, Arc<SharedRecord>>>,
+    // Looked up by ids that clients send: a hash seeded at random per store.
+    records: Arc<DashMap<Box<str>, Arc<SharedRecord>, foldhash::fast::RandomState>>,
 }
 
 impl MemoryStore {

@@ -53,6 +53,7 @@ mod authenticator;
 pub mod body;
 pub mod client_ip;
 pub mod clock;
+mod compare;
 pub mod credentials;
 mod error;
 pub mod events;
@@ -64,6 +65,7 @@ pub mod revocation;
 pub use crate::{
     auth::{AuthLayer, AuthService},
     authenticator::{AuthResult, Authentication, Authenticator, BoxAuthFuture},
+    compare::constant_time_eq,
     error::{AuthError, AuthErrorKind, is_grpc, quoted_string},
     events::{AuthEvent, EventSink, Events, TracingSink},
     principal::{

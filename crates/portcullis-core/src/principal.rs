@@ -208,10 +208,15 @@ impl Principal {
 
     /// Puts this principal (and its typed claims, if any) into `extensions`.
     pub fn insert_into(&self, extensions: &mut http::Extensions) {
+        self.clone().move_into(extensions);
+    }
+
+    /// [`insert_into`](Self::insert_into) for an owned principal: no extra clone.
+    pub(crate) fn move_into(self, extensions: &mut http::Extensions) {
         if let Some(typed) = &self.0.typed {
             typed.insert_into(extensions);
         }
-        extensions.insert(self.clone());
+        extensions.insert(self);
     }
 }
 

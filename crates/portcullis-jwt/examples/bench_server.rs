@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- bare
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- noop
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- core-only
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256-cold
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- es256-cached
@@ -40,6 +42,14 @@ fn token(alg: jsonwebtoken::Algorithm, key: &EncodingKey) -> String {
     jsonwebtoken::encode(&Header::new(alg), &claims, key).expect("sign")
 }
 
+struct Fixed(portcullis_core::Principal);
+
+impl portcullis_core::Authenticator for Fixed {
+    fn authenticate(&self, _: &axum::http::request::Parts) -> portcullis_core::Authentication {
+        portcullis_core::Authentication::Ready(Ok(Some(self.0.clone())))
+    }
+}
+
 fn authenticator(key: Key, cache: bool) -> JwtAuthenticator {
     let builder = JwtAuthenticator::builder()
         .key(key)
@@ -59,6 +69,25 @@ async fn main() {
     let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
     let app = match mode.as_str() {
         "bare" => hello,
+        // axum's own cost of layering a route: a `route_layer` that does nothing.
+        "noop" => hello.route_layer(tower::util::MapRequestLayer::new(
+            |r: axum::http::Request<axum::body::Body>| r,
+        )),
+        // The core layer alone, with a ready principal shaped like the JWT layer's
+        // (typed claims included): what the layer costs before any token is read.
+        "core-only" => {
+            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
+            let auth = authenticator(key, true);
+            let token = token(
+                jsonwebtoken::Algorithm::HS256,
+                &EncodingKey::from_secret(SECRET),
+            );
+            let principal = match auth.verify(&token) {
+                portcullis_core::Authentication::Ready(Ok(Some(p))) => p,
+                _ => panic!("the bench token verifies"),
+            };
+            hello.route_layer(portcullis_core::AuthLayer::new(Fixed(principal)))
+        }
         // The default configuration, which caches HMAC-verified tokens too.
         "hs256" => {
             let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
@@ -92,7 +121,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown mode {other:?}: bare | hs256 | hs256-cold | es256-cached | token-hs256 | token-es256"
+                "unknown mode {other:?}: bare | noop | core-only | hs256 | hs256-cold | es256-cached | token-hs256 | token-es256"
             );
             std::process::exit(2);
         }

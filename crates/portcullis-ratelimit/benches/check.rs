@@ -1,5 +1,7 @@
 //! The cost of one check on a hot key: our backend beside governor's plain keyed
-//! limiter (the floor), and the whole layer around a no-op service.
+//! limiter (the floor), the whole layer around a no-op service, and an axum router
+//! bare, behind our layer and behind tower_governor's, side by side (the in-process
+//! twin of the HTTP comparison in `benches/load/layers.sh`).
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented pub fn
 
@@ -10,12 +12,12 @@ use std::{
     num::NonZeroU32,
 };
 
-use axum::{body::Body, extract::ConnectInfo};
+use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::RateLimiter;
 use http::{Request, Response};
 use portcullis_ratelimit::{ClientIpKey, GovernorBackend, Quota, RateLimitLayer};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 fn bench(c: &mut Criterion) {
     let quota = Quota::per_second(NonZeroU32::new(1_000_000_000).unwrap());
@@ -59,6 +61,42 @@ fn bench(c: &mut Criterion) {
             rt.block_on(bare.call(req)).unwrap()
         })
     });
+
+    // Routers as `axum::serve` runs them, with a never-reached quota.
+    let hello = || Router::new().route("/", get(|| async { "hello" }));
+    let burst = NonZeroU32::new(1_000_000_000).unwrap();
+    let governor_config = tower_governor::governor::GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(burst.get())
+        .finish()
+        .unwrap();
+    let routers = [
+        ("router/bare", hello()),
+        (
+            "router/ours",
+            hello().layer(RateLimitLayer::new(ClientIpKey::new(), quota)),
+        ),
+        (
+            "router/tower_governor",
+            hello().layer(tower_governor::GovernorLayer::new(governor_config)),
+        ),
+    ];
+    for (name, router) in routers {
+        let mut svc = router.with_state::<()>(());
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let req = Request::get("/")
+                    .extension(peer)
+                    .body(Body::empty())
+                    .unwrap();
+                rt.block_on(async {
+                    let svc = ServiceExt::<Request<Body>>::ready(&mut svc).await.unwrap();
+                    let response = svc.call(req).await.unwrap();
+                    assert_eq!(response.status(), 200);
+                })
+            })
+        });
+    }
 }
 
 criterion_group!(benches, bench);

@@ -1,5 +1,6 @@
-//! A hello-world axum server for load comparisons: `bare`, `ours` (a hot key never
-//! limited) or `tower_governor` (the same quota), on $BENCH_ADDR.
+//! A hello-world axum server for load comparisons: `bare`, `noop` (a layer that does
+//! nothing), `ours` (a hot key never limited) or `tower_governor` (the same quota), on
+//! $BENCH_ADDR.
 //!
 //! ```text
 //! benches/load/ab.sh 5 8 -- bare './target/release/examples/bench_server bare' 'http://ADDR/' \
@@ -21,6 +22,10 @@ async fn main() {
     let router = Router::new().route("/", get(|| async { "hello" }));
     let app = match mode.as_str() {
         "bare" => router,
+        // axum's own cost of a layer: a `Router::layer` that does nothing.
+        "noop" => router.layer(tower::util::MapRequestLayer::new(
+            |r: axum::http::Request<axum::body::Body>| r,
+        )),
         "ours" => router.layer(RateLimitLayer::new(
             ClientIpKey::new(),
             Quota::per_second(burst),

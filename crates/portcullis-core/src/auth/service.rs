@@ -116,7 +116,7 @@ fn decide<A, R: RenderRejection>(
             if shared.context.realm() != crate::DEFAULT_REALM {
                 parts.extensions.insert(shared.context.clone());
             }
-            principal.insert_into(&mut parts.extensions);
+            principal.move_into(&mut parts.extensions);
             return Ok(());
         }
         Ok(None) => match authorization_bearer(&parts.headers) {

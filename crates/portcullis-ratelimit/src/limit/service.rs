@@ -126,10 +126,10 @@ fn decide<K: KeyExtractor, B>(
     };
     if decision.is_allowed() {
         return Ok(shared.on_success.then(|| {
-            (
+            Box::new((
                 shared.policy.clone(),
                 headers::limit_value(&shared.name, decision.remaining(), decision.reset()),
-            )
+            ))
         }));
     }
     let retry_after = decision.retry_after();
