@@ -671,7 +671,8 @@ impl<C> JwtAuthenticatorBuilder<C> {
         self
     }
 
-    /// The verified-token cache's size (default 10,000 tokens).
+    /// The verified-token cache's size (default 10,000 tokens). Each entry holds its
+    /// token's bytes and the principal built from it.
     pub fn cache_capacity(mut self, capacity: NonZeroUsize) -> Self {
         self.cache_capacity = Some(capacity);
         self

@@ -86,10 +86,12 @@
 //! look-up and a constant-time comparison with the stored token instead of a
 //! signature check and a JSON parse. Each entry keeps its token's bytes, so the cache
 //! holds at most capacity × token size of them (about 4 MB for 10,000 tokens of
-//! 400 bytes). Entries die at the token's
-//! `exp` (and after [`DEFAULT_CACHE_MAX_TTL`] at most), when the keys change
-//! ([`JwtAuthenticator::set_keys`]) and by eviction when the cache is full; revocation
-//! is still consulted on each hit.
+//! 400 bytes). Those are live bearer tokens held in memory until they expire (15 min at
+//! most by default), as in-flight requests and HMAC secrets are; where process memory
+//! may be read by others, [`JwtAuthenticatorBuilder::without_cache`] turns it off.
+//! Entries die at the token's `exp` (and after [`DEFAULT_CACHE_MAX_TTL`] at most), when
+//! the keys change ([`JwtAuthenticator::set_keys`]) and by eviction when the cache is
+//! full; revocation is still consulted on each hit.
 //!
 //! # Not ours
 //!
