@@ -177,7 +177,11 @@ impl KeyFormat {
         if bytes.len() != BODY_LEN || bytes[ID_LEN] != b'_' {
             return Err(MalformedKey(()));
         }
-        let alnum = |s: &[u8]| s.iter().all(u8::is_ascii_alphanumeric);
+        // No early exit, so the check runs many bytes at a time.
+        let alnum = |s: &[u8]| {
+            s.iter()
+                .fold(true, |ok, b| ok & b.is_ascii_alphanumeric())
+        };
         let (id, rest) = bytes.split_at(ID_LEN);
         let (secret, checksum) = rest[1..].split_at(SECRET_LEN);
         if !alnum(id) || !alnum(secret) || !alnum(checksum) {
