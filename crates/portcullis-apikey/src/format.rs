@@ -178,10 +178,7 @@ impl KeyFormat {
             return Err(MalformedKey(()));
         }
         // No early exit, so the check runs many bytes at a time.
-        let alnum = |s: &[u8]| {
-            s.iter()
-                .fold(true, |ok, b| ok & b.is_ascii_alphanumeric())
-        };
+        let alnum = |s: &[u8]| s.iter().fold(true, |ok, b| ok & b.is_ascii_alphanumeric());
         let (id, rest) = bytes.split_at(ID_LEN);
         let (secret, checksum) = rest[1..].split_at(SECRET_LEN);
         if !alnum(id) || !alnum(secret) || !alnum(checksum) {
