@@ -4,8 +4,10 @@
 //! and never selects another. Keys come from HMAC secrets, PEM, DER or JWK; weak or
 //! malformed material is a [`KeyError`] at build time, never a warning.
 //!
-//! Signatures are verified by `jsonwebtoken` ([`jsonwebtoken::crypto::verify`]) on its
-//! `aws_lc_rs` backend. Each key is checked and parsed once, at build time: public keys
+//! Signatures are verified by `jsonwebtoken`'s verifiers (`JwtVerifier`, from its
+//! `aws_lc_rs` provider). Each thread builds a key's verifier once and keeps it while
+//! the key lives, so an HMAC key schedule is not recomputed per token. Each key is
+//! checked and parsed once, at build time: public keys
 //! are parsed by aws-lc-rs (a point off its curve, a DER that does not parse, or an RSA
 //! key under 2048 bits or with a bad exponent is a [`KeyError`] then, not a refusal per
 //! request), and the [`jsonwebtoken::DecodingKey`] a request verifies with is built
@@ -526,15 +528,74 @@ impl Key {
         Ok(Self::from_decoding(alg, decoding))
     }
 
-    /// Checks `signature_b64`, the token's base64url signature segment (already
-    /// checked to be strict base64url), over `message`, through
-    /// [`jsonwebtoken::crypto::verify`]. HMAC tags are compared in constant time.
-    pub(crate) fn verify(&self, message: &[u8], signature_b64: &str) -> bool {
-        let Material { decoding, alg } = &*self.material;
-        matches!(
-            jsonwebtoken::crypto::verify(signature_b64, message, decoding, *alg),
-            Ok(true)
-        )
+    /// Checks `signature` (the token's decoded signature segment) over `message` with
+    /// jsonwebtoken's verifier for this key. HMAC tags are compared in constant time.
+    pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
+        verifiers::with(&self.material, |verifier| {
+            verifier.is_some_and(|v| v.verify(message, signature).is_ok())
+        })
+    }
+}
+
+/// Each thread's jsonwebtoken verifiers, one per live key. A `JwtVerifier` is neither
+/// `Send` nor `Sync`, so it cannot sit in the shared key; built per thread and kept,
+/// it costs its construction (for HMAC, the key schedule) once per thread and key
+/// instead of once per token.
+mod verifiers {
+    use std::{
+        cell::RefCell,
+        sync::{Arc, Weak},
+    };
+
+    use jsonwebtoken::crypto::JwtVerifier;
+
+    use super::Material;
+
+    /// Past this many keys a thread drops the verifiers of keys that are gone, then,
+    /// if still full, all of them.
+    const PER_THREAD: usize = 32;
+
+    thread_local! {
+        // The `Weak` keeps its key's allocation reserved while the entry exists, so an
+        // address match always means the same key, never a new one at a reused address.
+        static VERIFIERS: RefCell<Vec<(Weak<Material>, Option<Box<dyn JwtVerifier>>)>> =
+            const { RefCell::new(Vec::new()) };
+    }
+
+    /// Runs `f` with this thread's verifier for `material` (`None` when jsonwebtoken
+    /// cannot build one for it, which verifies nothing).
+    pub(super) fn with<R>(
+        material: &Arc<Material>,
+        f: impl FnOnce(Option<&dyn JwtVerifier>) -> R,
+    ) -> R {
+        VERIFIERS.with(|cell| {
+            let mut verifiers = cell.borrow_mut();
+            let ptr = Arc::as_ptr(material);
+            let index = match verifiers.iter().position(|(w, _)| w.as_ptr() == ptr) {
+                Some(i) => i,
+                None => {
+                    if verifiers.len() >= PER_THREAD {
+                        verifiers.retain(|(w, _)| w.strong_count() > 0);
+                        if verifiers.len() >= PER_THREAD {
+                            verifiers.clear();
+                        }
+                    }
+                    let built = (jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.verifier_factory)(
+                        &material.alg,
+                        &material.decoding,
+                    )
+                    .ok();
+                    verifiers.push((Arc::downgrade(material), built));
+                    verifiers.len() - 1
+                }
+            };
+            f(verifiers[index].1.as_deref())
+        })
+    }
+
+    #[cfg(test)]
+    pub(super) fn cached() -> usize {
+        VERIFIERS.with(|cell| cell.borrow().len())
     }
 }
 
@@ -906,16 +967,49 @@ mod tests {
             ),
         ];
         for (key, signing) in cases {
-            let signature =
+            let signature_b64 =
                 sign(message, &signing, jsonwebtoken_algorithm(key.algorithm())).unwrap();
+            let signature = crate::compact::decode(&signature_b64).unwrap();
             assert!(key.verify(message, &signature), "{:?}", key.algorithm());
             assert!(!key.verify(b"header.payloaD", &signature));
-            let mut other = signature.into_bytes();
-            other[0] = if other[0] == b'A' { b'B' } else { b'A' };
-            assert!(!key.verify(message, std::str::from_utf8(&other).unwrap()));
-            // Not base64url: refused, not a panic.
-            assert!(!key.verify(message, "!!"));
+            let mut other = signature.clone();
+            other[0] ^= 1;
+            assert!(!key.verify(message, &other));
+            // Truncated or empty: refused, not a panic.
+            assert!(!key.verify(message, &signature[..signature.len() - 1].to_vec()));
+            assert!(!key.verify(message, &Vec::new()));
         }
+    }
+
+    #[test]
+    fn each_thread_builds_a_keys_verifier_once_and_forgets_dead_keys() {
+        std::thread::spawn(|| {
+            let key = Key::hmac(Algorithm::HS256, [9u8; 32]).unwrap();
+            let signing = jsonwebtoken::EncodingKey::from_secret(&[9u8; 32]);
+            let signature_b64 =
+                jsonwebtoken::crypto::sign(b"m", &signing, jsonwebtoken::Algorithm::HS256).unwrap();
+            let signature = crate::compact::decode(&signature_b64).unwrap();
+            for _ in 0..3 {
+                assert!(key.verify(b"m", &signature));
+            }
+            assert_eq!(super::verifiers::cached(), 1, "one verifier for one key");
+            // A different key with the same secret is another entry, never the first's.
+            let twin = Key::hmac(Algorithm::HS256, [9u8; 32]).unwrap();
+            assert!(twin.verify(b"m", &signature));
+            assert_eq!(super::verifiers::cached(), 2);
+            drop((key, twin));
+            // Many short-lived keys: the thread's list stays bounded.
+            for i in 0..200u8 {
+                let k = Key::hmac(Algorithm::HS256, [i; 32]).unwrap();
+                assert!(!k.verify(b"m", &signature) || i == 9);
+                assert!(super::verifiers::cached() <= 32);
+            }
+            // A key whose secret differs refuses even when built at a reused address.
+            let other = Key::hmac(Algorithm::HS256, [8u8; 32]).unwrap();
+            assert!(!other.verify(b"m", &signature));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

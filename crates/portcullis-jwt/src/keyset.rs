@@ -215,10 +215,8 @@ impl KeySet {
             return Err(AuthError::invalid_token("alg_mismatch")
                 .with_description("the token's algorithm is not the key's"));
         }
-        // Our strict base64url check runs first; jsonwebtoken then decodes the segment
-        // itself.
-        compact::decode(segments.signature).map_err(|_| malformed())?;
-        if !key.verify(segments.signing_input.as_bytes(), segments.signature) {
+        let signature = compact::decode(segments.signature).map_err(|_| malformed())?;
+        if !key.verify(segments.signing_input.as_bytes(), &signature) {
             return Err(AuthError::invalid_token("bad_signature")
                 .with_description("the token's signature is invalid"));
         }
