@@ -555,11 +555,13 @@ mod verifiers {
     /// if still full, all of them.
     const PER_THREAD: usize = 32;
 
+    /// A key (weakly held) and the verifier built for it, if jsonwebtoken built one.
+    type Entry = (Weak<Material>, Option<Box<dyn JwtVerifier>>);
+
     thread_local! {
         // The `Weak` keeps its key's allocation reserved while the entry exists, so an
         // address match always means the same key, never a new one at a reused address.
-        static VERIFIERS: RefCell<Vec<(Weak<Material>, Option<Box<dyn JwtVerifier>>)>> =
-            const { RefCell::new(Vec::new()) };
+        static VERIFIERS: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
     }
 
     /// Runs `f` with this thread's verifier for `material` (`None` when jsonwebtoken
