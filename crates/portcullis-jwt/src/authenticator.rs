@@ -268,8 +268,7 @@ where
                 .with_description("the token is malformed"),
             JsonError::Malformed => malformed(),
         })?;
-        let times = self.validate(&claims, now)?;
-        let principal = self.principal(claims, &times)?;
+        let (principal, times) = self.principal(claims, now)?;
 
         if let (Some(cache), Some(slot)) = (&inner.cache, slot)
             && (!jws.symmetric || inner.cache_symmetric)
@@ -290,10 +289,10 @@ where
         Ok(Some(principal))
     }
 
-    fn validate(&self, claims: &Map<String, Value>, now: i64) -> Result<Times, AuthError> {
+    fn validate(&self, claims: &Registered<'_>, now: i64) -> Result<Times, AuthError> {
         let inner = &*self.inner;
         let leeway = inner.leeway;
-        let exp = match claims.get("exp") {
+        let exp = match claims.exp {
             None => {
                 return Err(AuthError::invalid_token("missing_exp")
                     .with_description("the token has no expiry"));
@@ -305,14 +304,14 @@ where
                 AuthError::invalid_token("token_expired").with_description("the token has expired")
             );
         }
-        if let Some(v) = claims.get("nbf") {
+        if let Some(v) = claims.nbf {
             let nbf = numeric(v).ok_or_else(|| AuthError::invalid_token("invalid_nbf"))?;
             if now.saturating_add(leeway) < nbf {
                 return Err(AuthError::invalid_token("token_not_yet_valid")
                     .with_description("the token is not valid yet"));
             }
         }
-        let iat = match claims.get("iat") {
+        let iat = match claims.iat {
             None => None,
             Some(v) => {
                 let iat = numeric(v).ok_or_else(|| AuthError::invalid_token("invalid_iat"))?;
@@ -323,7 +322,7 @@ where
                 Some(iat)
             }
         };
-        match claims.get("iss") {
+        match claims.iss {
             None => return Err(AuthError::invalid_token("missing_iss")),
             Some(Value::String(iss)) if inner.issuers.iter().any(|i| **i == **iss) => {}
             Some(_) => {
@@ -333,7 +332,7 @@ where
         }
         if let Some(audiences) = &inner.audiences {
             let ours = |a: &str| audiences.iter().any(|o| **o == *a);
-            let ok = match claims.get("aud") {
+            let ok = match claims.aud {
                 None => return Err(AuthError::invalid_token("missing_aud")),
                 Some(Value::String(aud)) => ours(aud),
                 Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(ours),
@@ -347,11 +346,20 @@ where
         Ok(Times { exp, iat })
     }
 
-    fn principal(&self, claims: Map<String, Value>, times: &Times) -> Result<Principal, AuthError> {
+    /// Checks the claims at `now` and builds the principal from them.
+    fn principal(
+        &self,
+        claims: Map<String, Value>,
+        now: i64,
+    ) -> Result<(Principal, Times), AuthError> {
         let inner = &*self.inner;
-        let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        let client = text("client_id").or_else(|| text("azp"));
-        let (subject, kind) = match (text("sub"), client) {
+        let registered = Registered::of(&claims);
+        let times = self.validate(&registered, now)?;
+        fn text(value: Option<&Value>) -> Option<&str> {
+            value.and_then(Value::as_str)
+        }
+        let client = text(registered.client_id).or_else(|| text(registered.azp));
+        let (subject, kind) = match (text(registered.sub), client) {
             (Some(sub), Some(client)) if sub == client => (sub, PrincipalKind::Service),
             (Some(sub), _) => (sub, PrincipalKind::User),
             (None, Some(client)) => (client, PrincipalKind::Service),
@@ -363,13 +371,13 @@ where
         let mut builder = Principal::builder(subject, kind)
             .roles(inner.mapping.roles(&claims))
             .scopes(inner.mapping.scopes(&claims));
-        if let Some(iss) = text("iss") {
+        if let Some(iss) = text(registered.iss) {
             builder = builder.issuer(iss);
         }
         if let Some(client) = client {
             builder = builder.client_id(client);
         }
-        if let Some(jti) = text("jti") {
+        if let Some(jti) = text(registered.jti) {
             builder = builder.token_id(jti);
         }
         if let Some(at) = numeric_date(times.exp) {
@@ -380,7 +388,8 @@ where
         }
         let raw = Arc::new(claims);
         let typed = typed_claims::<C>(&raw)?;
-        Ok(builder.raw_claims(raw).typed_claims(typed).build())
+        let principal = builder.raw_claims(raw).typed_claims(typed).build();
+        Ok((principal, times))
     }
 
     /// The quick answer for a token verified before: the cache is consulted with the
@@ -443,6 +452,43 @@ impl<C> Inner<C> {
 struct Times {
     exp: i64,
     iat: Option<i64>,
+}
+
+/// The registered claims the checks and the principal read, found in one pass over
+/// the claims rather than a map look-up each.
+#[derive(Default)]
+struct Registered<'a> {
+    exp: Option<&'a Value>,
+    nbf: Option<&'a Value>,
+    iat: Option<&'a Value>,
+    iss: Option<&'a Value>,
+    aud: Option<&'a Value>,
+    sub: Option<&'a Value>,
+    jti: Option<&'a Value>,
+    client_id: Option<&'a Value>,
+    azp: Option<&'a Value>,
+}
+
+impl<'a> Registered<'a> {
+    fn of(claims: &'a Map<String, Value>) -> Self {
+        let mut r = Self::default();
+        for (name, value) in claims {
+            let slot = match name.as_str() {
+                "exp" => &mut r.exp,
+                "nbf" => &mut r.nbf,
+                "iat" => &mut r.iat,
+                "iss" => &mut r.iss,
+                "aud" => &mut r.aud,
+                "sub" => &mut r.sub,
+                "jti" => &mut r.jti,
+                "client_id" => &mut r.client_id,
+                "azp" => &mut r.azp,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        r
+    }
 }
 
 /// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional, floored to
