@@ -430,16 +430,26 @@ impl ClaimMapping {
 }
 
 fn collect(paths: &[ClaimPath], claims: &Map<String, Value>) -> Vec<Box<str>> {
-    let mut out: Vec<Box<str>> = Vec::new();
+    let found: Vec<&Value> = paths.iter().filter_map(|p| p.lookup(claims)).collect();
+    // Sized up front, so the list becomes a boxed slice without a reallocation.
+    let most = found
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.split_ascii_whitespace().count(),
+            Value::Array(items) => items.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut out: Vec<Box<str>> = Vec::with_capacity(most);
     let mut push = |s: &str| {
         if !s.is_empty() && !out.iter().any(|o| &**o == s) {
             out.push(s.into());
         }
     };
-    for path in paths {
-        match path.lookup(claims) {
-            Some(Value::String(s)) => s.split_ascii_whitespace().for_each(&mut push),
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(&mut push),
+    for value in found {
+        match value {
+            Value::String(s) => s.split_ascii_whitespace().for_each(&mut push),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).for_each(&mut push),
             _ => {}
         }
     }
