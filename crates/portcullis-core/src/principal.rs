@@ -430,23 +430,22 @@ impl ClaimMapping {
 }
 
 fn collect(paths: &[ClaimPath], claims: &Map<String, Value>) -> Vec<Box<str>> {
-    let found: Vec<&Value> = paths.iter().filter_map(|p| p.lookup(claims)).collect();
-    // Sized up front, so the list becomes a boxed slice without a reallocation.
-    let most = found
-        .iter()
-        .map(|v| match v {
-            Value::String(s) => s.split_ascii_whitespace().count(),
-            Value::Array(items) => items.len(),
-            _ => 0,
-        })
-        .sum();
-    let mut out: Vec<Box<str>> = Vec::with_capacity(most);
-    let mut push = |s: &str| {
-        if !s.is_empty() && !out.iter().any(|o| &**o == s) {
-            out.push(s.into());
+    let mut out: Vec<Box<str>> = Vec::new();
+    for path in paths {
+        let Some(value) = path.lookup(claims) else {
+            continue;
+        };
+        // Grown exactly, so the list usually becomes a boxed slice without a copy.
+        match value {
+            Value::String(s) => out.reserve_exact(s.split_ascii_whitespace().count()),
+            Value::Array(items) => out.reserve_exact(items.len()),
+            _ => continue,
         }
-    };
-    for value in found {
+        let mut push = |s: &str| {
+            if !s.is_empty() && !out.iter().any(|o| &**o == s) {
+                out.push(s.into());
+            }
+        };
         match value {
             Value::String(s) => s.split_ascii_whitespace().for_each(&mut push),
             Value::Array(items) => items.iter().filter_map(Value::as_str).for_each(&mut push),
