@@ -8,7 +8,7 @@ use std::{
     any::Any,
     fmt,
     ops::Deref,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -90,12 +90,35 @@ struct Inner {
     issuer: Option<Box<str>>,
     client_id: Option<Box<str>>,
     token_id: Option<Box<str>>,
-    roles: Box<[Box<str>]>,
-    scopes: Box<[Box<str>]>,
+    // Set by the builder, or read from `claims` through `mapping` on first use.
+    roles: OnceLock<Box<[Box<str>]>>,
+    scopes: OnceLock<Box<[Box<str>]>>,
+    mapping: Option<Arc<ClaimMapping>>,
     issued_at: Option<SystemTime>,
     expires_at: Option<SystemTime>,
     claims: Option<Arc<Map<String, Value>>>,
     typed: Option<Box<dyn ErasedClaims>>,
+}
+
+impl Inner {
+    fn roles(&self) -> &[Box<str>] {
+        self.roles.get_or_init(|| self.mapped(ClaimMapping::roles))
+    }
+
+    fn scopes(&self) -> &[Box<str>] {
+        self.scopes
+            .get_or_init(|| self.mapped(ClaimMapping::scopes))
+    }
+
+    fn mapped(
+        &self,
+        read: fn(&ClaimMapping, &Map<String, Value>) -> Vec<Box<str>>,
+    ) -> Box<[Box<str>]> {
+        match (&self.mapping, &self.claims) {
+            (Some(mapping), Some(claims)) => read(mapping, claims).into(),
+            _ => Box::default(),
+        }
+    }
 }
 
 /// The authenticated party: subject, kind, issuer, roles, scopes, token id, expiry and
@@ -128,8 +151,9 @@ impl Principal {
                 issuer: None,
                 client_id: None,
                 token_id: None,
-                roles: Box::default(),
-                scopes: Box::default(),
+                roles: OnceLock::new(),
+                scopes: OnceLock::new(),
+                mapping: None,
                 issued_at: None,
                 expires_at: None,
                 claims: None,
@@ -165,22 +189,22 @@ impl Principal {
 
     /// Roles, as granted (no hierarchy applied).
     pub fn roles(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.0.roles.iter().map(|r| &**r)
+        self.0.roles().iter().map(|r| &**r)
     }
 
     /// Scopes, as granted.
     pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.0.scopes.iter().map(|s| &**s)
+        self.0.scopes().iter().map(|s| &**s)
     }
 
     /// Whether `role` was granted (exactly; hierarchies are the guards' business).
     pub fn has_role(&self, role: &str) -> bool {
-        self.0.roles.iter().any(|r| &**r == role)
+        self.0.roles().iter().any(|r| &**r == role)
     }
 
     /// Whether `scope` was granted.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0.scopes.iter().any(|s| &**s == scope)
+        self.0.scopes().iter().any(|s| &**s == scope)
     }
 
     /// When the credential was issued (`iat`), if known.
@@ -230,8 +254,8 @@ impl fmt::Debug for Principal {
             .field("issuer", &self.0.issuer)
             .field("client_id", &self.0.client_id)
             .field("token_id", &self.0.token_id)
-            .field("roles", &self.0.roles)
-            .field("scopes", &self.0.scopes)
+            .field("roles", &self.0.roles())
+            .field("scopes", &self.0.scopes())
             .field("expires_at", &self.0.expires_at)
             .field("claim_names", &claim_names)
             .finish()
@@ -278,7 +302,7 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = R>,
         R: Into<Box<str>>,
     {
-        self.inner.roles = roles.into_iter().map(Into::into).collect();
+        self.inner.roles = OnceLock::from(roles.into_iter().map(Into::into).collect::<Box<_>>());
         self
     }
 
@@ -288,7 +312,16 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.inner.scopes = scopes.into_iter().map(Into::into).collect();
+        self.inner.scopes = OnceLock::from(scopes.into_iter().map(Into::into).collect::<Box<_>>());
+        self
+    }
+
+    /// Roles and scopes not set with [`roles`](Self::roles) or
+    /// [`scopes`](Self::scopes) are read from the [raw claims](Self::raw_claims)
+    /// through `mapping`, the first time anything asks for them. A principal that is
+    /// only looked up (a cache hit, a route without guards) never pays for it.
+    pub fn claim_mapping(mut self, mapping: Arc<ClaimMapping>) -> Self {
+        self.inner.mapping = Some(mapping);
         self
     }
 

@@ -60,7 +60,7 @@ struct Inner<C> {
     clock: Arc<dyn Clock>,
     max_token_len: usize,
     typ: TypRule,
-    mapping: ClaimMapping,
+    mapping: Arc<ClaimMapping>,
     sources: TokenSources,
     revocation: Option<Arc<dyn Revocation>>,
     cache: Option<TokenCache>,
@@ -368,9 +368,8 @@ where
                     .with_description("the token names no subject"));
             }
         };
-        let mut builder = Principal::builder(subject, kind)
-            .roles(inner.mapping.roles(&claims))
-            .scopes(inner.mapping.scopes(&claims));
+        let mut builder =
+            Principal::builder(subject, kind).claim_mapping(Arc::clone(&inner.mapping));
         if let Some(iss) = text(registered.iss) {
             builder = builder.issuer(iss);
         }
@@ -788,7 +787,7 @@ impl<C> JwtAuthenticatorBuilder<C> {
                 clock: self.clock,
                 max_token_len: self.max_token_len.get(),
                 typ: self.typ,
-                mapping: self.mapping,
+                mapping: Arc::new(self.mapping),
                 sources: self.sources,
                 revocation: self.revocation,
                 cache: self.cache_capacity.map(TokenCache::new),
