@@ -1,6 +1,6 @@
 //! [`KeySet`]: the configured keys, selected by `kid`, and JWS signature verification.
 
-use std::{collections::HashMap, fmt};
+use std::{collections::HashMap, fmt, sync::RwLock};
 
 use portcullis_core::AuthError;
 
@@ -43,6 +43,53 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 pub struct KeySet {
     keys: Vec<Key>,
     by_kid: HashMap<Box<str>, usize>,
+    headers: HeaderMemo,
+}
+
+/// Headers of tokens that verified, by their exact encoded segment: what parsing one
+/// decided (the key it selected, its `typ`). Tokens from one issuer share a handful of
+/// headers, so a new token usually skips decoding and parsing its header. Only headers
+/// whose token verified get in, and at most [`HeaderMemo::CAPACITY`] of them.
+#[derive(Default)]
+struct HeaderMemo(RwLock<Vec<Memo>>);
+
+struct Memo {
+    segment: Box<str>,
+    key: usize,
+    typ: Option<Box<str>>,
+}
+
+impl HeaderMemo {
+    const CAPACITY: usize = 16;
+
+    /// The key index and `typ` remembered for `segment`.
+    fn get<R>(&self, segment: &str, f: impl FnOnce(usize, Option<&str>) -> R) -> Option<R> {
+        let memos = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let memo = memos.iter().find(|m| *m.segment == *segment)?;
+        Some(f(memo.key, memo.typ.as_deref()))
+    }
+
+    fn remember(&self, segment: &str, key: usize, typ: Option<&str>) {
+        let mut memos = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if memos.iter().any(|m| *m.segment == *segment) {
+            return;
+        }
+        if memos.len() >= Self::CAPACITY {
+            memos.clear();
+        }
+        memos.push(Memo {
+            segment: segment.into(),
+            key,
+            typ: typ.map(Into::into),
+        });
+    }
+}
+
+impl Clone for HeaderMemo {
+    /// A clone starts empty: what it remembers is cheap to learn again.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 impl fmt::Debug for KeySet {
@@ -114,7 +161,11 @@ impl KeySet {
                 ));
             }
         }
-        Ok(Self { keys, by_kid })
+        Ok(Self {
+            keys,
+            by_kid,
+            headers: HeaderMemo::default(),
+        })
     }
 
     /// How many keys.
@@ -132,28 +183,30 @@ impl KeySet {
         &self.keys
     }
 
-    fn select(&self, kid: Option<&str>, alg: &str) -> Result<&Key, AuthError> {
+    fn select_index(&self, kid: Option<&str>, alg: &str) -> Result<usize, AuthError> {
         match kid {
             Some(kid) => {
                 if kid.len() > MAX_KID_LEN {
                     return Err(AuthError::invalid_token("kid_too_long"));
                 }
                 if let Some(&i) = self.by_kid.get(kid) {
-                    return Ok(&self.keys[i]);
+                    return Ok(i);
                 }
                 match self.keys.as_slice() {
-                    [only] if only.kid().is_none() => Ok(only),
+                    [only] if only.kid().is_none() => Ok(0),
                     _ => Err(AuthError::invalid_token("unknown_kid")
                         .with_description("the token's key is unknown")),
                 }
             }
             None => match self.keys.as_slice() {
-                [only] => Ok(only),
+                [_] => Ok(0),
                 keys => {
-                    let mut candidates =
-                        keys.iter().filter(|k| algorithm_name(k.algorithm()) == alg);
+                    let mut candidates = keys
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, k)| algorithm_name(k.algorithm()) == alg);
                     match (candidates.next(), candidates.next()) {
-                        (Some(key), None) => Ok(key),
+                        (Some((i, _)), None) => Ok(i),
                         _ => Err(AuthError::invalid_token("missing_kid")
                             .with_description("the token does not name its key")),
                     }
@@ -176,18 +229,14 @@ impl KeySet {
         self.verify_jws_with(token, max_len, &TypRule::Any)
     }
 
-    pub(crate) fn verify_jws_with(
+    /// Decodes and checks a header segment: the index of the key it selects, and its
+    /// `typ`.
+    fn check_header(
         &self,
-        token: &str,
-        max_len: usize,
+        segment: &str,
         typ: &TypRule,
-    ) -> Result<VerifiedJws, AuthError> {
-        if token.len() > max_len {
-            return Err(AuthError::invalid_token("token_too_large")
-                .with_description("the token is too large"));
-        }
-        let segments = compact::split(token).map_err(|_| malformed())?;
-        let header_bytes = compact::decode(segments.header).map_err(|_| malformed())?;
+    ) -> Result<(usize, Option<String>), AuthError> {
+        let header_bytes = compact::decode(segment).map_err(|_| malformed())?;
         let header = compact::parse_header(&header_bytes).map_err(|e| match e {
             ParseError::DuplicateMember => AuthError::invalid_token("duplicate_header_member")
                 .with_description("the token is malformed"),
@@ -210,15 +259,46 @@ impl KeySet {
             return Err(AuthError::invalid_token("typ_mismatch")
                 .with_description("the token is not of the expected type"));
         }
-        let key = self.select(header.kid.as_deref(), alg)?;
-        if alg != algorithm_name(key.algorithm()) {
+        let index = self.select_index(header.kid.as_deref(), alg)?;
+        if alg != algorithm_name(self.keys[index].algorithm()) {
             return Err(AuthError::invalid_token("alg_mismatch")
                 .with_description("the token's algorithm is not the key's"));
         }
+        Ok((index, header.typ.map(|t| t.into_owned())))
+    }
+
+    pub(crate) fn verify_jws_with(
+        &self,
+        token: &str,
+        max_len: usize,
+        typ: &TypRule,
+    ) -> Result<VerifiedJws, AuthError> {
+        if token.len() > max_len {
+            return Err(AuthError::invalid_token("token_too_large")
+                .with_description("the token is too large"));
+        }
+        let segments = compact::split(token).map_err(|_| malformed())?;
+        let remembered = self.headers.get(segments.header, |key, header_typ| {
+            typ.allows(header_typ).then_some(key)
+        });
+        let (key_index, fresh) = match remembered {
+            Some(Some(key)) => (key, None),
+            // A remembered header whose `typ` this verifier refuses: the full path
+            // says why.
+            Some(None) | None => {
+                let (key, header_typ) = self.check_header(segments.header, typ)?;
+                (key, Some(header_typ))
+            }
+        };
+        let key = &self.keys[key_index];
         let signature = compact::decode(segments.signature).map_err(|_| malformed())?;
         if !key.verify(segments.signing_input.as_bytes(), &signature) {
             return Err(AuthError::invalid_token("bad_signature")
                 .with_description("the token's signature is invalid"));
+        }
+        if let Some(header_typ) = fresh {
+            self.headers
+                .remember(segments.header, key_index, header_typ.as_deref());
         }
         let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
         Ok(VerifiedJws {
@@ -263,15 +343,60 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            set.select(None, "HS256").unwrap_err().reason(),
+            set.select_index(None, "HS256").unwrap_err().reason(),
             "missing_kid"
         );
-        assert_eq!(set.select(None, "HS512").unwrap().kid(), Some("c"));
-        assert_eq!(set.select(Some("b"), "HS256").unwrap().kid(), Some("b"));
+        let kid = |i: usize| set.keys[i].kid();
+        assert_eq!(kid(set.select_index(None, "HS512").unwrap()), Some("c"));
         assert_eq!(
-            set.select(Some("z"), "HS256").unwrap_err().reason(),
+            kid(set.select_index(Some("b"), "HS256").unwrap()),
+            Some("b")
+        );
+        assert_eq!(
+            set.select_index(Some("z"), "HS256").unwrap_err().reason(),
             "unknown_kid"
         );
+    }
+
+    #[test]
+    fn a_remembered_header_decides_nothing_the_signature_or_typ_rule_would_refuse() {
+        let secret = [3u8; 32];
+        let set = KeySet::new([Key::hmac(Algorithm::HS256, secret).unwrap()]).unwrap();
+        let mint = |claims: &serde_json::Value| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                claims,
+                &jsonwebtoken::EncodingKey::from_secret(&secret),
+            )
+            .unwrap()
+        };
+        let first = mint(&serde_json::json!({"n": 1}));
+        set.verify_jws(&first, 8192).unwrap();
+        assert_eq!(
+            set.headers.0.read().unwrap().len(),
+            1,
+            "its header is remembered"
+        );
+
+        // Same header, another payload under the old signature: refused.
+        let second = mint(&serde_json::json!({"n": 2}));
+        let (head, _) = second.rsplit_once('.').unwrap();
+        let forged = format!("{head}.{}", first.rsplit_once('.').unwrap().1);
+        assert_eq!(
+            set.verify_jws(&forged, 8192).unwrap_err().reason(),
+            "bad_signature"
+        );
+        set.verify_jws(&second, 8192).unwrap();
+
+        // A rule that wants `at+jwt` refuses the remembered `JWT` header.
+        let at_jwt = TypRule::OneOf(vec!["at+jwt".into()].into());
+        let err = set.verify_jws_with(&second, 8192, &at_jwt).unwrap_err();
+        assert_eq!(err.reason(), "typ_mismatch");
+
+        // A refused token's header is not remembered.
+        let other = KeySet::new([Key::hmac(Algorithm::HS256, [4u8; 32]).unwrap()]).unwrap();
+        other.verify_jws(&first, 8192).unwrap_err();
+        assert_eq!(other.headers.0.read().unwrap().len(), 0);
     }
 
     #[test]
