@@ -66,10 +66,14 @@
 //! 4. Key: chosen by `kid` in the configured [`KeySet`] (`unknown_kid`,
 //!    `missing_kid`, `kid_too_long`); its pinned algorithm must equal `alg`
 //!    (`alg_mismatch`), so an HMAC secret never verifies an RSA token nor the reverse.
-//! 5. Signature (`bad_signature`), verified by `jsonwebtoken`
-//!    ([`jsonwebtoken::crypto::verify`]) on its aws-lc-rs backend, with the
+//! 5. Signature (`bad_signature`), verified by `jsonwebtoken`'s verifier
+//!    ([`jsonwebtoken::crypto::JwtVerifier`]) from its aws-lc-rs provider, with the
 //!    [`jsonwebtoken::DecodingKey`] built once per configured [`Key`] (keys are
-//!    checked and parsed when built, not per request).
+//!    checked and parsed when built, not per request) and the verifier built once per
+//!    thread and key. A key set remembers the headers of tokens that verified, byte
+//!    for byte: decoding and parsing a header and choosing its key run once per
+//!    distinct header; the `typ` rule, the signature and the claims are checked for
+//!    every token.
 //! 6. Claims, parsed once into a duplicate-refusing JSON map (`duplicate_claim`):
 //!    `exp` required and numeric (`missing_exp`, `invalid_exp`, `token_expired`);
 //!    `nbf` when present (`token_not_yet_valid`); `iat` not in the future
