@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::{
-    cache::TokenCache,
+    cache::{Slot, TokenCache},
     clock::{Clock, DebugClock, SystemClock, unix_secs},
     error::{ConfigError, ConfigErrorKind},
     json::{self, JsonError},
@@ -178,8 +178,14 @@ where
     /// lacks may wait for one shared refetch (see [`crate::jwks`]): the answer is then
     /// [`Authentication::Pending`].
     pub fn verify(&self, token: &str) -> Authentication {
+        self.verify_after(token, None)
+    }
+
+    /// [`verify`](Self::verify), told of a cache look-up that already missed for these
+    /// exact bytes.
+    fn verify_after(&self, token: &str, missed: Option<Missed<'_>>) -> Authentication {
         let mut demand = None;
-        match self.verify_ready(token, Some(&mut demand)) {
+        match self.verify_ready(token, Some(&mut demand), missed) {
             Ok(Some(principal)) => self.check_revocation(principal),
             #[cfg(feature = "jwks")]
             Err(_) if demand.is_some() => {
@@ -188,7 +194,7 @@ where
                 let token = token.to_owned();
                 Authentication::pending(async move {
                     fetch.await;
-                    match this.verify_ready(&token, None)? {
+                    match this.verify_ready(&token, None, None)? {
                         Some(principal) => match this.check_revocation(principal) {
                             Authentication::Ready(result) => result,
                             Authentication::Pending(check) => check.await,
@@ -240,6 +246,7 @@ where
         &self,
         token: &str,
         demand: Option<&mut Option<Demand>>,
+        missed: Option<Missed<'_>>,
     ) -> Result<Option<Principal>, AuthError> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_len {
@@ -251,15 +258,18 @@ where
         }
         let now = unix_secs(inner.clock.now());
         let generation = self.key_generation();
-        let slot = match &inner.cache {
-            Some(cache) => {
+        let slot = match (&inner.cache, missed) {
+            (Some(_), Some(missed)) if std::ptr::eq(missed.token, token.as_bytes()) => {
+                Some(missed.slot)
+            }
+            (Some(cache), _) => {
                 let slot = cache.slot(token.as_bytes());
                 if let Some(principal) = cache.get(slot, token.as_bytes(), now, generation) {
                     return Ok(Some(principal));
                 }
                 Some(slot)
             }
-            None => None,
+            (None, _) => None,
         };
 
         let jws = self.verify_signature(token, demand)?;
@@ -395,12 +405,16 @@ where
     /// header's raw bytes, before any parsing. Only bytes identical to a token that
     /// went through [`TokenSources::find`] and full verification can match, so the
     /// answer is the one the full path would give. Misses take the full path.
-    fn cached(&self, parts: &Parts) -> Option<Principal> {
-        let cache = self.inner.cache.as_ref()?;
-        let token = self.inner.sources.raw_bearer(parts)?;
+    /// On a miss, what was looked up, so the full path does not look again.
+    fn cached<'a>(&self, parts: &'a Parts) -> Result<Principal, Option<Missed<'a>>> {
+        let cache = self.inner.cache.as_ref().ok_or(None)?;
+        let token = self.inner.sources.raw_bearer(parts).ok_or(None)?;
         // Erring late only makes an entry look dead early; the full path then decides.
         let now = unix_secs(self.inner.clock.now_or_later());
-        cache.get(cache.slot(token), token, now, self.key_generation())
+        let slot = cache.slot(token);
+        cache
+            .get(slot, token, now, self.key_generation())
+            .ok_or(Some(Missed { token, slot }))
     }
 
     fn check_revocation(&self, principal: Principal) -> Authentication {
@@ -446,6 +460,14 @@ impl<C> Inner<C> {
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
     }
+}
+
+/// A cache look-up that missed: the exact bytes looked up (a slice of the request)
+/// and their slot. The full path reuses it when it verifies the same slice.
+#[derive(Clone, Copy)]
+struct Missed<'a> {
+    token: &'a [u8],
+    slot: Slot,
 }
 
 struct Times {
@@ -507,11 +529,12 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     fn authenticate(&self, parts: &Parts) -> Authentication {
-        if let Some(principal) = self.cached(parts) {
-            return self.check_revocation(principal);
-        }
+        let missed = match self.cached(parts) {
+            Ok(principal) => return self.check_revocation(principal),
+            Err(missed) => missed,
+        };
         match self.inner.sources.find(parts) {
-            Ok(Some(token)) => self.verify(token),
+            Ok(Some(token)) => self.verify_after(token, missed),
             Ok(None) => Authentication::Ready(Ok(None)),
             Err(e) => Authentication::Ready(Err(e)),
         }

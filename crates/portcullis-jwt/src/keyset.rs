@@ -69,7 +69,7 @@ impl HeaderMemo {
         Some(f(memo.key, memo.typ.as_deref()))
     }
 
-    fn remember(&self, segment: &str, key: usize, typ: Option<&str>) {
+    fn remember(&self, segment: &str, key: usize, typ: Option<Box<str>>) {
         let mut memos = self.0.write().unwrap_or_else(|e| e.into_inner());
         if memos.iter().any(|m| *m.segment == *segment) {
             return;
@@ -80,7 +80,7 @@ impl HeaderMemo {
         memos.push(Memo {
             segment: segment.into(),
             key,
-            typ: typ.map(Into::into),
+            typ,
         });
     }
 }
@@ -235,7 +235,7 @@ impl KeySet {
         &self,
         segment: &str,
         typ: &TypRule,
-    ) -> Result<(usize, Option<String>), AuthError> {
+    ) -> Result<(usize, Option<Box<str>>), AuthError> {
         let header_bytes = compact::decode(segment).map_err(|_| malformed())?;
         let header = compact::parse_header(&header_bytes).map_err(|e| match e {
             ParseError::DuplicateMember => AuthError::invalid_token("duplicate_header_member")
@@ -264,7 +264,7 @@ impl KeySet {
             return Err(AuthError::invalid_token("alg_mismatch")
                 .with_description("the token's algorithm is not the key's"));
         }
-        Ok((index, header.typ.map(|t| t.into_owned())))
+        Ok((index, header.typ.map(|t| t.into_owned().into_boxed_str())))
     }
 
     pub(crate) fn verify_jws_with(
@@ -298,7 +298,7 @@ impl KeySet {
         }
         if let Some(header_typ) = fresh {
             self.headers
-                .remember(segments.header, key_index, header_typ.as_deref());
+                .remember(segments.header, key_index, header_typ);
         }
         let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
         Ok(VerifiedJws {
