@@ -22,8 +22,10 @@ for crate in jwt apikey ratelimit; do
   cargo build -q --release -p "portcullis-$crate" --example bench_server
   cp "$target/release/examples/bench_server" "$bin/$crate"
 done
-J="$bin/jwt"; A="$bin/apikey"; R="$bin/ratelimit"
-HS=$("$J" token-hs256); ES=$("$J" token-es256); KEY=$("$A" keygen)
+cargo build -q --release -p portcullis-jwt --features jwks --example bench_jwks_server
+cp "$target/release/examples/bench_jwks_server" "$bin/jwks"
+J="$bin/jwt"; A="$bin/apikey"; R="$bin/ratelimit"; K="$bin/jwks"
+HS=$("$J" token-hs256); ES=$("$J" token-es256); KEY=$("$A" keygen); JT=$("$K" token)
 export BENCH_API_KEY=$KEY
 port=${BENCH_PORT:-38123}
 export BENCH_ADDR="127.0.0.1:$port"
@@ -74,6 +76,9 @@ report jwt-hs256 "$J hs256" "$H"
 report jwt-es256-cached "$J es256-cached" "$HE"
 report apikey-bare "$A bare" "$HK"
 report apikey "$A apikey" "$HK"
+report jwks-bare "$K bare" "-H 'authorization: Bearer $JT' http://ADDR/"
+report jwks-es256 "$K jwks-es256" "-H 'authorization: Bearer $JT' http://ADDR/"
+report static-es256 "$K static-es256" "-H 'authorization: Bearer $JT' http://ADDR/"
 report ratelimit-bare "$R bare" "http://ADDR/"
 report ratelimit-noop "$R noop" "http://ADDR/"
 report ratelimit-ours "$R ours" "http://ADDR/"

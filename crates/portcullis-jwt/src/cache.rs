@@ -76,9 +76,9 @@ impl TokenCache {
     ///
     /// A token ends with its signature, which no one can choose without the key, so
     /// its tail spreads valid tokens as well as the whole would, at a fraction of the
-    /// cost (a 409-byte token hashes in 5 ns instead of 40 ns). Invalid tokens may share
-    /// a slot as they please: they are never inserted, and a look-up still compares the
-    /// whole token.
+    /// cost (a cache hit on a 409-byte token takes 42 ns instead of 68 ns). Invalid
+    /// tokens may share a slot as they please: they are never inserted, and a look-up
+    /// still compares the whole token.
     pub(crate) fn slot(&self, token: &[u8]) -> Slot {
         let tail = &token[token.len().saturating_sub(SLOT_BYTES)..];
         Slot(self.seed.hash_one((token.len(), tail)))
