@@ -15,17 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
-target=${CARGO_TARGET_DIR:-target}
-bin="$target/bench-bin"
-mkdir -p "$bin"
-for crate in jwt apikey ratelimit; do
-  cargo build -q --release -p "portcullis-$crate" --example bench_server
-  cp "$target/release/examples/bench_server" "$bin/$crate"
-done
-cargo build -q --release -p portcullis-jwt --features jwks --example bench_jwks_server
-cp "$target/release/examples/bench_jwks_server" "$bin/jwks"
-J="$bin/jwt"; A="$bin/apikey"; R="$bin/ratelimit"; K="$bin/jwks"
-HS=$("$J" token-hs256); ES=$("$J" token-es256); KEY=$("$A" keygen); JT=$("$K" token)
+# shellcheck source=benches/load/servers.sh
+. benches/load/servers.sh
 export BENCH_API_KEY=$KEY
 port=${BENCH_PORT:-38123}
 export BENCH_ADDR="127.0.0.1:$port"

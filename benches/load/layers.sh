@@ -12,15 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}; secs=${2:-8}
-target=${CARGO_TARGET_DIR:-target}
-bin="$target/bench-bin"
-mkdir -p "$bin"
-for crate in jwt apikey ratelimit; do
-  cargo build -q --release -p "portcullis-$crate" --example bench_server
-  cp "$target/release/examples/bench_server" "$bin/$crate"
-done
-J="$bin/jwt"; A="$bin/apikey"; R="$bin/ratelimit"
-HS=$("$J" token-hs256); ES=$("$J" token-es256); KEY=$("$A" keygen)
+# shellcheck source=benches/load/servers.sh
+. benches/load/servers.sh
 H="-H 'authorization: Bearer $HS' http://ADDR/"
 HE="-H 'authorization: Bearer $ES' http://ADDR/"
 HK="-H 'x-api-key: $KEY' http://ADDR/"
