@@ -20,23 +20,27 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
-use std::{hint::black_box, net::SocketAddr, num::NonZeroU32, time::SystemTime};
+use std::{hint::black_box, net::SocketAddr, num::NonZeroU32};
 
 use axum::http::{Request, request::Parts};
 use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use jsonwebtoken::{EncodingKey, Header};
-use portcullis::apikey::{ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, KeyHasher, MemoryStore};
+use portcullis::apikey::{ApiKeyStore, ApiKeys, KeyFormat, MemoryStore};
 use portcullis::core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
 use portcullis::jwt::{Algorithm, JwtAuthenticator, Key};
 use portcullis::ratelimit::{ClientIpKey, Quota, RateLimitLayer};
-use serde_json::json;
 use tower::{Service, ServiceExt, util::MapRequestLayer};
+
+#[path = "../crates/portcullis-jwt/examples/support/bench_token.rs"]
+mod bench_token;
+use bench_token::AUDIENCE;
+#[path = "../crates/portcullis-apikey/examples/support/bench_record.rs"]
+mod bench_record;
 
 const SECRET: &[u8] = b"bench-only-hs256-secret-32-bytes";
 const ISSUER: &str = "https://auth.example.com/";
-const AUDIENCE: &str = "https://api.example.com";
 
 struct Fixed(Principal);
 
@@ -47,17 +51,7 @@ impl Authenticator for Fixed {
 }
 
 fn token(alg: jsonwebtoken::Algorithm, key: &EncodingKey) -> String {
-    let claims = json!({
-        "iss": ISSUER,
-        "sub": "user-7f3a9c2e-41d8-4b9a-a7e3-2c1d5f8e9b04",
-        "aud": AUDIENCE,
-        "exp": 4_102_444_800u64,
-        "iat": 1_700_000_000u64,
-        "jti": "9f1c2b7e4d3a8f6e5c1b0a9d8e7f6a5b",
-        "scope": "openid profile orders:read",
-        "roles": ["user"],
-    });
-    jsonwebtoken::encode(&Header::new(alg), &claims, key).expect("sign")
+    bench_token::sign(&Header::new(alg), key, ISSUER)
 }
 
 fn key_file(name: &str) -> Vec<u8> {
@@ -112,20 +106,8 @@ fn bench(c: &mut Criterion) {
     let api_key = api_key.expose_secret().to_owned();
     let store = MemoryStore::new();
     let parsed = format.parse(&api_key).unwrap();
-    rt.block_on(store.create(ApiKeyRecord {
-        id: parsed.id().to_owned(),
-        owner: "svc-bench".into(),
-        name: "bench".into(),
-        scopes: vec!["hello:read".into()],
-        roles: vec!["service".into()],
-        created_at: SystemTime::now(),
-        expires_at: None,
-        revoked_at: None,
-        last_used_at: None,
-        rotated_to: None,
-        digest: KeyHasher::sha256().digest(&parsed),
-    }))
-    .unwrap();
+    rt.block_on(store.create(bench_record::record(&parsed, "bench")))
+        .unwrap();
     let api_keys = ApiKeys::new(store, format);
 
     let principal = Principal::builder("alice", PrincipalKind::User)

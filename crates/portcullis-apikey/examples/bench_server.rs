@@ -15,14 +15,15 @@
 //!   -- apikey "BENCH_API_KEY=$KEY $BIN apikey" "-H 'x-api-key: $KEY' http://ADDR/"
 //! ```
 
-use std::time::SystemTime;
-
 use axum::{Router, routing::get};
 use http::request::Parts;
-use portcullis_apikey::{ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, MemoryStore, NewApiKey};
+use portcullis_apikey::{ApiKeyStore, ApiKeys, KeyFormat, MemoryStore, NewApiKey};
 use portcullis_core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
 
 /// Answers one principal whenever `x-api-key` is present.
+#[path = "support/bench_record.rs"]
+mod bench_record;
+
 struct Fixed(Principal);
 
 impl Authenticator for Fixed {
@@ -54,19 +55,7 @@ async fn main() {
             }
             let parsed = format.parse(&key).expect("a key from `keygen`");
             store
-                .create(ApiKeyRecord {
-                    id: parsed.id().to_owned(),
-                    owner: "svc-bench".into(),
-                    name: "load test".into(),
-                    scopes: vec!["hello:read".into()],
-                    roles: vec!["service".into()],
-                    created_at: SystemTime::now(),
-                    expires_at: None,
-                    revoked_at: None,
-                    last_used_at: None,
-                    rotated_to: None,
-                    digest: portcullis_apikey::KeyHasher::sha256().digest(&parsed),
-                })
+                .create(bench_record::record(&parsed, "load test"))
                 .await
                 .expect("create");
             router.route_layer(AuthLayer::new(keys.authenticator()))

@@ -20,7 +20,9 @@ use jsonwebtoken::{EncodingKey, Header};
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key, jwks::RemoteKeys};
 use serde_json::{Value, json};
 
-const AUDIENCE: &str = "https://api.example.com";
+#[path = "support/bench_token.rs"]
+mod bench_token;
+use bench_token::AUDIENCE;
 const KID: &str = "bench-es256";
 
 fn key_file(name: &str) -> Vec<u8> {
@@ -45,20 +47,10 @@ fn issuer(port: u16) -> String {
 }
 
 fn token(iss: &str) -> String {
-    let claims = json!({
-        "iss": iss,
-        "sub": "user-7f3a9c2e-41d8-4b9a-a7e3-2c1d5f8e9b04",
-        "aud": AUDIENCE,
-        "exp": 4_102_444_800u64,
-        "iat": 1_700_000_000u64,
-        "jti": "9f1c2b7e4d3a8f6e5c1b0a9d8e7f6a5b",
-        "scope": "openid profile orders:read",
-        "roles": ["user"],
-    });
     let key = EncodingKey::from_ec_pem(&key_file("test-only-p256-private.pem")).expect("key");
     let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some(KID.into());
-    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+    bench_token::sign(&header, &key, iss)
 }
 
 /// Serves discovery metadata and the JWK Set on `127.0.0.1:port`.

@@ -17,11 +17,13 @@
 use axum::{Router, routing::get};
 use jsonwebtoken::{EncodingKey, Header};
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
-use serde_json::json;
+
+#[path = "support/bench_token.rs"]
+mod bench_token;
+use bench_token::AUDIENCE;
 
 const SECRET: &[u8] = b"bench-only-hs256-secret-32-bytes";
 const ISSUER: &str = "https://auth.example.com/";
-const AUDIENCE: &str = "https://api.example.com";
 
 fn key_file(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -29,17 +31,7 @@ fn key_file(name: &str) -> Vec<u8> {
 }
 
 fn token(alg: jsonwebtoken::Algorithm, key: &EncodingKey) -> String {
-    let claims = json!({
-        "iss": ISSUER,
-        "sub": "user-7f3a9c2e-41d8-4b9a-a7e3-2c1d5f8e9b04",
-        "aud": AUDIENCE,
-        "exp": 4_102_444_800u64,
-        "iat": 1_700_000_000u64,
-        "jti": "9f1c2b7e4d3a8f6e5c1b0a9d8e7f6a5b",
-        "scope": "openid profile orders:read",
-        "roles": ["user"],
-    });
-    jsonwebtoken::encode(&Header::new(alg), &claims, key).expect("sign")
+    bench_token::sign(&Header::new(alg), key, ISSUER)
 }
 
 struct Fixed(portcullis_core::Principal);
