@@ -3,6 +3,7 @@
 //! - `bare`: no authentication;
 //! - `apikey`: the API-key layer with the memory store, accepting the key in
 //!   $BENCH_API_KEY (one record among 10,000; $BENCH_OTHER_KEYS sets how many others);
+//! - `apikey-same-body`: the same, answering in axum's own body type (`same_body()`);
 //! - `core_only`: core's `AuthLayer` with an authenticator that answers a fixed
 //!   principal whenever `x-api-key` is present: the layer's own cost, for reference;
 //! - `keygen`: prints a fresh key for $BENCH_API_KEY and exits.
@@ -41,7 +42,7 @@ async fn main() {
     let router = Router::new().route("/", get(|| async { "hello" }));
     let app = match mode.as_str() {
         "bare" => router,
-        "apikey" => {
+        "apikey" | "apikey-same-body" => {
             let key = std::env::var("BENCH_API_KEY").expect("set BENCH_API_KEY (see keygen)");
             let store = MemoryStore::new();
             let keys = ApiKeys::new(store.clone(), format.clone());
@@ -58,7 +59,12 @@ async fn main() {
                 .create(bench_record::record(&parsed, "load test"))
                 .await
                 .expect("create");
-            router.route_layer(AuthLayer::new(keys.authenticator()))
+            let layer = AuthLayer::new(keys.authenticator());
+            if mode == "apikey" {
+                router.route_layer(layer)
+            } else {
+                router.route_layer(layer.same_body())
+            }
         }
         "core_only" => router.route_layer(AuthLayer::new(Fixed(
             Principal::builder("svc-bench", PrincipalKind::ApiKey).build(),

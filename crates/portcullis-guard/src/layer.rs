@@ -16,6 +16,7 @@ use std::{
     borrow::Cow,
     fmt,
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -26,7 +27,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthContext, AuthError, AuthEvent, DefaultRenderer, Events, Principal, RenderRejection,
-    body::ResponseBody, extract::Rejection,
+    body::{BodyMode, SameBody, Wrapped},
+    extract::Rejection,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -194,8 +196,9 @@ macro_rules! guard_layer {
     ) => {
         $(#[$doc])*
         #[must_use]
-        pub struct $layer<R = DefaultRenderer> {
+        pub struct $layer<R = DefaultRenderer, M = Wrapped> {
             shared: Shared<R>,
+            mode: PhantomData<fn() -> M>,
         }
 
         impl $layer {
@@ -243,6 +246,7 @@ macro_rules! guard_layer {
             {
                 Ok(Self {
                     shared: Shared::new(Rule::new($kind, Match::Any, names)?),
+                    mode: PhantomData,
                 })
             }
 
@@ -258,6 +262,7 @@ macro_rules! guard_layer {
             {
                 Ok(Self {
                     shared: Shared::new(Rule::new($kind, Match::All, names)?),
+                    mode: PhantomData,
                 })
             }
 
@@ -272,16 +277,30 @@ macro_rules! guard_layer {
                     .unwrap_or_else(|e| panic!("{e}"));
                 Self {
                     shared: Shared::new(rule),
+                    mode: PhantomData,
                 }
             }
         }
 
-        impl<R> $layer<R> {
+        impl<R, M> $layer<R, M> {
             /// Replaces how refusals are rendered (default: RFC 6750 challenge and
             /// problem+json, or a gRPC status).
-            pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> $layer<R2> {
+            pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> $layer<R2, M> {
                 $layer {
                     shared: self.shared.with_renderer(renderer),
+                    mode: PhantomData,
+                }
+            }
+
+            /// Answers in the inner service's own body type ([`SameBody`]; it must
+            /// implement `From<Bytes>`, as axum's `Body` does) instead of a
+            /// [`ResponseBody`](portcullis_core::body::ResponseBody) around it, which
+            /// saves axum boxing every response body again. See
+            /// [`portcullis_core::body`].
+            pub fn same_body(self) -> $layer<R, SameBody> {
+                $layer {
+                    shared: self.shared,
+                    mode: PhantomData,
                 }
             }
 
@@ -302,27 +321,29 @@ macro_rules! guard_layer {
             }
         }
 
-        impl<R> Clone for $layer<R> {
+        impl<R, M> Clone for $layer<R, M> {
             fn clone(&self) -> Self {
                 Self {
                     shared: self.shared.clone(),
+                    mode: PhantomData,
                 }
             }
         }
 
-        impl<R> fmt::Debug for $layer<R> {
+        impl<R, M> fmt::Debug for $layer<R, M> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_tuple(stringify!($layer)).field(&self.shared).finish()
             }
         }
 
-        impl<S, R> Layer<S> for $layer<R> {
-            type Service = Guard<S, R>;
+        impl<S, R, M> Layer<S> for $layer<R, M> {
+            type Service = Guard<S, R, M>;
 
             fn layer(&self, inner: S) -> Self::Service {
                 Guard {
                     inner,
                     shared: Arc::new(self.shared.clone()),
+                    mode: PhantomData,
                 }
             }
         }
@@ -374,7 +395,7 @@ guard_layer! {
     RequireScopeLayer, ScopeSet, Kind::Scope, "scope"
 }
 
-impl<R> RequireRoleLayer<R> {
+impl<R, M> RequireRoleLayer<R, M> {
     /// Checks roles through `hierarchy`, whatever the request extensions hold.
     pub fn with_hierarchy(mut self, hierarchy: RoleHierarchy) -> Self {
         self.shared.hierarchy = Some(hierarchy);
@@ -384,13 +405,14 @@ impl<R> RequireRoleLayer<R> {
 
 /// Lets a request through to the inner service only if its [`Principal`] holds the
 /// required roles or scopes. Made by [`RequireRoleLayer`] and [`RequireScopeLayer`];
-/// see the [module docs](self).
-pub struct Guard<S, R = DefaultRenderer> {
+/// see the [module docs](self). `M` is the [`BodyMode`] of its responses.
+pub struct Guard<S, R = DefaultRenderer, M = Wrapped> {
     inner: S,
     shared: Arc<Shared<R>>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S, R> Guard<S, R> {
+impl<S, R, M> Guard<S, R, M> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -407,16 +429,17 @@ impl<S, R> Guard<S, R> {
     }
 }
 
-impl<S: Clone, R> Clone for Guard<S, R> {
+impl<S: Clone, R, M> Clone for Guard<S, R, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, R> fmt::Debug for Guard<S, R> {
+impl<S: fmt::Debug, R, M> fmt::Debug for Guard<S, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("inner", &self.inner)
@@ -425,14 +448,15 @@ impl<S: fmt::Debug, R> fmt::Debug for Guard<S, R> {
     }
 }
 
-impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S, R>
+impl<S, R, M, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S, R, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RenderRejection,
+    M: BodyMode<ResBody>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -444,21 +468,24 @@ where
                 kind: FutureKind::Called {
                     future: self.inner.call(req),
                 },
+                mode: PhantomData,
             },
             Err(denial) => ResponseFuture {
                 kind: FutureKind::Rejected {
                     response: Some(self.shared.reject(req, denial)),
                 },
+                mode: PhantomData,
             },
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`Guard`].
-    pub struct ResponseFuture<F> {
+    /// The response future of [`Guard`]; `M` is its [`BodyMode`].
+    pub struct ResponseFuture<F, M = Wrapped> {
         #[pin]
         kind: FutureKind<F>,
+        mode: PhantomData<fn() -> M>,
     }
 }
 
@@ -475,27 +502,28 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, M, B, E> Future for ResponseFuture<F, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    M: BodyMode<B>,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<M::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Called { future } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(ResponseBody::inner)))
+                Poll::Ready(Ok(response.map(M::inner)))
             }
             KindProj::Rejected { response } => {
                 let response = response.take().expect("future polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
+                Poll::Ready(Ok(response.map(M::rejection)))
             }
         }
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, M> fmt::Debug for ResponseFuture<F, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             FutureKind::Called { .. } => "called",

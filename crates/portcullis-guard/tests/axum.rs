@@ -608,3 +608,27 @@ fn layers_services_futures_and_extractors_are_send_and_sync() {
         portcullis_guard::layer::ResponseFuture<<Router as tower::Service<Request<Body>>>::Future>,
     >();
 }
+
+#[tokio::test]
+async fn same_body_guards_answer_alike() {
+    let wrapped = layered(|r| {
+        r.route_layer(RequireScopeLayer::any(["data:write"]))
+            .route_layer(auth())
+    });
+    let same = layered(|r| {
+        r.route_layer(RequireScopeLayer::any(["data:write"]).same_body())
+            .route_layer(auth().same_body())
+    });
+    for req in [
+        || anonymous("/r"),
+        || bearer("/r", "t-reader"),
+        || bearer("/r", "t-writer"),
+        || grpc("/r", Some("t-reader")),
+    ] {
+        let (a, b) = (send(&wrapped, req()).await, send(&same, req()).await);
+        assert_eq!(a.status, b.status);
+        assert_eq!(a.headers, b.headers);
+        assert_eq!(a.body, b.body);
+    }
+    assert_eq!(send(&same, bearer("/r", "t-writer")).await.text(), "writer");
+}

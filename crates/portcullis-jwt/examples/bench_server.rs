@@ -7,6 +7,8 @@
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256-cold
 //! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- es256-cached
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256-same-body
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- es256-same-body
 //! cargo run --release --example bench_server -- token-hs256   # prints a token
 //! cargo run --release --example bench_server -- token-es256   # prints a token
 //! ```
@@ -40,6 +42,10 @@ impl portcullis_core::Authenticator for Fixed {
     fn authenticate(&self, _: &axum::http::request::Parts) -> portcullis_core::Authentication {
         portcullis_core::Authentication::Ready(Ok(Some(self.0.clone())))
     }
+}
+
+fn es256_key() -> Key {
+    Key::from_pem(Algorithm::ES256, key_file("test-only-p256-public.pem")).expect("key")
 }
 
 fn authenticator(key: Key, cache: bool) -> JwtAuthenticator {
@@ -90,10 +96,14 @@ async fn main() {
             let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
             hello.route_layer(authenticator(key, false).into_layer())
         }
-        "es256-cached" => {
-            let key = Key::from_pem(Algorithm::ES256, key_file("test-only-p256-public.pem"))
-                .expect("key");
-            hello.route_layer(authenticator(key, true).into_layer())
+        "es256-cached" => hello.route_layer(authenticator(es256_key(), true).into_layer()),
+        // The same layers answering in axum's own body type: nothing for axum to box.
+        "hs256-same-body" => {
+            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
+            hello.route_layer(authenticator(key, true).into_layer().same_body())
+        }
+        "es256-same-body" => {
+            hello.route_layer(authenticator(es256_key(), true).into_layer().same_body())
         }
         "token-hs256" => {
             println!(
@@ -113,7 +123,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown mode {other:?}: bare | noop | core-only | hs256 | hs256-cold | es256-cached | token-hs256 | token-es256"
+                "unknown mode {other:?}: bare | noop | core-only | hs256 | hs256-cold | es256-cached | hs256-same-body | es256-same-body | token-hs256 | token-es256"
             );
             std::process::exit(2);
         }

@@ -466,3 +466,53 @@ async fn key_cap_holds_under_a_spray_and_limited_keys_stay_limited() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn same_body_layer_wraps_a_whole_router_on_a_real_server() {
+    use http_body_util::Empty;
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    let router = Router::new().route("/", get(|| async { "ok" }));
+    let layer = RateLimitLayer::new(ClientIpKey::new(), Quota::per_hour(nz(3)))
+        .headers_on_success(true)
+        .same_body();
+    // The layered router answers `Response<Body>`, so axum serves it as it is.
+    let app = layer.layer(router);
+    let make =
+        axum::ServiceExt::<Request<Body>>::into_make_service_with_connect_info::<SocketAddr>(app);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let get = |path: &str| {
+        let uri = format!("http://{addr}{path}");
+        let client = client.clone();
+        async move {
+            let res = client
+                .request(Request::get(uri).body(Empty::new()).unwrap())
+                .await
+                .unwrap();
+            let status = res.status();
+            let limit = res
+                .headers()
+                .get("ratelimit")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, limit, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+
+    let (status, limit, body) = get("/").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    assert_eq!(limit.as_deref(), Some(r#""default";r=2;t=1200"#));
+    // Before routing: an unknown path counts against the same quota.
+    let (status, limit, _) = get("/nowhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(limit.as_deref(), Some(r#""default";r=1;t=2400"#));
+    assert_eq!(get("/").await.0, StatusCode::OK);
+    let (status, _, body) = get("/").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "rate_limited");
+    server.abort();
+}

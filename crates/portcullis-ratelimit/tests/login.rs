@@ -326,3 +326,26 @@ async fn attempts_without_an_account_share_one_bucket() {
     }
     assert_eq!(codes, [401, 401, 401, 401, 429]);
 }
+
+#[tokio::test]
+async fn same_body_login_layer_answers_alike() {
+    let clocks = (FakeRelativeClock::default(), FakeRelativeClock::default());
+    let wrapped = app(layer(&clocks.0));
+    let same = Router::new().route(
+        "/login",
+        post(login_json).layer(layer(&clocks.1).same_body()),
+    );
+    // Failures until the account backs off, then a success while it does: the same
+    // statuses, headers and bodies in both modes.
+    for password in ["wrong"; 7].into_iter().chain(["right"]) {
+        let a = status(
+            &wrapped,
+            attempt("192.0.2.7", "alice@example.com", password),
+        )
+        .await;
+        let b = status(&same, attempt("192.0.2.7", "alice@example.com", password)).await;
+        assert_eq!(a, b, "{password}");
+    }
+    let (last, _, _) = status(&same, attempt("192.0.2.7", "alice@example.com", "right")).await;
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -1,6 +1,7 @@
 use std::{
     fmt,
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     task::{Context, Poll, ready},
 };
@@ -9,15 +10,20 @@ use bytes::Bytes;
 use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::{AuthResult, BoxAuthFuture, body::ResponseBody};
+use crate::{
+    AuthResult, BoxAuthFuture,
+    body::{BodyMode, Wrapped},
+};
 
 type Continuation<F> = Box<dyn FnOnce(AuthResult) -> Result<F, Response<Bytes>> + Send>;
 
 pin_project! {
-    /// The response future of [`AuthService`](super::AuthService).
-    pub struct ResponseFuture<F> {
+    /// The response future of [`AuthService`](super::AuthService); `M` is its
+    /// [`BodyMode`].
+    pub struct ResponseFuture<F, M = Wrapped> {
         #[pin]
         kind: Kind<F>,
+        mode: PhantomData<fn() -> M>,
     }
 }
 
@@ -38,19 +44,22 @@ pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
-    pub(super) fn called(future: F) -> Self {
+impl<F, M> ResponseFuture<F, M> {
+    fn new(kind: Kind<F>) -> Self {
         Self {
-            kind: Kind::Called { future },
+            kind,
+            mode: PhantomData,
         }
     }
 
+    pub(super) fn called(future: F) -> Self {
+        Self::new(Kind::Called { future })
+    }
+
     pub(super) fn rejected(response: Response<Bytes>) -> Self {
-        Self {
-            kind: Kind::Rejected {
-                response: Some(response),
-            },
-        }
+        Self::new(Kind::Rejected {
+            response: Some(response),
+        })
     }
 
     #[allow(clippy::result_large_err)]
@@ -58,20 +67,19 @@ impl<F> ResponseFuture<F> {
         auth: BoxAuthFuture,
         then: impl FnOnce(AuthResult) -> Result<F, Response<Bytes>> + Send + 'static,
     ) -> Self {
-        Self {
-            kind: Kind::Authenticating {
-                auth,
-                then: Some(Box::new(then)),
-            },
-        }
+        Self::new(Kind::Authenticating {
+            auth,
+            then: Some(Box::new(then)),
+        })
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, M, B, E> Future for ResponseFuture<F, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    M: BodyMode<B>,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<M::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -79,11 +87,11 @@ where
             match this.kind.as_mut().project() {
                 KindProj::Called { future } => {
                     let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    return Poll::Ready(Ok(response.map(M::inner)));
                 }
                 KindProj::Rejected { response } => {
                     let response = response.take().expect("future polled after completion");
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                    return Poll::Ready(Ok(response.map(M::rejection)));
                 }
                 KindProj::Authenticating { auth, then } => {
                     let result = ready!(auth.as_mut().poll(cx));
@@ -101,7 +109,7 @@ where
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, M> fmt::Debug for ResponseFuture<F, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Called { .. } => "called",

@@ -1,13 +1,18 @@
-use std::{fmt, sync::Arc};
+use std::{fmt, marker::PhantomData, sync::Arc};
 
 use tower_layer::Layer;
 
 use super::AuthService;
-use crate::{AuthContext, Events, RenderRejection, render::DefaultRenderer};
+use crate::{
+    AuthContext, Events, RenderRejection,
+    body::{SameBody, Wrapped},
+    render::DefaultRenderer,
+};
 
 /// Applies [`AuthService`] to a service. See the [module docs](crate::auth).
 ///
-/// Cloning the layer shares the authenticator, renderer and event sink.
+/// Cloning the layer shares the authenticator, renderer and event sink. `M` is the
+/// [`BodyMode`](crate::body::BodyMode) of its responses (see [`same_body`](Self::same_body)).
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -23,8 +28,9 @@ use crate::{AuthContext, Events, RenderRejection, render::DefaultRenderer};
 ///     .route_layer(AuthLayer::new(MyAuthenticator).realm("example"));
 /// ```
 #[must_use]
-pub struct AuthLayer<A, R = DefaultRenderer> {
+pub struct AuthLayer<A, R = DefaultRenderer, M = Wrapped> {
     shared: Shared<A, R>,
+    mode: PhantomData<fn() -> M>,
 }
 
 pub(crate) struct Shared<A, R> {
@@ -58,11 +64,12 @@ impl<A> AuthLayer<A> {
                 events: Events::default(),
                 context: AuthContext::new(crate::DEFAULT_REALM),
             },
+            mode: PhantomData,
         }
     }
 }
 
-impl<A, R> AuthLayer<A, R> {
+impl<A, R, M> AuthLayer<A, R, M> {
     /// Let requests without any credential through, without a [`Principal`](crate::Principal).
     /// Present but invalid credentials are still refused.
     pub fn optional(mut self) -> Self {
@@ -83,7 +90,7 @@ impl<A, R> AuthLayer<A, R> {
     }
 
     /// Replaces how rejections are rendered.
-    pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> AuthLayer<A, R2> {
+    pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> AuthLayer<A, R2, M> {
         let s = self.shared;
         AuthLayer {
             shared: Shared {
@@ -93,6 +100,19 @@ impl<A, R> AuthLayer<A, R> {
                 events: s.events,
                 context: s.context,
             },
+            mode: PhantomData,
+        }
+    }
+
+    /// Answers in the inner service's own body type ([`SameBody`]; it must implement
+    /// `From<Bytes>`, as axum's `Body` does) instead of a
+    /// [`ResponseBody`](crate::body::ResponseBody) around it. With axum this saves
+    /// boxing every response body again, and lets the layer wrap a whole `Router`
+    /// handed to `axum::serve`. See the [`body`](crate::body) module.
+    pub fn same_body(self) -> AuthLayer<A, R, SameBody> {
+        AuthLayer {
+            shared: self.shared,
+            mode: PhantomData,
         }
     }
 
@@ -102,15 +122,16 @@ impl<A, R> AuthLayer<A, R> {
     }
 }
 
-impl<A, R> Clone for AuthLayer<A, R> {
+impl<A, R, M> Clone for AuthLayer<A, R, M> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            mode: PhantomData,
         }
     }
 }
 
-impl<A, R> fmt::Debug for AuthLayer<A, R> {
+impl<A, R, M> fmt::Debug for AuthLayer<A, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
             .field("authenticator", &std::any::type_name::<A>())
@@ -120,13 +141,14 @@ impl<A, R> fmt::Debug for AuthLayer<A, R> {
     }
 }
 
-impl<S, A, R> Layer<S> for AuthLayer<A, R> {
-    type Service = AuthService<S, A, R>;
+impl<S, A, R, M> Layer<S> for AuthLayer<A, R, M> {
+    type Service = AuthService<S, A, R, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
             shared: Arc::new(self.shared.clone()),
+            mode: PhantomData,
         }
     }
 }

@@ -1,5 +1,7 @@
 use std::{
-    fmt, mem,
+    fmt,
+    marker::PhantomData,
+    mem,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -11,17 +13,20 @@ use tower_service::Service;
 use super::{ResponseFuture, layer::Shared};
 use crate::{
     AuthError, AuthEvent, AuthResult, Authentication, Authenticator, RenderRejection,
-    body::ResponseBody, credentials::authorization_bearer, render::DefaultRenderer,
+    body::{BodyMode, Wrapped},
+    credentials::authorization_bearer,
+    render::DefaultRenderer,
 };
 
 /// Authenticates each request before the inner service sees it. Made by
 /// [`AuthLayer`](super::AuthLayer); see the [module docs](crate::auth).
-pub struct AuthService<S, A, R = DefaultRenderer> {
+pub struct AuthService<S, A, R = DefaultRenderer, M = Wrapped> {
     pub(super) inner: S,
     pub(super) shared: Arc<Shared<A, R>>,
+    pub(super) mode: PhantomData<fn() -> M>,
 }
 
-impl<S, A, R> AuthService<S, A, R> {
+impl<S, A, R, M> AuthService<S, A, R, M> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -38,16 +43,17 @@ impl<S, A, R> AuthService<S, A, R> {
     }
 }
 
-impl<S: Clone, A, R> Clone for AuthService<S, A, R> {
+impl<S: Clone, A, R, M> Clone for AuthService<S, A, R, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, A, R> fmt::Debug for AuthService<S, A, R> {
+impl<S: fmt::Debug, A, R, M> fmt::Debug for AuthService<S, A, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
@@ -57,16 +63,17 @@ impl<S: fmt::Debug, A, R> fmt::Debug for AuthService<S, A, R> {
     }
 }
 
-impl<S, A, R, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, A, R>
+impl<S, A, R, M, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, A, R, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     A: Authenticator,
     R: RenderRejection,
+    M: BodyMode<ResBody>,
     ReqBody: Send + 'static,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

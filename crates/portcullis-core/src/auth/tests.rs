@@ -8,7 +8,7 @@ use axum::{Router, body::Body, routing::get};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header, request::Parts};
 use http_body_util::BodyExt;
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 use crate::{
     AuthContext, AuthError, AuthEvent, AuthLayer, Authentication, Authenticator, Claims, Events,
@@ -369,4 +369,75 @@ fn layer_service_and_future_are_send_and_sync() {
     assert_send::<Svc>();
     assert_sync::<Svc>();
     assert_send::<super::ResponseFuture<<Router as tower::Service<Request<Body>>>::Future>>();
+    type SameSvc = crate::AuthService<Router, Toy, crate::DefaultRenderer, crate::body::SameBody>;
+    assert_send::<SameSvc>();
+    assert_sync::<SameSvc>();
+}
+
+fn app_same_body<A: Authenticator>(layer: AuthLayer<A>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|p: Principal| async move { p.subject().to_owned() }),
+        )
+        .route_layer(layer.same_body())
+}
+
+#[tokio::test]
+async fn same_body_gives_the_same_answers() {
+    let wrapped = app(AuthLayer::new(Toy).realm("shop"));
+    let same = app_same_body(AuthLayer::new(Toy).realm("shop"));
+    let cases: [&[(&str, &str)]; 6] = [
+        &[("authorization", "Bearer good")],
+        &[("authorization", "Bearer slow")],
+        &[("authorization", "Bearer bad")],
+        &[("authorization", "Bearer slow-bad")],
+        &[],
+        &[("content-type", "application/grpc")],
+    ];
+    for headers in cases {
+        let expected = send(&wrapped, headers).await;
+        let got = send(&same, headers).await;
+        assert_eq!(got.0, expected.0, "{headers:?}");
+        assert_eq!(got.1, expected.1, "{headers:?}");
+        assert_eq!(got.2, expected.2, "{headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn same_body_wraps_a_whole_router() {
+    let router: Router = Router::new().route(
+        "/",
+        get(|p: Principal| async move { p.subject().to_owned() }),
+    );
+    let app = AuthLayer::new(Toy).same_body().layer(router);
+    let call = |auth: Option<&'static str>, path: &'static str| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get(path);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            // The layered router still answers axum's own `Response<Body>`.
+            let response: Response<Body> =
+                app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    assert_eq!(
+        call(Some("Bearer good"), "/").await,
+        (StatusCode::OK, "alice".to_owned())
+    );
+    // Outside the router the layer runs before routing: unknown paths need credentials
+    // too, and get 404 only once authenticated.
+    assert_eq!(call(None, "/nowhere").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(Some("Bearer good"), "/nowhere").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = call(Some("Bearer bad"), "/").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("invalid_token"), "{body}");
 }

@@ -1,6 +1,7 @@
 use std::{
     fmt,
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     task::{Context, Poll, ready},
 };
@@ -8,7 +9,7 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
-use portcullis_core::body::ResponseBody;
+use portcullis_core::body::{BodyMode, Wrapped};
 
 use crate::{BackendError, Decision, backend::BoxCheckFuture, headers};
 
@@ -19,10 +20,12 @@ type Continuation<F> =
     Box<dyn FnOnce(Result<Decision, BackendError>) -> Result<(F, Fields), Response<Bytes>> + Send>;
 
 pin_project! {
-    /// The response future of [`RateLimit`](super::RateLimit).
-    pub struct ResponseFuture<F> {
+    /// The response future of [`RateLimit`](super::RateLimit); `M` is its
+    /// [`BodyMode`].
+    pub struct ResponseFuture<F, M = Wrapped> {
         #[pin]
         kind: Kind<F>,
+        mode: PhantomData<fn() -> M>,
     }
 }
 
@@ -44,19 +47,22 @@ pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
-    pub(super) fn called(future: F, fields: Fields) -> Self {
+impl<F, M> ResponseFuture<F, M> {
+    fn new(kind: Kind<F>) -> Self {
         Self {
-            kind: Kind::Called { future, fields },
+            kind,
+            mode: PhantomData,
         }
     }
 
+    pub(super) fn called(future: F, fields: Fields) -> Self {
+        Self::new(Kind::Called { future, fields })
+    }
+
     pub(super) fn rejected(response: Response<Bytes>) -> Self {
-        Self {
-            kind: Kind::Rejected {
-                response: Some(response),
-            },
-        }
+        Self::new(Kind::Rejected {
+            response: Some(response),
+        })
     }
 
     pub(super) fn checking(
@@ -65,20 +71,19 @@ impl<F> ResponseFuture<F> {
         + Send
         + 'static,
     ) -> Self {
-        Self {
-            kind: Kind::Checking {
-                check,
-                then: Some(Box::new(then)),
-            },
-        }
+        Self::new(Kind::Checking {
+            check,
+            then: Some(Box::new(then)),
+        })
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, M, B, E> Future for ResponseFuture<F, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    M: BodyMode<B>,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<M::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -90,11 +95,11 @@ where
                         let (policy, limit) = *fields;
                         headers::insert(response.headers_mut(), &policy, limit);
                     }
-                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    return Poll::Ready(Ok(response.map(M::inner)));
                 }
                 KindProj::Rejected { response } => {
                     let response = response.take().expect("future polled after completion");
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                    return Poll::Ready(Ok(response.map(M::rejection)));
                 }
                 KindProj::Checking { check, then } => {
                     let result = ready!(check.as_mut().poll(cx));
@@ -112,7 +117,7 @@ where
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, M> fmt::Debug for ResponseFuture<F, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Called { .. } => "called",

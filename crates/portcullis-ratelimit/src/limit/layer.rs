@@ -1,8 +1,11 @@
-use std::{fmt, num::NonZeroU32, sync::Arc};
+use std::{fmt, marker::PhantomData, num::NonZeroU32, sync::Arc};
 
 use governor::{Quota, clock::Clock};
 use http::HeaderValue;
-use portcullis_core::Events;
+use portcullis_core::{
+    Events,
+    body::{SameBody, Wrapped},
+};
 use tower_layer::Layer;
 
 use super::RateLimit;
@@ -11,7 +14,9 @@ use crate::{GovernorBackend, KeyExtractor, RateLimitBackend, headers};
 /// Applies [`RateLimit`] to a service. See the [module docs](crate::limit).
 ///
 /// Cloning the layer shares the extractor and the backend, so every clone (and every
-/// service it builds) counts against one state.
+/// service it builds) counts against one state. `M` is the
+/// [`BodyMode`](portcullis_core::body::BodyMode) of its responses (see
+/// [`same_body`](Self::same_body)).
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -24,12 +29,17 @@ use crate::{GovernorBackend, KeyExtractor, RateLimitBackend, headers};
 /// let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(layer);
 /// ```
 #[must_use]
-pub struct RateLimitLayer<K: KeyExtractor, B = GovernorBackend<<K as KeyExtractor>::Key>> {
+pub struct RateLimitLayer<
+    K: KeyExtractor,
+    B = GovernorBackend<<K as KeyExtractor>::Key>,
+    M = Wrapped,
+> {
     extractor: Arc<K>,
     backend: Arc<B>,
     name: Arc<str>,
     on_success: bool,
     events: Events,
+    mode: PhantomData<fn() -> M>,
 }
 
 pub(crate) struct Shared<K, B> {
@@ -49,7 +59,7 @@ impl<K: KeyExtractor> RateLimitLayer<K> {
     }
 }
 
-impl<K: KeyExtractor, C: Clock + Clone> RateLimitLayer<K, GovernorBackend<K::Key, C>> {
+impl<K: KeyExtractor, C: Clock + Clone, M> RateLimitLayer<K, GovernorBackend<K::Key, C>, M> {
     /// Caps the keys tracked by the local backend (default 100,000). Resets its state:
     /// call it while configuring.
     pub fn max_keys(mut self, max_keys: NonZeroU32) -> Self {
@@ -69,6 +79,25 @@ impl<K: KeyExtractor, B> RateLimitLayer<K, B> {
             name: Arc::from("default"),
             on_success: false,
             events: Events::default(),
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<K: KeyExtractor, B, M> RateLimitLayer<K, B, M> {
+    /// Answers in the inner service's own body type ([`SameBody`]; it must implement
+    /// `From<Bytes>`, as axum's `Body` does) instead of a
+    /// [`ResponseBody`](portcullis_core::body::ResponseBody) around it. With axum this
+    /// saves boxing every response body again, and lets the layer wrap a whole
+    /// `Router` handed to `axum::serve`, limiting requests before they are routed.
+    pub fn same_body(self) -> RateLimitLayer<K, B, SameBody> {
+        RateLimitLayer {
+            extractor: self.extractor,
+            backend: self.backend,
+            name: self.name,
+            on_success: self.on_success,
+            events: self.events,
+            mode: PhantomData,
         }
     }
 
@@ -98,7 +127,7 @@ impl<K: KeyExtractor, B> RateLimitLayer<K, B> {
     }
 }
 
-impl<K: KeyExtractor, B> Clone for RateLimitLayer<K, B> {
+impl<K: KeyExtractor, B, M> Clone for RateLimitLayer<K, B, M> {
     fn clone(&self) -> Self {
         Self {
             extractor: Arc::clone(&self.extractor),
@@ -106,11 +135,12 @@ impl<K: KeyExtractor, B> Clone for RateLimitLayer<K, B> {
             name: Arc::clone(&self.name),
             on_success: self.on_success,
             events: self.events.clone(),
+            mode: PhantomData,
         }
     }
 }
 
-impl<K: KeyExtractor, B> fmt::Debug for RateLimitLayer<K, B> {
+impl<K: KeyExtractor, B, M> fmt::Debug for RateLimitLayer<K, B, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
             .field("extractor", &std::any::type_name::<K>())
@@ -121,8 +151,8 @@ impl<K: KeyExtractor, B> fmt::Debug for RateLimitLayer<K, B> {
     }
 }
 
-impl<S, K: KeyExtractor, B: RateLimitBackend<K::Key>> Layer<S> for RateLimitLayer<K, B> {
-    type Service = RateLimit<S, K, B>;
+impl<S, K: KeyExtractor, B: RateLimitBackend<K::Key>, M> Layer<S> for RateLimitLayer<K, B, M> {
+    type Service = RateLimit<S, K, B, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let (q, w) = self.backend.quota();
@@ -137,6 +167,7 @@ impl<S, K: KeyExtractor, B: RateLimitBackend<K::Key>> Layer<S> for RateLimitLaye
                 on_success: self.on_success,
                 events: self.events.clone(),
             }),
+            mode: PhantomData,
         }
     }
 }

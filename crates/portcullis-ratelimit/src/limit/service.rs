@@ -3,14 +3,19 @@
 #![allow(clippy::result_large_err)]
 
 use std::{
-    fmt, mem,
+    fmt,
+    marker::PhantomData,
+    mem,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http::{Request, Response, request::Parts};
-use portcullis_core::{AuthError, AuthEvent, DefaultRenderer, RenderRejection, body::ResponseBody};
+use portcullis_core::{
+    AuthError, AuthEvent, DefaultRenderer, RenderRejection,
+    body::{BodyMode, Wrapped},
+};
 use tower_service::Service;
 
 use super::{ResponseFuture, future::Fields, layer::Shared};
@@ -18,12 +23,13 @@ use crate::{BackendError, Check, Decision, KeyExtractor, RateLimitBackend, heade
 
 /// Rate-limits requests before the inner service sees them. Made by
 /// [`RateLimitLayer`](super::RateLimitLayer); see the [module docs](crate::limit).
-pub struct RateLimit<S, K, B> {
+pub struct RateLimit<S, K, B, M = Wrapped> {
     pub(super) inner: S,
     pub(super) shared: Arc<Shared<K, B>>,
+    pub(super) mode: PhantomData<fn() -> M>,
 }
 
-impl<S, K, B> RateLimit<S, K, B> {
+impl<S, K, B, M> RateLimit<S, K, B, M> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -40,16 +46,17 @@ impl<S, K, B> RateLimit<S, K, B> {
     }
 }
 
-impl<S: Clone, K, B> Clone for RateLimit<S, K, B> {
+impl<S: Clone, K, B, M> Clone for RateLimit<S, K, B, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, K, B> fmt::Debug for RateLimit<S, K, B> {
+impl<S: fmt::Debug, K, B, M> fmt::Debug for RateLimit<S, K, B, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
@@ -58,16 +65,17 @@ impl<S: fmt::Debug, K, B> fmt::Debug for RateLimit<S, K, B> {
     }
 }
 
-impl<S, K, B, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, K, B>
+impl<S, K, B, M, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, K, B, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     K: KeyExtractor,
     B: RateLimitBackend<K::Key>,
+    M: BodyMode<ResBody>,
     ReqBody: Send + 'static,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

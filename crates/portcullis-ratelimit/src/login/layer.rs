@@ -2,6 +2,7 @@ use std::{
     collections::hash_map::RandomState,
     fmt,
     hash::{BuildHasher, Hasher},
+    marker::PhantomData,
     net::IpAddr,
     num::NonZeroU32,
     sync::Arc,
@@ -13,7 +14,10 @@ use governor::{
     clock::{Clock, DefaultClock, Reference},
 };
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE, request::Parts};
-use portcullis_core::{ClientIpResolver, Events};
+use portcullis_core::{
+    ClientIpResolver, Events,
+    body::{SameBody, Wrapped},
+};
 use sha2::{Digest, Sha256};
 use tower_layer::Layer;
 
@@ -40,8 +44,9 @@ type FailureFn = dyn Fn(StatusCode) -> bool + Send + Sync;
 /// let app: Router = Router::new().route("/login", post(login).layer(LoginRateLimitLayer::new()));
 /// ```
 #[must_use]
-pub struct LoginRateLimitLayer<C: Clock + Clone = DefaultClock> {
+pub struct LoginRateLimitLayer<C: Clock + Clone = DefaultClock, M = Wrapped> {
     pub(super) shared: Arc<LoginShared<C>>,
+    mode: PhantomData<fn() -> M>,
 }
 
 pub(crate) struct LoginShared<C: Clock + Clone> {
@@ -133,9 +138,12 @@ impl<C: Clock + Clone> LoginRateLimitLayer<C> {
                 ),
                 name,
             }),
+            mode: PhantomData,
         }
     }
+}
 
+impl<C: Clock + Clone, M> LoginRateLimitLayer<C, M> {
     fn edit(mut self, f: impl FnOnce(&mut LoginShared<C>)) -> Self {
         let s = &*self.shared;
         let mut next = LoginShared {
@@ -240,6 +248,17 @@ impl<C: Clock + Clone> LoginRateLimitLayer<C> {
         self.edit(|s| s.events = events)
     }
 
+    /// Answers in the inner service's own body type ([`SameBody`]; it must implement
+    /// `From<Bytes>`, as axum's `Body` does) instead of a
+    /// [`ResponseBody`](portcullis_core::body::ResponseBody) around it, which saves
+    /// axum boxing every response body again. See [`portcullis_core::body`].
+    pub fn same_body(self) -> LoginRateLimitLayer<C, SameBody> {
+        LoginRateLimitLayer {
+            shared: self.shared,
+            mode: PhantomData,
+        }
+    }
+
     /// IPs and accounts currently tracked (for tests and metrics).
     pub fn tracked(&self) -> (usize, usize) {
         (
@@ -306,15 +325,16 @@ fn default_account(parts: &Parts, body: &[u8], fields: &[Box<str>]) -> Option<St
     }
 }
 
-impl<C: Clock + Clone> Clone for LoginRateLimitLayer<C> {
+impl<C: Clock + Clone, M> Clone for LoginRateLimitLayer<C, M> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            mode: PhantomData,
         }
     }
 }
 
-impl<C: Clock + Clone> fmt::Debug for LoginRateLimitLayer<C> {
+impl<C: Clock + Clone, M> fmt::Debug for LoginRateLimitLayer<C, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.shared;
         f.debug_struct("LoginRateLimitLayer")
@@ -328,13 +348,14 @@ impl<C: Clock + Clone> fmt::Debug for LoginRateLimitLayer<C> {
     }
 }
 
-impl<S, C: Clock + Clone> Layer<S> for LoginRateLimitLayer<C> {
-    type Service = LoginRateLimit<S, C>;
+impl<S, C: Clock + Clone, M> Layer<S> for LoginRateLimitLayer<C, M> {
+    type Service = LoginRateLimit<S, C, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         LoginRateLimit {
             inner,
             shared: Arc::clone(&self.shared),
+            mode: PhantomData,
         }
     }
 }

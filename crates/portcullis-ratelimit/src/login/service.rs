@@ -2,6 +2,7 @@ use std::{
     error::Error as StdError,
     fmt,
     future::Future,
+    marker::PhantomData,
     mem,
     pin::Pin,
     sync::Arc,
@@ -15,7 +16,8 @@ use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portcullis_core::{
-    AuthError, AuthEvent, DefaultRenderer, RenderRejection, body::ResponseBody,
+    AuthError, AuthEvent, DefaultRenderer, RenderRejection,
+    body::{BodyMode, Wrapped},
     client_ip::missing_peer_error,
 };
 use tower_service::Service;
@@ -25,13 +27,14 @@ use crate::{headers, peer::peer_addr};
 
 /// Throttles login attempts. Made by
 /// [`LoginRateLimitLayer`](super::LoginRateLimitLayer); see the
-/// [module docs](crate::login).
-pub struct LoginRateLimit<S, C: Clock + Clone> {
+/// [module docs](crate::login). `M` is the [`BodyMode`] of its responses.
+pub struct LoginRateLimit<S, C: Clock + Clone, M = Wrapped> {
     pub(super) inner: S,
     pub(super) shared: Arc<LoginShared<C>>,
+    pub(super) mode: PhantomData<fn() -> M>,
 }
 
-impl<S, C: Clock + Clone> LoginRateLimit<S, C> {
+impl<S, C: Clock + Clone, M> LoginRateLimit<S, C, M> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -48,16 +51,17 @@ impl<S, C: Clock + Clone> LoginRateLimit<S, C> {
     }
 }
 
-impl<S: Clone, C: Clock + Clone> Clone for LoginRateLimit<S, C> {
+impl<S: Clone, C: Clock + Clone, M> Clone for LoginRateLimit<S, C, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, C: Clock + Clone> fmt::Debug for LoginRateLimit<S, C> {
+impl<S: fmt::Debug, C: Clock + Clone, M> fmt::Debug for LoginRateLimit<S, C, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginRateLimit")
             .field("inner", &self.inner)
@@ -65,29 +69,30 @@ impl<S: fmt::Debug, C: Clock + Clone> fmt::Debug for LoginRateLimit<S, C> {
     }
 }
 
-type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 /// The response future of [`LoginRateLimit`]: the body must be read before the
 /// handler runs, so the whole attempt is one boxed future (login is not a hot path).
-pub struct ResponseFuture<B, E> {
-    inner: BoxFuture<B, E>,
+/// `B` is the inner service's body type, `M` the [`BodyMode`].
+pub struct ResponseFuture<B, E, M: BodyMode<B> = Wrapped> {
+    inner: BoxFuture<M::Body, E>,
 }
 
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+impl<B, E, M: BodyMode<B>> Future for ResponseFuture<B, E, M> {
+    type Output = Result<Response<M::Body>, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
     }
 }
 
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
+impl<B, E, M: BodyMode<B>> fmt::Debug for ResponseFuture<B, E, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ResponseFuture(..)")
     }
 }
 
-impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for LoginRateLimit<S, C>
+impl<S, C, M, ReqBody, ResBody> Service<Request<ReqBody>> for LoginRateLimit<S, C, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
@@ -98,10 +103,12 @@ where
     ReqBody::Data: Send,
     ReqBody::Error: Into<Box<dyn StdError + Send + Sync>>,
     ResBody: Send + 'static,
+    M: BodyMode<ResBody> + 'static,
+    M::Body: Send + 'static,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<ResBody, S::Error, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -111,24 +118,29 @@ where
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         ResponseFuture {
-            inner: Box::pin(attempt(Arc::clone(&self.shared), inner, req)),
+            inner: Box::pin(attempt::<_, _, M, _, _>(
+                Arc::clone(&self.shared),
+                inner,
+                req,
+            )),
         }
     }
 }
 
-async fn attempt<S, C, ReqBody, ResBody>(
+async fn attempt<S, C, M, ReqBody, ResBody>(
     shared: Arc<LoginShared<C>>,
     mut inner: S,
     req: Request<ReqBody>,
-) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+) -> Result<Response<M::Body>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    M: BodyMode<ResBody>,
     C: Clock + Clone,
     ReqBody: Body + From<Bytes>,
     ReqBody::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
-    let reject = |response: Response<Bytes>| Ok(response.map(ResponseBody::rejection));
+    let reject = |response: Response<Bytes>| Ok(response.map(M::rejection));
 
     let Some(peer) = peer_addr(&parts.extensions) else {
         return reject(DefaultRenderer.render(&missing_peer_error(), &parts));
@@ -214,7 +226,7 @@ where
         shared.accounts.refund(&account_slot);
         shared.ip_failures.refund(&ip_slot);
     }
-    Ok(response.map(ResponseBody::inner))
+    Ok(response.map(M::inner))
 }
 
 /// The first 8 bytes of the salted account hash, in hex: enough to correlate log
