@@ -12,6 +12,12 @@
 //! - no key: the extractor's error (`500` for a configuration error such as a
 //!   missing `Principal`, logged at `ERROR`; `400` for a bad request); never a pass;
 //! - backend failure: `503`, failing closed.
+//!
+//! With axum, [`same_body`](RateLimitLayer::same_body) makes the layer answer in axum's
+//! own body type. Such a layer can wrap the whole `Router` (`layer.layer(router)`, served
+//! with `axum::ServiceExt::into_make_service_with_connect_info`): every request is then
+//! counted before routing, unknown paths included, without axum's own cost of a
+//! `Router::layer`.
 
 mod future;
 mod layer;
