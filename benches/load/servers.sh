@@ -6,8 +6,8 @@ target=${CARGO_TARGET_DIR:-target}
 bin="$target/bench-bin"
 mkdir -p "$bin"
 for crate in jwt apikey ratelimit; do
-  cargo build -q --release -p "portcullis-$crate" --example bench_server
-  cp "$target/release/examples/bench_server" "$bin/$crate"
+  cargo build -q --release -p "portcullis-$crate" --example "${crate}_bench_server"
+  cp "$target/release/examples/${crate}_bench_server" "$bin/$crate"
 done
 cargo build -q --release -p portcullis-jwt --features jwks --example bench_jwks_server
 cp "$target/release/examples/bench_jwks_server" "$bin/jwks"

@@ -1,5 +1,5 @@
 //! The record the API-key benchmarks store for the key they present. Included with
-//! `#[path]` by `bench_server` and the workspace's `benches/layer.rs`.
+//! `#[path]` by `apikey_bench_server` and the workspace's `benches/layer.rs`.
 
 use std::time::SystemTime;
 

@@ -1,6 +1,6 @@
 //! The access token the layer benchmarks and bench servers present: one realistic
 //! claims set (409 bytes once signed with HS256), valid until 2100 so one minted token
-//! serves every run. Included with `#[path]` by `bench_server`, `bench_jwks_server`
+//! serves every run. Included with `#[path]` by `jwt_bench_server`, `bench_jwks_server`
 //! and the workspace's `benches/layer.rs`.
 
 use jsonwebtoken::{EncodingKey, Header};

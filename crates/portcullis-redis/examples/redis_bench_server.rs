@@ -3,7 +3,7 @@
 //! so the figures are the cost of the check.
 //!
 //! ```text
-//! cargo run --release -p portcullis-redis --example bench_server -- bare|governor|redis
+//! cargo run --release -p portcullis-redis --example redis_bench_server -- bare|governor|redis
 //! ```
 //!
 //! Listens on `BENCH_ADDR` (default `127.0.0.1:38123`); the Redis mode reads

@@ -1,16 +1,16 @@
 //! An axum hello-world for load comparisons, bare or behind the JWT layer.
 //!
 //! ```text
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- bare
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- noop
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- core-only
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256-cold
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- es256-cached
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- hs256-same-body
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example bench_server -- es256-same-body
-//! cargo run --release --example bench_server -- token-hs256   # prints a token
-//! cargo run --release --example bench_server -- token-es256   # prints a token
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- bare
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- noop
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- core-only
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- hs256
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- hs256-cold
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- es256-cached
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- hs256-same-body
+//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- es256-same-body
+//! cargo run --release --example jwt_bench_server -- token-hs256   # prints a token
+//! cargo run --release --example jwt_bench_server -- token-es256   # prints a token
 //! ```
 //!
 //! Keys are the crate's test-only keys; tokens expire in 2100 so one minted token

@@ -8,9 +8,9 @@
 //!   before routing and without axum's own price for a `Router::layer`.
 //!
 //! ```text
-//! benches/load/ab.sh 5 8 -- bare './target/release/examples/bench_server bare' 'http://ADDR/' \
-//!   -- ours './target/release/examples/bench_server ours' 'http://ADDR/' \
-//!   -- tower_governor './target/release/examples/bench_server tower_governor' 'http://ADDR/'
+//! benches/load/ab.sh 5 8 -- bare './target/release/examples/ratelimit_bench_server bare' 'http://ADDR/' \
+//!   -- ours './target/release/examples/ratelimit_bench_server ours' 'http://ADDR/' \
+//!   -- tower_governor './target/release/examples/ratelimit_bench_server tower_governor' 'http://ADDR/'
 //! ```
 
 use std::{net::SocketAddr, num::NonZeroU32};

@@ -9,8 +9,8 @@
 //! - `keygen`: prints a fresh key for $BENCH_API_KEY and exits.
 //!
 //! ```text
-//! cargo build --release -p portcullis-apikey --example bench_server
-//! BIN=$CARGO_TARGET_DIR/release/examples/bench_server
+//! cargo build --release -p portcullis-apikey --example apikey_bench_server
+//! BIN=$CARGO_TARGET_DIR/release/examples/apikey_bench_server
 //! KEY=$($BIN keygen)
 //! benches/load/ab.sh 5 8 -- bare "$BIN bare" 'http://ADDR/' \
 //!   -- apikey "BENCH_API_KEY=$KEY $BIN apikey" "-H 'x-api-key: $KEY' http://ADDR/"
