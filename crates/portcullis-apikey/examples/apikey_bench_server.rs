@@ -21,10 +21,10 @@ use http::request::Parts;
 use portcullis_apikey::{ApiKeyStore, ApiKeys, KeyFormat, MemoryStore, NewApiKey};
 use portcullis_core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
 
-/// Answers one principal whenever `x-api-key` is present.
 #[path = "support/bench_record.rs"]
 mod bench_record;
 
+/// Answers one principal whenever `x-api-key` is present.
 struct Fixed(Principal);
 
 impl Authenticator for Fixed {

@@ -3,8 +3,8 @@
 //!
 //! - Looked up by the token itself. A 64-bit hash keyed with a per-cache random seed
 //!   (over the token's length and its last 48 bytes, which hold signature bytes that
-//!   no one can choose without the key) picks the slot; the token stored there is then compared with the presented one in
-//!   full, in constant time. A hit is exactly a token that verified before: a hash
+//!   no one can choose without the key) picks the slot; the token stored there is then
+//!   compared with the presented one in full, in constant time. A hit is exactly a token that verified before: a hash
 //!   collision is a miss, never another token's principal. (A cryptographic digest
 //!   would add nothing to that guarantee and costs several times more per request.)
 //! - Bounded: at most `capacity` entries, each holding its token's bytes beside the

@@ -58,6 +58,11 @@ impl Authenticator for KeyHeader {
 }
 
 fn app<A: Authenticator>(layer: AuthLayer<A>) -> Router {
+    routes().route_layer(layer)
+}
+
+/// The routes of [`app`], unlayered.
+fn routes() -> Router {
     Router::new()
         .route(
             "/",
@@ -69,7 +74,6 @@ fn app<A: Authenticator>(layer: AuthLayer<A>) -> Router {
             "/claims",
             get(|c: Claims<u32>| async move { c.to_string() }),
         )
-        .route_layer(layer)
 }
 
 async fn send(app: &Router, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
@@ -375,12 +379,7 @@ fn layer_service_and_future_are_send_and_sync() {
 }
 
 fn app_same_body<A: Authenticator>(layer: AuthLayer<A>) -> Router {
-    Router::new()
-        .route(
-            "/",
-            get(|p: Principal| async move { p.subject().to_owned() }),
-        )
-        .route_layer(layer.same_body())
+    routes().route_layer(layer.same_body())
 }
 
 #[tokio::test]
