@@ -4,6 +4,8 @@
 //! - `apikey`: the API-key layer with the memory store, accepting the key in
 //!   $BENCH_API_KEY (one record among 10,000; $BENCH_OTHER_KEYS sets how many others);
 //! - `apikey-same-body`: the same, answering in axum's own body type (`same_body()`);
+//! - `apikey-outer`: the `same_body()` layer wrapped around the whole router instead of
+//!   put on its route, so axum's own price for a `route_layer` is not paid;
 //! - `core_only`: core's `AuthLayer` with an authenticator that answers a fixed
 //!   principal whenever `x-api-key` is present: the layer's own cost, for reference;
 //! - `keygen`: prints a fresh key for $BENCH_API_KEY and exits.
@@ -16,10 +18,11 @@
 //!   -- apikey "BENCH_API_KEY=$KEY $BIN apikey" "-H 'x-api-key: $KEY' http://ADDR/"
 //! ```
 
-use axum::{Router, routing::get};
+use axum::{Router, ServiceExt, extract::Request, routing::get};
 use http::request::Parts;
 use portcullis_apikey::{ApiKeyStore, ApiKeys, KeyFormat, MemoryStore, NewApiKey};
 use portcullis_core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
+use tower::Layer;
 
 #[path = "support/bench_record.rs"]
 mod bench_record;
@@ -42,7 +45,7 @@ async fn main() {
     let router = Router::new().route("/", get(|| async { "hello" }));
     let app = match mode.as_str() {
         "bare" => router,
-        "apikey" | "apikey-same-body" => {
+        "apikey" | "apikey-same-body" | "apikey-outer" => {
             let key = std::env::var("BENCH_API_KEY").expect("set BENCH_API_KEY (see keygen)");
             let store = MemoryStore::new();
             let keys = ApiKeys::new(store.clone(), format.clone());
@@ -60,10 +63,15 @@ async fn main() {
                 .await
                 .expect("create");
             let layer = AuthLayer::new(keys.authenticator());
-            if mode == "apikey" {
-                router.route_layer(layer)
-            } else {
-                router.route_layer(layer.same_body())
+            match mode.as_str() {
+                "apikey" => router.route_layer(layer),
+                "apikey-same-body" => router.route_layer(layer.same_body()),
+                _ => {
+                    let app = layer.same_body().layer(router);
+                    let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+                    let make = ServiceExt::<Request>::into_make_service(app);
+                    return axum::serve(listener, make).await.unwrap();
+                }
             }
         }
         "core_only" => router.route_layer(AuthLayer::new(Fixed(
