@@ -8,7 +8,8 @@
 # group; the variants after it, up to the next baseline, are compared with it. Each
 # SERVER_CMD must start an HTTP server on the address in $BENCH_ADDR and keep running;
 # WRK_ARGS are appended to wrk's command line, with the literal ADDR replaced by that
-# address. Servers listen on $BENCH_PORT (default 38150) plus the variant's index.
+# address. Servers listen on $BENCH_PORT plus the variant's index; the default, 23150,
+# lies below Linux's ephemeral range, where a client socket could already hold the port.
 #
 # Why: on a shared virtual machine a server's speed moves in phases of a few seconds
 # (the kernel's share of a hello-world request is about three quarters of it, and it is
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
   [ "${1:-}" = "--" ] && shift
 done
 [[ ${names[0]} == *bare ]] || { echo "the first variant must be a baseline (*bare)" >&2; exit 2; }
-port0=${BENCH_PORT:-38150}
+port0=${BENCH_PORT:-23150}
 ticks=$(getconf CLK_TCK)
 
 # Groups: the index of each baseline, and the variants that follow it.
@@ -95,10 +96,16 @@ for ((r = 1; r <= rounds; r++)); do
       pid_of[$i]=$!
     done
     for i in "$g" "${vs[@]}"; do
+      up=0
       for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$((port0 + i))") 2>/dev/null; then break; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$((port0 + i))") 2>/dev/null; then up=1; break; fi
         sleep 0.1
       done
+      if ((up == 0)); then
+        echo "${names[$i]} did not start on port $((port0 + i)):" >&2
+        cat "/tmp/bracket-server-$i.log" >&2
+        exit 1
+      fi
       a=${args[$i]//ADDR/127.0.0.1:$((port0 + i))}
       eval taskset -c 0 wrk -t1 -c64 -d1s "$a" >/dev/null
     done
