@@ -21,19 +21,12 @@
 #   not blur.
 set -euo pipefail
 rounds=${1:?rounds}; secs=${2:?seconds}; shift 2
-[ "${1:-}" = "--" ] && shift
-names=(); cmds=(); args=()
-while [ $# -gt 0 ]; do
-  names+=("$1"); cmds+=("$2"); args+=("$3"); shift 3
-  [ "${1:-}" = "--" ] && shift
-done
+# shellcheck source=benches/load/common.sh
+. "$(dirname "$0")/common.sh"
+parse_variants "$@"
 port=${BENCH_PORT:-38123}
 export BENCH_ADDR="127.0.0.1:$port"
 ticks=$(getconf CLK_TCK)
-# utime and stime (clock ticks) of a process: fields 14 and 15 of /proc/PID/stat, counted
-# after the parenthesised command name.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12, $13}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A rps_of ratio_of user_of base_of
 b=0
 for i in "${!names[@]}"; do

@@ -29,12 +29,9 @@
 # request (from /proc/PID/stat) with its difference to the baseline's.
 set -euo pipefail
 rounds=${1:?rounds}; secs=${2:?seconds}; shift 2
-[ "${1:-}" = "--" ] && shift
-names=(); cmds=(); args=()
-while [ $# -gt 0 ]; do
-  names+=("$1"); cmds+=("$2"); args+=("$3"); shift 3
-  [ "${1:-}" = "--" ] && shift
-done
+# shellcheck source=benches/load/common.sh
+. "$(dirname "$0")/common.sh"
+parse_variants "$@"
 [[ ${names[0]} == *bare ]] || { echo "the first variant must be a baseline (*bare)" >&2; exit 2; }
 port0=${BENCH_PORT:-23150}
 ticks=$(getconf CLK_TCK)
@@ -50,8 +47,6 @@ for i in "${!names[@]}"; do
   fi
 done
 
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12, $13}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # The value at a quantile (0..1) of the numbers on stdin, nearest rank.
 quantile() {
   sort -n | awk -v q="$1" '{a[NR]=$1} END {i=int(q*(NR-1)+0.5)+1; print a[i]}'
