@@ -15,16 +15,16 @@
 use std::{
     borrow::Cow,
     fmt,
-    future::Future,
     marker::PhantomData,
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http::{Request, Response};
-use pin_project_lite::pin_project;
+/// The response future of [`Guard`]: the core layer's, which passes the inner
+/// service's response on or answers a refusal; `M` is its [`BodyMode`].
+pub use portcullis_core::auth::ResponseFuture;
 use portcullis_core::{
     AuthContext, AuthError, AuthEvent, DefaultRenderer, Events, Principal, RenderRejection,
     body::{BodyMode, SameBody, Wrapped},
@@ -464,73 +464,8 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         match self.shared.decide(&req) {
-            Ok(()) => ResponseFuture {
-                kind: FutureKind::Called {
-                    future: self.inner.call(req),
-                },
-                mode: PhantomData,
-            },
-            Err(denial) => ResponseFuture {
-                kind: FutureKind::Rejected {
-                    response: Some(self.shared.reject(req, denial)),
-                },
-                mode: PhantomData,
-            },
+            Ok(()) => ResponseFuture::called(self.inner.call(req)),
+            Err(denial) => ResponseFuture::rejected(self.shared.reject(req, denial)),
         }
-    }
-}
-
-pin_project! {
-    /// The response future of [`Guard`]; `M` is its [`BodyMode`].
-    pub struct ResponseFuture<F, M = Wrapped> {
-        #[pin]
-        kind: FutureKind<F>,
-        mode: PhantomData<fn() -> M>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum FutureKind<F> {
-        Called {
-            #[pin]
-            future: F,
-        },
-        Rejected {
-            response: Option<Response<Bytes>>,
-        },
-    }
-}
-
-impl<F, M, B, E> Future for ResponseFuture<F, M>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    M: BodyMode<B>,
-{
-    type Output = Result<Response<M::Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Called { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(M::inner)))
-            }
-            KindProj::Rejected { response } => {
-                let response = response.take().expect("future polled after completion");
-                Poll::Ready(Ok(response.map(M::rejection)))
-            }
-        }
-    }
-}
-
-impl<F, M> fmt::Debug for ResponseFuture<F, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.kind {
-            FutureKind::Called { .. } => "called",
-            FutureKind::Rejected { .. } => "rejected",
-        };
-        f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .finish()
     }
 }

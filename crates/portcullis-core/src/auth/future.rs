@@ -52,11 +52,15 @@ impl<F, M> ResponseFuture<F, M> {
         }
     }
 
-    pub(super) fn called(future: F) -> Self {
+    /// The inner service's response future, passed through (its body mapped by `M`).
+    /// For layers built on this one that let a request on or refuse it, such as the
+    /// role and scope guards.
+    pub fn called(future: F) -> Self {
         Self::new(Kind::Called { future })
     }
 
-    pub(super) fn rejected(response: Response<Bytes>) -> Self {
+    /// A refusal, answered at once (its body mapped by `M`).
+    pub fn rejected(response: Response<Bytes>) -> Self {
         Self::new(Kind::Rejected {
             response: Some(response),
         })
