@@ -10,7 +10,7 @@ use dashmap::{DashMap, mapref::entry::Entry};
 use http::{HeaderMap, HeaderName, request::Parts};
 use portcullis_core::{
     AuthError, Authentication, Authenticator, Principal, PrincipalKind,
-    credentials::{authorization_bearer, header_text},
+    credentials::authorization_bearer,
 };
 
 use crate::{
@@ -193,7 +193,12 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
     }
 
     /// Finds the key in the request head: `Ok(None)` when there is none of ours.
-    fn credential<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, AuthError> {
+    ///
+    /// A key from the key header comes back as raw bytes, unchecked: the format check
+    /// admits ASCII alphanumerics only, so the header need not be scanned for text
+    /// first. Only a key that fails that check is looked at again, to tell a header
+    /// that is not text at all (`400`) from a malformed key (`401`).
+    fn credential<'a>(&self, headers: &'a HeaderMap) -> Result<Option<Found<'a>>, AuthError> {
         let mut values = headers.get_all(&self.header).iter();
         let from_header = match values.next() {
             None => None,
@@ -201,9 +206,8 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
                 if values.next().is_some() {
                     return Err(AuthError::invalid_request("duplicate_api_key_header"));
                 }
-                let value = header_text(value)
-                    .ok_or_else(|| AuthError::invalid_request("api_key_header_not_ascii"))?
-                    .trim_matches(' ');
+                // Optional whitespace around a field value (RFC 9110 §5.5).
+                let value = value.as_bytes().trim_ascii();
                 if value.is_empty() {
                     return Err(AuthError::invalid_request("empty_api_key_header"));
                 }
@@ -214,10 +218,10 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
             (Some(_), Ok(Some(_))) => {
                 Err(AuthError::invalid_request("credentials_in_several_places"))
             }
-            (Some(key), Ok(None)) => Ok(Some(key)),
+            (Some(key), Ok(None)) => Ok(Some(Found::Header(key))),
             (Some(_), Err(error)) => Err(error),
             (None, Ok(Some(token))) if self.bearer && self.core.format.has_prefix(token) => {
-                Ok(Some(token))
+                Ok(Some(Found::Bearer(token)))
             }
             // Not ours; a malformed Authorization header is the layer's (or the next
             // authenticator's) to refuse.
@@ -226,14 +230,46 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
     }
 }
 
+/// Where a key was found.
+#[derive(Clone, Copy)]
+enum Found<'a> {
+    /// The key header's value, trimmed, not yet known to be text.
+    Header(&'a [u8]),
+    /// The token of `Authorization: Bearer`, already checked to be visible ASCII.
+    Bearer(&'a str),
+}
+
+impl<'a> Found<'a> {
+    fn bytes(self) -> &'a [u8] {
+        match self {
+            Self::Header(bytes) => bytes,
+            Self::Bearer(token) => token.as_bytes(),
+        }
+    }
+}
+
+/// Visible ASCII, spaces and tabs: what a header value must be to count as text.
+fn header_is_text(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
 impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
     fn authenticate(&self, parts: &Parts) -> Authentication {
-        let key = match self.credential(&parts.headers) {
-            Ok(Some(key)) => key,
+        let found = match self.credential(&parts.headers) {
+            Ok(Some(found)) => found,
             Ok(None) => return Authentication::Ready(Ok(None)),
             Err(error) => return Authentication::Ready(Err(error)),
         };
-        let Ok(parsed) = self.core.format.parse(key) else {
+        let Ok(parsed) = self.core.format.parse_bytes(found.bytes()) else {
+            if let Found::Header(value) = found
+                && !header_is_text(value)
+            {
+                return Authentication::Ready(Err(AuthError::invalid_request(
+                    "api_key_header_not_ascii",
+                )));
+            }
             return refuse(None, "api_key_malformed");
         };
         let id = parsed.id();

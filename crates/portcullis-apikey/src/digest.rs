@@ -164,7 +164,7 @@ impl KeyHasher {
     /// bytes, one SHA-256 block). The prefix is configuration and the checksum is
     /// derived from the rest, so neither adds anything but cost.
     pub fn digest(&self, key: &ParsedKey<'_>) -> KeyDigest {
-        self.digest_bytes(key.material().as_bytes())
+        self.digest_bytes(key.material())
     }
 
     fn digest_bytes(&self, bytes: &[u8]) -> KeyDigest {

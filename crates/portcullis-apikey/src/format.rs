@@ -172,25 +172,39 @@ impl KeyFormat {
     /// [`MalformedKey`] for a wrong prefix, length or alphabet, a missing separator or a
     /// checksum mismatch. The error never contains the key.
     pub fn parse<'a>(&self, key: &'a str) -> Result<ParsedKey<'a>, MalformedKey> {
-        let body = key.strip_prefix(&*self.prefix).ok_or(MalformedKey(()))?;
-        let bytes = body.as_bytes();
-        if bytes.len() != BODY_LEN || bytes[ID_LEN] != b'_' {
+        self.parse_bytes(key.as_bytes())
+    }
+
+    /// [`parse`](Self::parse) for a key as raw bytes, such as a header value: any
+    /// byte outside the format's ASCII alphabet makes it malformed.
+    ///
+    /// # Errors
+    ///
+    /// As for [`parse`](Self::parse).
+    pub fn parse_bytes<'a>(&self, key: &'a [u8]) -> Result<ParsedKey<'a>, MalformedKey> {
+        let body = key
+            .strip_prefix(self.prefix.as_bytes())
+            .ok_or(MalformedKey(()))?;
+        if body.len() != BODY_LEN || body[ID_LEN] != b'_' {
             return Err(MalformedKey(()));
         }
         // No early exit, so the check runs many bytes at a time.
         let alnum = |s: &[u8]| s.iter().fold(true, |ok, b| ok & b.is_ascii_alphanumeric());
-        let (id, rest) = bytes.split_at(ID_LEN);
+        let (id, rest) = body.split_at(ID_LEN);
         let (secret, checksum) = rest[1..].split_at(SECRET_LEN);
         if !alnum(id) || !alnum(secret) || !alnum(checksum) {
             return Err(MalformedKey(()));
         }
-        let expected = crc32fast::hash(&key.as_bytes()[..key.len() - CHECKSUM_LEN]);
+        let expected = crc32fast::hash(&key[..key.len() - CHECKSUM_LEN]);
         if decode_checksum(checksum) != Some(u64::from(expected)) {
             return Err(MalformedKey(()));
         }
+        // Alphanumeric, so this cannot fail; the rest of the key stays bytes until
+        // someone asks for it as text.
+        let id = std::str::from_utf8(id).map_err(|_| MalformedKey(()))?;
         Ok(ParsedKey {
             key,
-            id: &body[..ID_LEN],
+            id,
             material: &body[..ID_LEN + 1 + SECRET_LEN],
         })
     }
@@ -206,9 +220,10 @@ impl KeyFormat {
 /// Its `Debug` shows the id only.
 #[derive(Clone, Copy)]
 pub struct ParsedKey<'a> {
-    key: &'a str,
+    // Prefix and ASCII alphanumerics only (checked by `parse_bytes`).
+    key: &'a [u8],
     id: &'a str,
-    material: &'a str,
+    material: &'a [u8],
 }
 
 impl<'a> ParsedKey<'a> {
@@ -219,11 +234,12 @@ impl<'a> ParsedKey<'a> {
 
     /// The whole key (secret!).
     pub fn expose_secret(&self) -> &'a str {
-        self.key
+        // The prefix is `[a-z0-9_]` and the rest alphanumeric: always UTF-8.
+        std::str::from_utf8(self.key).expect("a parsed key is ASCII")
     }
 
     /// `{id}_{secret}`: what [`KeyHasher`](crate::KeyHasher) digests (secret!).
-    pub(crate) fn material(&self) -> &'a str {
+    pub(crate) fn material(&self) -> &'a [u8] {
         self.material
     }
 }
@@ -257,9 +273,9 @@ impl SecretKey {
     pub fn parsed(&self) -> ParsedKey<'_> {
         let start = self.key.len() - BODY_LEN;
         ParsedKey {
-            key: &self.key,
+            key: self.key.as_bytes(),
             id: &self.key[start..start + ID_LEN],
-            material: &self.key[start..start + ID_LEN + 1 + SECRET_LEN],
+            material: &self.key.as_bytes()[start..start + ID_LEN + 1 + SECRET_LEN],
         }
     }
 

@@ -201,4 +201,42 @@ mod header_parsing {
             }
         }
     }
+
+    fn refusal(headers: &[(&str, &[u8])]) -> (u16, &'static str) {
+        match authenticate(headers) {
+            Authentication::Ready(Err(error)) => (error.status().as_u16(), error.reason()),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_header_that_is_not_text_is_a_bad_request_and_a_malformed_key_is_not() {
+        let key = super::common::format().generate().unwrap();
+        let valid = key.expose_secret().as_bytes();
+        // The key with its last character replaced by `é` (two bytes of obs-text).
+        let mut not_text = valid[..valid.len() - 1].to_vec();
+        not_text.extend_from_slice("é".as_bytes());
+        assert_eq!(
+            refusal(&[("x-api-key", &not_text)]),
+            (400, "api_key_header_not_ascii")
+        );
+        // Text, but not a key of the format (a control-free typo): 401.
+        let mut typo = valid.to_vec();
+        let last = typo.len() - 1;
+        typo[last] = if typo[last] == b'x' { b'y' } else { b'x' };
+        assert_eq!(refusal(&[("x-api-key", &typo)]), (401, "api_key_malformed"));
+        // A tab inside is text too: malformed, not a bad request.
+        let mut tabbed = valid.to_vec();
+        tabbed[20] = b'\t';
+        assert_eq!(
+            refusal(&[("x-api-key", &tabbed)]),
+            (401, "api_key_malformed")
+        );
+        // Spaces and tabs around the key are optional whitespace, not part of it: the
+        // well-formed key then reaches the (empty) store and is unknown there.
+        let mut padded = b" \t".to_vec();
+        padded.extend_from_slice(valid);
+        padded.extend_from_slice(b"\t ");
+        assert_eq!(refusal(&[("x-api-key", &padded)]), (401, "api_key_unknown"));
+    }
 }

@@ -91,6 +91,12 @@ pub trait BodyMode<B> {
 
     /// A rejection's body (empty for gRPC's trailers-only answers).
     fn rejection(body: Bytes) -> Self::Body;
+
+    /// The inner service's whole response, as the layer answers it: its body passed
+    /// through [`inner`](Self::inner), unless the mode keeps the response as it is.
+    fn response(response: http::Response<B>) -> http::Response<Self::Body> {
+        response.map(Self::inner)
+    }
 }
 
 /// The default [`BodyMode`]: responses carry a [`ResponseBody`], whatever the inner
@@ -125,6 +131,10 @@ impl<B: From<Bytes>> BodyMode<B> for SameBody {
 
     fn rejection(body: Bytes) -> B {
         B::from(body)
+    }
+
+    fn response(response: http::Response<B>) -> http::Response<B> {
+        response
     }
 }
 

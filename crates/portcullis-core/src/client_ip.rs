@@ -72,6 +72,7 @@ impl ClientIp {
 
     /// The address with its host bits cleared: IPv4 kept to `v4_prefix` bits, IPv6 to
     /// `v6_prefix` bits (prefixes above 32 / 128 are clamped).
+    #[inline]
     pub fn masked(&self, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
         mask(self.0, v4_prefix, v6_prefix)
     }
@@ -301,9 +302,19 @@ impl ClientIpResolver {
     /// A malformed, obfuscated (`_hidden`) or `unknown` hop stops the walk: the client
     /// is then the last address a trusted proxy vouched for (the proxy itself), so
     /// garbage never lets a client pick its own key. At most 64 hops are examined.
+    // Inlined so that the common case, no trusted proxies, costs a branch in the
+    // caller's crate; the walk behind proxies stays out of line.
+    #[inline]
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> ClientIp {
         let peer = normalise(peer);
-        if self.trusted.is_empty() || !self.is_trusted(peer) {
+        if self.trusted.is_empty() {
+            return ClientIp(peer);
+        }
+        self.resolve_behind_proxies(peer, headers)
+    }
+
+    fn resolve_behind_proxies(&self, peer: IpAddr, headers: &HeaderMap) -> ClientIp {
+        if !self.is_trusted(peer) {
             return ClientIp(peer);
         }
         match self.header {
@@ -342,6 +353,7 @@ impl ClientIpResolver {
 
     /// The rate-limit key of `ip`: its address masked to the configured prefixes
     /// (IPv6 `/64` by default).
+    #[inline]
     pub fn key(&self, ip: ClientIp) -> IpAddr {
         ip.masked(self.v4_prefix, self.v6_prefix)
     }
@@ -376,6 +388,7 @@ pub fn missing_peer_error() -> AuthError {
     )
 }
 
+#[inline]
 fn normalise(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -383,6 +396,7 @@ fn normalise(ip: IpAddr) -> IpAddr {
     }
 }
 
+#[inline]
 fn mask(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {

@@ -90,12 +90,17 @@ where
         loop {
             match this.kind.as_mut().project() {
                 KindProj::Called { future, fields } => {
+                    if fields.is_none() {
+                        // Nothing to add: the inner answer goes out as it comes (with
+                        // `SameBody`, without being moved through this frame).
+                        return future.poll(cx).map_ok(M::response);
+                    }
                     let mut response = ready!(future.poll(cx))?;
                     if let Some(fields) = fields.take() {
                         let (policy, limit) = *fields;
                         headers::insert(response.headers_mut(), &policy, limit);
                     }
-                    return Poll::Ready(Ok(response.map(M::inner)));
+                    return Poll::Ready(Ok(M::response(response)));
                 }
                 KindProj::Rejected { response } => {
                     let response = response.take().expect("future polled after completion");
