@@ -9,9 +9,10 @@
 # variant of a group gets the same request headers. The `same-body` variants are the
 # layers with `same_body()` (responses in axum's own body type) put on the route; the
 # `outer` variants are `same_body()` layers wrapped around the whole router, so axum's
-# own price for a `route_layer` / `Router::layer` is not paid. `instructions.sh` also
-# counts the diagnostic variants (`noop`: a layer that does nothing; `jwt-core-only`:
-# the core AuthLayer with a ready-made principal). `ab.sh` is the older method: every
+# own price for a `route_layer` / `Router::layer` is not paid; `ratelimit-noop` is that
+# price alone (a `Router::layer` that does nothing), the ceiling for any layer put
+# there. `instructions.sh` also counts the other diagnostic variants (`jwt-noop`;
+# `jwt-core-only`: the core AuthLayer with a ready-made principal). `ab.sh` is the older method: every
 # variant once per round, a fresh server each time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,6 +38,7 @@ benches/load/bracket.sh "$rounds" "$secs" \
   -- apikey-same-body "BENCH_API_KEY=$KEY $A apikey-same-body" "$HK" \
   -- apikey-outer "BENCH_API_KEY=$KEY $A apikey-outer" "$HK" \
   -- ratelimit-bare "$R bare" "http://ADDR/" \
+  -- ratelimit-noop "$R noop" "http://ADDR/" \
   -- ratelimit-ours "$R ours" "http://ADDR/" \
   -- ratelimit-same-body "$R ours-same-body" "http://ADDR/" \
   -- tower_governor "$R tower_governor" "http://ADDR/" \
