@@ -7,10 +7,10 @@ use std::{
 };
 
 use dashmap::{DashMap, mapref::entry::Entry};
-use http::{HeaderMap, HeaderName, request::Parts};
+use http::{HeaderMap, HeaderName, HeaderValue, request::Parts};
 use portcullis_core::{
     AuthError, Authentication, Authenticator, Principal, PrincipalKind,
-    credentials::authorization_bearer,
+    credentials::{authorization_bearer, header_text},
 };
 
 use crate::{
@@ -207,18 +207,18 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
                     return Err(AuthError::invalid_request("duplicate_api_key_header"));
                 }
                 // Optional whitespace around a field value (RFC 9110 §5.5).
-                let value = value.as_bytes().trim_ascii();
-                if value.is_empty() {
+                let key = value.as_bytes().trim_ascii();
+                if key.is_empty() {
                     return Err(AuthError::invalid_request("empty_api_key_header"));
                 }
-                Some(value)
+                Some(Found::Header { value, key })
             }
         };
         match (from_header, authorization_bearer(headers)) {
             (Some(_), Ok(Some(_))) => {
                 Err(AuthError::invalid_request("credentials_in_several_places"))
             }
-            (Some(key), Ok(None)) => Ok(Some(Found::Header(key))),
+            (Some(found), Ok(None)) => Ok(Some(found)),
             (Some(_), Err(error)) => Err(error),
             (None, Ok(Some(token))) if self.bearer && self.core.format.has_prefix(token) => {
                 Ok(Some(Found::Bearer(token)))
@@ -233,8 +233,12 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
 /// Where a key was found.
 #[derive(Clone, Copy)]
 enum Found<'a> {
-    /// The key header's value, trimmed, not yet known to be text.
-    Header(&'a [u8]),
+    /// The key header: its value, and the key in it (trimmed, not yet known to be
+    /// text).
+    Header {
+        value: &'a HeaderValue,
+        key: &'a [u8],
+    },
     /// The token of `Authorization: Bearer`, already checked to be visible ASCII.
     Bearer(&'a str),
 }
@@ -242,17 +246,10 @@ enum Found<'a> {
 impl<'a> Found<'a> {
     fn bytes(self) -> &'a [u8] {
         match self {
-            Self::Header(bytes) => bytes,
+            Self::Header { key, .. } => key,
             Self::Bearer(token) => token.as_bytes(),
         }
     }
-}
-
-/// Visible ASCII, spaces and tabs: what a header value must be to count as text.
-fn header_is_text(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
@@ -263,8 +260,8 @@ impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
             Err(error) => return Authentication::Ready(Err(error)),
         };
         let Ok(parsed) = self.core.format.parse_bytes(found.bytes()) else {
-            if let Found::Header(value) = found
-                && !header_is_text(value)
+            if let Found::Header { value, .. } = found
+                && header_text(value).is_none()
             {
                 return Authentication::Ready(Err(AuthError::invalid_request(
                     "api_key_header_not_ascii",

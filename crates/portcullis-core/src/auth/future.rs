@@ -90,8 +90,7 @@ where
         loop {
             match this.kind.as_mut().project() {
                 KindProj::Called { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(M::inner)));
+                    return future.poll(cx).map_ok(M::response);
                 }
                 KindProj::Rejected { response } => {
                     let response = response.take().expect("future polled after completion");

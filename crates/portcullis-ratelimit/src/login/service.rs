@@ -226,7 +226,7 @@ where
         shared.accounts.refund(&account_slot);
         shared.ip_failures.refund(&ip_slot);
     }
-    Ok(response.map(M::inner))
+    Ok(M::response(response))
 }
 
 /// The first 8 bytes of the salted account hash, in hex: enough to correlate log
