@@ -11,9 +11,10 @@
 # `outer` variants are `same_body()` layers wrapped around the whole router, so axum's
 # own price for a `route_layer` / `Router::layer` is not paid; `ratelimit-noop` is that
 # price alone (a `Router::layer` that does nothing), the ceiling for any layer put
-# there. `instructions.sh` also counts the other diagnostic variants (`jwt-noop`;
-# `jwt-core-only`: the core AuthLayer with a ready-made principal). `ab.sh` is the older method: every
-# variant once per round, a fresh server each time.
+# there, and `apikey-noop` the same for a `route_layer`. `instructions.sh` also counts
+# the other diagnostic variants (`jwt-noop`; `jwt-core-only`: the core AuthLayer with a
+# ready-made principal); `profile.sh` shows where the time of any of them goes.
+# `ab.sh` is the older method: every variant once per round, a fresh server each time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-15}; secs=${2:-2}
@@ -34,6 +35,7 @@ benches/load/bracket.sh "$rounds" "$secs" \
   -- jwks-bare "$K bare" "$HJ" \
   -- jwks-es256 "$K jwks-es256" "$HJ" \
   -- apikey-bare "$A bare" "$HK" \
+  -- apikey-noop "$A noop" "$HK" \
   -- apikey "BENCH_API_KEY=$KEY $A apikey" "$HK" \
   -- apikey-same-body "BENCH_API_KEY=$KEY $A apikey-same-body" "$HK" \
   -- apikey-outer "BENCH_API_KEY=$KEY $A apikey-outer" "$HK" \

@@ -6,6 +6,8 @@
 //! - `apikey-same-body`: the same, answering in axum's own body type (`same_body()`);
 //! - `apikey-outer`: the `same_body()` layer wrapped around the whole router instead of
 //!   put on its route, so axum's own price for a `route_layer` is not paid;
+//! - `noop`: a `route_layer` that does nothing, axum's own price for a layer on the
+//!   route (the ceiling for any layer put there);
 //! - `core_only`: core's `AuthLayer` with an authenticator that answers a fixed
 //!   principal whenever `x-api-key` is present: the layer's own cost, for reference;
 //! - `keygen`: prints a fresh key for $BENCH_API_KEY and exits.
@@ -74,6 +76,7 @@ async fn main() {
                 }
             }
         }
+        "noop" => router.route_layer(tower::util::MapRequestLayer::new(|r: Request| r)),
         "core_only" => router.route_layer(AuthLayer::new(Fixed(
             Principal::builder("svc-bench", PrincipalKind::ApiKey).build(),
         ))),

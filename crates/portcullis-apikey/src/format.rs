@@ -185,16 +185,21 @@ impl KeyFormat {
         let body = key
             .strip_prefix(self.prefix.as_bytes())
             .ok_or(MalformedKey(()))?;
-        if body.len() != BODY_LEN || body[ID_LEN] != b'_' {
+        let body: &[u8; BODY_LEN] = body.try_into().map_err(|_| MalformedKey(()))?;
+        if body[ID_LEN] != b'_' {
             return Err(MalformedKey(()));
         }
-        // No early exit, so the check runs many bytes at a time.
-        let alnum = |s: &[u8]| s.iter().fold(true, |ok, b| ok & b.is_ascii_alphanumeric());
+        // Every byte but the separator is ASCII alphanumeric. One pass over a fixed
+        // length with no early exit: it compiles to a few vector compares.
+        let mut bad = false;
+        for (i, b) in body.iter().enumerate() {
+            bad |= !b.is_ascii_alphanumeric() & (i != ID_LEN);
+        }
+        if bad {
+            return Err(MalformedKey(()));
+        }
         let (id, rest) = body.split_at(ID_LEN);
-        let (secret, checksum) = rest[1..].split_at(SECRET_LEN);
-        if !alnum(id) || !alnum(secret) || !alnum(checksum) {
-            return Err(MalformedKey(()));
-        }
+        let checksum = &rest[1 + SECRET_LEN..];
         let expected = crc32fast::hash(&key[..key.len() - CHECKSUM_LEN]);
         if decode_checksum(checksum) != Some(u64::from(expected)) {
             return Err(MalformedKey(()));
@@ -496,5 +501,38 @@ mod tests {
         let mut dash = k.to_owned().into_bytes();
         dash[f.prefix().len() + 3] = b'-';
         assert!(f.parse(std::str::from_utf8(&dash).unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_alphabet_is_checked_at_every_position_even_with_a_valid_checksum() {
+        let f = format();
+        let key = f.generate().unwrap();
+        let k = key.expose_secret().as_bytes();
+        let start = f.prefix().len();
+        // A key with byte `i` of its body replaced and its checksum made valid again,
+        // so that only the alphabet check can refuse it.
+        let with = |i: usize, b: u8| {
+            let mut bytes = k.to_vec();
+            bytes[start + i] = b;
+            let end = bytes.len() - CHECKSUM_LEN;
+            let crc = crc32fast::hash(&bytes[..end]);
+            bytes[end..].copy_from_slice(&encode_checksum(crc));
+            bytes
+        };
+        for i in (0..BODY_LEN - CHECKSUM_LEN).filter(|&i| i != ID_LEN) {
+            for b in [
+                b'_', b'-', b' ', b'/', b':', b'@', b'[', b'`', b'{', 0x80, 0xff, 0,
+            ] {
+                assert!(f.parse_bytes(&with(i, b)).is_err(), "byte {b:#x} at {i}");
+            }
+            // The same key with an alphanumeric there is accepted.
+            assert!(f.parse_bytes(&with(i, b'Z')).is_ok(), "Z at {i}");
+        }
+        // In the checksum itself, a non-alphanumeric byte is refused too.
+        for i in BODY_LEN - CHECKSUM_LEN..BODY_LEN {
+            let mut bytes = k.to_vec();
+            bytes[start + i] = b'_';
+            assert!(f.parse_bytes(&bytes).is_err());
+        }
     }
 }
