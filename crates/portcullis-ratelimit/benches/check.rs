@@ -32,6 +32,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("GovernorBackend::check_now", |b| {
         b.iter(|| black_box(ours.check_now(black_box(&key)).is_allowed()))
     });
+    c.bench_function("GovernorBackend::check_admission_now", |b| {
+        b.iter(|| black_box(ours.check_admission_now(black_box(&key)).is_allowed()))
+    });
 
     let mut svc = RateLimitLayer::new(ClientIpKey::new(), quota).layer(tower::service_fn(
         |_: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) },

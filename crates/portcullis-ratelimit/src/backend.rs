@@ -146,6 +146,16 @@ pub trait RateLimitBackend<K>: Send + Sync + 'static {
     /// Counts one request for `key` and decides.
     fn check(&self, key: &K) -> Check;
 
+    /// [`check`](Self::check) for a caller that only needs to know whether to admit
+    /// the request: the rate-limit layer without success headers. The request is
+    /// counted and decided exactly as by `check`, and a refusal's
+    /// [`retry_after`](Decision::retry_after) and [`reset`](Decision::reset) must be
+    /// exact; an allowed request's [`remaining`](Decision::remaining) and `reset` may be
+    /// left at zero to save work. By default, `check`.
+    fn check_admission(&self, key: &K) -> Check {
+        self.check(key)
+    }
+
     /// The quota: burst `q` and the window `w` in which a spent burst is replenished.
     fn quota(&self) -> (NonZeroU32, Duration);
 }
@@ -433,17 +443,36 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> GovernorBackend<K, C> {
 
     /// The synchronous check (what [`RateLimitBackend::check`] returns as `Ready`).
     pub fn check_now(&self, key: &K) -> Decision {
+        self.decide(key, true)
+    }
+
+    /// The synchronous [`check_admission`](RateLimitBackend::check_admission): an
+    /// allowed request's `remaining` and `reset` are zero.
+    pub fn check_admission_now(&self, key: &K) -> Decision {
+        self.decide(key, false)
+    }
+
+    #[inline]
+    fn decide(&self, key: &K, counts: bool) -> Decision {
         let i = &self.inner;
-        let n = i.checks.fetch_add(1, Ordering::Relaxed) + 1;
-        let since = n.wrapping_sub(i.last_cleanup.load(Ordering::Relaxed));
+        // The count only paces housekeeping, so a plain load and store do: racing
+        // threads may lose a few increments (housekeeping then runs a few checks
+        // later), but not a locked read-modify-write on every request. A count that a
+        // stale store set back below the last cleanup reads as zero checks since.
+        let n = i.checks.load(Ordering::Relaxed).wrapping_add(1);
+        i.checks.store(n, Ordering::Relaxed);
+        let since = n.saturating_sub(i.last_cleanup.load(Ordering::Relaxed));
         // The interval grows with the map, so a retain over `tracked` entries costs
         // O(1) per check amortised, even while a flood keeps the map full.
         if since >= i.cleanup_every.max(i.store.tracked() as u64 / 2) {
             self.housekeep();
         }
         match i.limiter.check_key(key) {
+            Ok(_) if !counts => Decision::allowed(0, Duration::ZERO),
             Ok(snapshot) => {
                 let burst = i.quota.burst_size().get();
+                // A division and a multiplication: about a quarter of the check's
+                // time, hence `counts`.
                 let remaining = snapshot.remaining_burst_capacity();
                 // The theoretical arrival time lies within `burst - remaining` cell
                 // intervals from now: that bounds the time to a full quota.
@@ -462,6 +491,10 @@ where
 {
     fn check(&self, key: &K) -> Check {
         Check::Ready(Ok(self.check_now(key)))
+    }
+
+    fn check_admission(&self, key: &K) -> Check {
+        Check::Ready(Ok(self.check_admission_now(key)))
     }
 
     fn quota(&self) -> (NonZeroU32, Duration) {

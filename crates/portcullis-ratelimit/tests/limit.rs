@@ -113,6 +113,53 @@ async fn no_headers_on_success_by_default() {
     assert!(res.headers().get("ratelimit").is_none());
 }
 
+#[test]
+fn an_admission_check_decides_and_counts_like_a_full_check() {
+    // Twin backends on one fake clock: one asked with `check_now`, one with
+    // `check_admission_now` (what the layer uses without success headers).
+    let clock = FakeRelativeClock::default();
+    let quota = Quota::per_minute(nz(3)).allow_burst(nz(3));
+    let full = GovernorBackend::<IpAddr, _>::with_clock(quota, clock.clone());
+    let admit = GovernorBackend::<IpAddr, _>::with_clock(quota, clock.clone());
+    let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    let mut refused = 0;
+    for step in 0..12 {
+        let (a, b) = (full.check_now(&ip), admit.check_admission_now(&ip));
+        assert_eq!(a.is_allowed(), b.is_allowed(), "step {step}");
+        if a.is_allowed() {
+            assert!(a.reset() > Duration::ZERO, "a full check has counts");
+            assert_eq!((b.remaining(), b.reset()), (0, Duration::ZERO));
+        } else {
+            refused += 1;
+            assert_eq!(a.retry_after(), b.retry_after(), "step {step}");
+            assert_eq!(a.reset(), b.reset(), "step {step}");
+            assert!(b.retry_after() > Duration::ZERO);
+        }
+        clock.advance(Duration::from_secs(7));
+    }
+    // A cell every 20 s, a burst of 3, a request every 7 s over 77 s: allowed at 0,
+    // 7, 14 (the burst), 21, 42 and 63; the other six refused.
+    assert_eq!(refused, 6);
+}
+
+#[tokio::test]
+async fn without_success_headers_a_refusal_still_carries_exact_fields() {
+    let clock = FakeRelativeClock::default();
+    let backend = GovernorBackend::with_clock(Quota::per_minute(nz(2)), clock.clone());
+    let app = app(RateLimitLayer::with_backend(ClientIpKey::new(), backend));
+    for _ in 0..2 {
+        let res = app.clone().oneshot(from("192.0.2.9")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers().get("ratelimit").is_none());
+    }
+    clock.advance(Duration::from_secs(5));
+    let res = app.oneshot(from("192.0.2.9")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The next cell is due 30 s after the first request: 25 s from now.
+    assert_eq!(header(&res, "retry-after"), "25");
+    assert_eq!(header(&res, "ratelimit"), r#""default";r=0;t=25"#);
+}
+
 #[tokio::test]
 async fn grpc_requests_get_resource_exhausted() {
     let app = app(RateLimitLayer::new(

@@ -98,7 +98,13 @@ where
                 return ResponseFuture::rejected(reject(&self.shared, &parts, &error));
             }
         };
-        match self.shared.backend.check(&key) {
+        // Without success headers, an allowed request's counts are never read.
+        let check = if self.shared.on_success {
+            self.shared.backend.check(&key)
+        } else {
+            self.shared.backend.check_admission(&key)
+        };
+        match check {
             Check::Ready(result) => match decide(&self.shared, &parts, result) {
                 Ok(fields) => ResponseFuture::called(
                     self.inner.call(Request::from_parts(parts, body)),
