@@ -73,8 +73,9 @@ for i in "${!names[@]}"; do
   echo "${names[$i]}: $(summary "$i")"
   if [[ ${names[$i]} == *bare ]] || [ -z "$base" ]; then
     [[ ${names[$i]} == *bare ]] && base=$i
-    grep '^\[\.\]' "$out/$i.ns" | head -n "$top" |
-      awk '{n = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); printf "  %8.1f  %.110s\n", n, $0}'
+    awk -v top="$top" '$1 == "[.]" && ++k <= top {
+      n = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); printf "  %8.1f  %.110s\n", n, $0
+    }' "$out/$i.ns"
   else
     # User-space functions by their difference to the baseline, largest first.
     awk 'FNR == 1 {f++} $1 == "[.]" {
@@ -83,8 +84,10 @@ for i in "${!names[@]}"; do
          }
          END {for (s in seen) printf "%.1f\t%.1f\t%.1f\t%s\n", b[s] - a[s], a[s], b[s], s}' \
       "$out/$base.ns" "$out/$i.ns" |
-      sort -t "$(printf '\t')" -k1,1gr | awk -F '\t' '{d = $1 < 0 ? -$1 : $1; print d "\t" $0}' |
-      sort -t "$(printf '\t')" -k1,1gr | head -n "$top" |
-      awk -F '\t' '{printf "  %+8.1f  (%6.1f → %6.1f)  %.100s\n", $2, $3, $4, $5}'
+      awk -F '\t' '{d = $1 < 0 ? -$1 : $1; print d "\t" $0}' |
+      sort -t "$(printf '\t')" -k1,1gr |
+      awk -F '\t' -v top="$top" 'NR <= top {
+        printf "  %+8.1f  (%6.1f → %6.1f)  %.100s\n", $2, $3, $4, $5
+      }'
   fi
 done
