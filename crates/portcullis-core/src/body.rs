@@ -30,6 +30,7 @@
 
 use std::{
     fmt,
+    future::Future,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -97,6 +98,20 @@ pub trait BodyMode<B> {
     fn response(response: http::Response<B>) -> http::Response<Self::Body> {
         response.map(Self::inner)
     }
+
+    /// Polls the inner service's response future and answers its response as
+    /// [`response`](Self::response) does. A mode that keeps responses as they are
+    /// returns the inner poll itself, so that the response is not moved through the
+    /// layer's frame.
+    fn poll_response<F, E>(
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<http::Response<Self::Body>, E>>
+    where
+        F: Future<Output = Result<http::Response<B>, E>>,
+    {
+        future.poll(cx).map_ok(Self::response)
+    }
 }
 
 /// The default [`BodyMode`]: responses carry a [`ResponseBody`], whatever the inner
@@ -135,6 +150,16 @@ impl<B: From<Bytes>> BodyMode<B> for SameBody {
 
     fn response(response: http::Response<B>) -> http::Response<B> {
         response
+    }
+
+    fn poll_response<F, E>(
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<http::Response<B>, E>>
+    where
+        F: Future<Output = Result<http::Response<B>, E>>,
+    {
+        future.poll(cx)
     }
 }
 

@@ -55,18 +55,22 @@ where
 
 /// Why a request has no rate-limit key; rendered as the inner [`AuthError`].
 #[derive(Debug, Clone)]
-pub struct KeyError(AuthError);
+// Boxed: a key is found on nearly every request, and a pointer-sized error keeps
+// `Result<Key, KeyError>` small for the extractors' return values.
+pub struct KeyError(Box<AuthError>);
 
 impl KeyError {
     /// A configuration error: `500` with `description` (which must say how to fix it
     /// and never contain request data), logged at `ERROR`.
     pub fn missing(description: &'static str) -> Self {
-        Self(AuthError::internal("missing_rate_limit_key").with_description(description))
+        Self::from(AuthError::internal("missing_rate_limit_key").with_description(description))
     }
 
     /// The client's fault: `400` with `description`.
     pub fn invalid(description: &'static str) -> Self {
-        Self(AuthError::invalid_request("invalid_rate_limit_key").with_description(description))
+        Self::from(
+            AuthError::invalid_request("invalid_rate_limit_key").with_description(description),
+        )
     }
 
     /// The error that will be rendered.
@@ -75,13 +79,13 @@ impl KeyError {
     }
 
     pub(crate) fn into_error(self) -> AuthError {
-        self.0
+        *self.0
     }
 }
 
 impl From<AuthError> for KeyError {
     fn from(error: AuthError) -> Self {
-        Self(error)
+        Self(Box::new(error))
     }
 }
 
@@ -93,7 +97,7 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&*self.0)
     }
 }
 
@@ -141,7 +145,14 @@ impl KeyExtractor for ClientIpKey {
     type Key = IpAddr;
 
     fn extract(&self, parts: &Parts) -> Result<IpAddr, KeyError> {
-        Ok(self.resolver.key(self.client_ip(parts)?))
+        // Not through `client_ip`: its error is a whole `AuthError`, returned through
+        // memory on every request.
+        match peer_addr(&parts.extensions) {
+            Some(peer) => Ok(self
+                .resolver
+                .key(self.resolver.resolve(peer.ip(), &parts.headers))),
+            None => Err(no_peer()),
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -151,6 +162,11 @@ impl KeyExtractor for ClientIpKey {
 
 const NO_PRINCIPAL: &str = "no authenticated principal to rate limit by: \
                             put the rate limit layer inside the auth layer";
+
+#[cold]
+fn no_peer() -> KeyError {
+    KeyError::from(portcullis_core::client_ip::missing_peer_error())
+}
 
 /// Keys on the authenticated [`Principal`]'s subject.
 ///

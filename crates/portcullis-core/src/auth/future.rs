@@ -90,7 +90,7 @@ where
         loop {
             match this.kind.as_mut().project() {
                 KindProj::Called { future } => {
-                    return future.poll(cx).map_ok(M::response);
+                    return M::poll_response(future, cx);
                 }
                 KindProj::Rejected { response } => {
                     let response = response.take().expect("future polled after completion");

@@ -93,7 +93,7 @@ where
                     if fields.is_none() {
                         // Nothing to add: the inner answer goes out as it comes (with
                         // `SameBody`, without being moved through this frame).
-                        return future.poll(cx).map_ok(M::response);
+                        return M::poll_response(future, cx);
                     }
                     let mut response = ready!(future.poll(cx))?;
                     if let Some(fields) = fields.take() {
