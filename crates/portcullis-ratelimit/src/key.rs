@@ -134,10 +134,17 @@ impl ClientIpKey {
     ///
     /// A `500` when the request carries no peer address.
     pub fn client_ip(&self, parts: &Parts) -> Result<ClientIp, AuthError> {
-        match peer_addr(&parts.extensions) {
-            Some(peer) => Ok(self.resolver.resolve(peer.ip(), &parts.headers)),
-            None => Err(portcullis_core::client_ip::missing_peer_error()),
-        }
+        self.resolve(parts)
+            .ok_or_else(portcullis_core::client_ip::missing_peer_error)
+    }
+
+    /// The client IP, or `None` without a peer address: small enough to come back in
+    /// registers, where `client_ip`'s `AuthError` comes back through memory. Always
+    /// inlined: on the rate limit's hot path a call costs as much as the look-up.
+    #[inline(always)]
+    fn resolve(&self, parts: &Parts) -> Option<ClientIp> {
+        let peer = peer_addr(&parts.extensions)?;
+        Some(self.resolver.resolve(peer.ip(), &parts.headers))
     }
 }
 
@@ -145,12 +152,8 @@ impl KeyExtractor for ClientIpKey {
     type Key = IpAddr;
 
     fn extract(&self, parts: &Parts) -> Result<IpAddr, KeyError> {
-        // Not through `client_ip`: its error is a whole `AuthError`, returned through
-        // memory on every request.
-        match peer_addr(&parts.extensions) {
-            Some(peer) => Ok(self
-                .resolver
-                .key(self.resolver.resolve(peer.ip(), &parts.headers))),
+        match self.resolve(parts) {
+            Some(ip) => Ok(self.resolver.key(ip)),
             None => Err(no_peer()),
         }
     }
