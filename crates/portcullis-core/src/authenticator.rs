@@ -1,57 +1,21 @@
 //! The [`Authenticator`] trait: turn a request's head into a [`Principal`].
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use std::sync::Arc;
 
 use http::request::Parts;
 
-use crate::{AuthError, Principal};
+use crate::{AuthError, MaybeReady, Principal};
 
 /// The outcome of an authentication: a principal, no credential of this kind
 /// (`Ok(None)`), or a refusal.
 pub type AuthResult = Result<Option<Principal>, AuthError>;
-
-/// A boxed future resolving to an [`AuthResult`].
-pub type BoxAuthFuture = Pin<Box<dyn Future<Output = AuthResult> + Send + 'static>>;
-
-/// What [`Authenticator::authenticate`] returns: an answer now (the hot path: keys in
-/// memory, a cache hit) or a future when it must wait (a JWKS refresh, a store lookup).
-///
-/// Only the waiting path allocates.
-pub enum Authentication {
-    /// Decided without waiting.
-    Ready(AuthResult),
-    /// Must wait for I/O.
-    Pending(BoxAuthFuture),
-}
-
-impl Authentication {
-    /// Wraps a future.
-    pub fn pending(future: impl Future<Output = AuthResult> + Send + 'static) -> Self {
-        Self::Pending(Box::pin(future))
-    }
-}
-
-impl From<AuthResult> for Authentication {
-    fn from(result: AuthResult) -> Self {
-        Self::Ready(result)
-    }
-}
-
-impl fmt::Debug for Authentication {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
-            Self::Pending(_) => f.write_str("Pending(..)"),
-        }
-    }
-}
 
 /// Authenticates requests for [`AuthLayer`](crate::AuthLayer).
 ///
 /// Return `Ok(None)` when the request carries no credential *of this kind* (so a tuple
 /// of authenticators can try the next one, and `optional()` mode can pass the request
 /// through); return an error when a credential is present but bad. Return
-/// [`Authentication::Pending`] only once a credential of this kind was found: a tuple
+/// [`MaybeReady::Pending`] only once a credential of this kind was found: a tuple
 /// lets a pending authenticator decide.
 ///
 /// Tuples `(A, B)`, `(A, B, C)`, … are authenticators too: the first whose credential
@@ -59,13 +23,13 @@ impl fmt::Debug for Authentication {
 ///
 /// ```
 /// use http::request::Parts;
-/// use portcullis_core::{Authentication, Authenticator, AuthError, Principal, PrincipalKind};
+/// use portcullis_core::{AuthError, AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind};
 ///
 /// /// Accepts `x-demo-user: <name>` (for tests only!).
 /// struct DemoHeader;
 ///
 /// impl Authenticator for DemoHeader {
-///     fn authenticate(&self, parts: &Parts) -> Authentication {
+///     fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
 ///         let result = match parts.headers.get("x-demo-user").map(|v| v.to_str()) {
 ///             None => Ok(None),
 ///             Some(Ok(name)) if !name.is_empty() => {
@@ -73,23 +37,23 @@ impl fmt::Debug for Authentication {
 ///             }
 ///             Some(_) => Err(AuthError::invalid_token("bad_demo_header")),
 ///         };
-///         Authentication::Ready(result)
+///         MaybeReady::Ready(result)
 ///     }
 /// }
 /// ```
 pub trait Authenticator: Send + Sync + 'static {
     /// Authenticates one request from its head.
-    fn authenticate(&self, parts: &Parts) -> Authentication;
+    fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult>;
 }
 
 impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
-    fn authenticate(&self, parts: &Parts) -> Authentication {
+    fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
         (**self).authenticate(parts)
     }
 }
 
 impl<A: Authenticator + ?Sized> Authenticator for Box<A> {
-    fn authenticate(&self, parts: &Parts) -> Authentication {
+    fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
         (**self).authenticate(parts)
     }
 }
@@ -98,15 +62,15 @@ macro_rules! tuple_authenticator {
     ($($name:ident),+) => {
         impl<$($name: Authenticator),+> Authenticator for ($($name,)+) {
             #[allow(non_snake_case)]
-            fn authenticate(&self, parts: &Parts) -> Authentication {
+            fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
                 let ($($name,)+) = self;
                 $(
                     match $name.authenticate(parts) {
-                        Authentication::Ready(Ok(None)) => {}
+                        MaybeReady::Ready(Ok(None)) => {}
                         decided => return decided,
                     }
                 )+
-                Authentication::Ready(Ok(None))
+                MaybeReady::Ready(Ok(None))
             }
         }
     };

@@ -1,49 +1,122 @@
-//! The bodies of Portcullis responses: [`ResponseBody`], the inner service's body or a
-//! rejection's, and [`BodyMode`], which chooses between it and the inner body type
-//! itself.
+//! Response bodies: how a Portcullis layer writes a refusal into the inner service's
+//! own body type.
 //!
-//! Every layer answers with a [`ResponseBody`] by default ([`Wrapped`]), which works
-//! with any body: axum's, tonic's, hyper's. With axum, `same_body()` on a layer
-//! ([`SameBody`]) makes it answer in the inner service's own body type instead: axum
-//! then has no foreign body to box again (one allocation and free fewer per request),
-//! and a layered `Router` still answers `Response<axum::body::Body>`, so it can wrap a
-//! whole router handed to `axum::serve`.
+//! Every Portcullis layer answers in the body type of the service it wraps, so a
+//! layered axum `Router` still answers `Response<axum::body::Body>` and a layered tonic
+//! server still answers `tonic::body::Body`. All a layer needs from that type is a way
+//! to hold a refusal's few bytes: [`RejectionBody`]. It is implemented for axum's body,
+//! `http_body_util::Full<Bytes>`, the boxed bodies of `http-body-util`, `String`,
+//! `Bytes`, tonic's body (feature `tonic`) and [`ResponseBody`].
+//!
+//! A body that cannot hold bytes (hyper's `Incoming`, for a proxy) is wrapped in
+//! [`ResponseBody`] first:
 //!
 //! ```
-//! use axum::{Router, body::Body, routing::get};
-//! use http::Response;
-//! use portcullis_core::{AuthLayer, Authentication, Authenticator, body::SameBody};
-//! use tower::{Layer, Service};
+//! use http::{Request, Response};
+//! use http_body_util::Empty;
+//! use bytes::Bytes;
+//! use portcullis_core::{AuthLayer, Authenticator, MaybeReady, body::ResponseBody};
+//! use tower::{ServiceBuilder, service_fn};
 //! # struct Anyone;
 //! # impl Authenticator for Anyone {
-//! #     fn authenticate(&self, _: &http::request::Parts) -> Authentication {
-//! #         Authentication::Ready(Ok(None))
+//! #     fn authenticate(&self, _: &http::request::Parts) -> MaybeReady<portcullis_core::AuthResult> {
+//! #         MaybeReady::Ready(Ok(None))
 //! #     }
 //! # }
 //!
-//! let router: Router = Router::new().route("/", get(|| async { "hello" }));
-//! // Wrapping the whole router: its responses stay `Response<Body>`.
-//! let app = AuthLayer::new(Anyone).same_body().layer(router);
-//! fn answers_axum_bodies<S: Service<http::Request<Body>, Response = Response<Body>>>(_: &S) {}
-//! answers_axum_bodies(&app);
+//! // `Empty` cannot hold a refusal's bytes: wrap it, inside the auth layer.
+//! let service = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(Anyone))
+//!     .map_response(|response: Response<Empty<Bytes>>| response.map(ResponseBody::new))
+//!     .service(service_fn(|_: Request<()>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(Empty::<Bytes>::new()))
+//!     }));
+//! # let _ = service;
 //! ```
 
 use std::{
+    convert::Infallible,
     fmt,
-    future::Future,
     pin::Pin,
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{
+    BodyExt, Full,
+    combinators::{BoxBody, UnsyncBoxBody},
+};
 use pin_project_lite::pin_project;
 
+/// A response body type that a refusal can be written into.
+///
+/// Portcullis layers answer in the inner service's body type; this is the one thing
+/// they need from it. `bytes` is a small problem+json document, or empty for gRPC's
+/// trailers-only answers.
+#[diagnostic::on_unimplemented(
+    message = "Portcullis cannot write a refusal into the response body type `{Self}`",
+    note = "wrap the inner service's body in `portcullis_core::body::ResponseBody` (see the `body` module docs)",
+    note = "for tonic's `tonic::body::Body`, enable Portcullis' `tonic` feature"
+)]
+pub trait RejectionBody: Sized {
+    /// A body holding `bytes`.
+    fn from_rejection(bytes: Bytes) -> Self;
+}
+
+impl RejectionBody for axum_core::body::Body {
+    fn from_rejection(bytes: Bytes) -> Self {
+        Self::from(bytes)
+    }
+}
+
+impl RejectionBody for Full<Bytes> {
+    fn from_rejection(bytes: Bytes) -> Self {
+        Full::new(bytes)
+    }
+}
+
+impl RejectionBody for Bytes {
+    fn from_rejection(bytes: Bytes) -> Self {
+        bytes
+    }
+}
+
+impl RejectionBody for String {
+    fn from_rejection(bytes: Bytes) -> Self {
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl<E: 'static> RejectionBody for BoxBody<Bytes, E> {
+    fn from_rejection(bytes: Bytes) -> Self {
+        Full::new(bytes).map_err(|never: Infallible| match never {}).boxed()
+    }
+}
+
+impl<E: 'static> RejectionBody for UnsyncBoxBody<Bytes, E> {
+    fn from_rejection(bytes: Bytes) -> Self {
+        Full::new(bytes)
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync()
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl RejectionBody for tonic::body::Body {
+    fn from_rejection(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            Self::default()
+        } else {
+            Self::new(Full::new(bytes))
+        }
+    }
+}
+
 pin_project! {
-    /// The response body of Portcullis middleware: either the inner service's body,
-    /// untouched, or the small body of a rejection.
-    ///
-    /// Works wherever the inner body does: axum routes and tonic servers alike.
+    /// A body that is either another body, untouched, or a refusal's bytes: for inner
+    /// services whose body type cannot hold a refusal itself (see the
+    /// [module docs](self)).
     pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -64,102 +137,21 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    /// Wraps the inner service's body.
-    pub fn inner(body: B) -> Self {
+    /// Wraps a body.
+    pub fn new(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
         }
     }
+}
 
-    /// A rejection body.
-    pub fn rejection(body: Bytes) -> Self {
+impl<B> RejectionBody for ResponseBody<B> {
+    fn from_rejection(bytes: Bytes) -> Self {
         Self {
             kind: Kind::Rejection {
-                body: (!body.is_empty()).then_some(body),
+                body: (!bytes.is_empty()).then_some(bytes),
             },
         }
-    }
-}
-
-/// How a layer's responses carry their bodies: [`Wrapped`] in a [`ResponseBody`] (the
-/// default, for any body type) or in the inner service's own body type ([`SameBody`]).
-pub trait BodyMode<B> {
-    /// The body of the layer's responses.
-    type Body;
-
-    /// The inner service's body, as the layer answers it.
-    fn inner(body: B) -> Self::Body;
-
-    /// A rejection's body (empty for gRPC's trailers-only answers).
-    fn rejection(body: Bytes) -> Self::Body;
-
-    /// The inner service's whole response, as the layer answers it: its body passed
-    /// through [`inner`](Self::inner), unless the mode keeps the response as it is.
-    fn response(response: http::Response<B>) -> http::Response<Self::Body> {
-        response.map(Self::inner)
-    }
-
-    /// Polls the inner service's response future and answers its response as
-    /// [`response`](Self::response) does. A mode that keeps responses as they are
-    /// returns the inner poll itself, so that the response is not moved through the
-    /// layer's frame.
-    fn poll_response<F, E>(
-        future: Pin<&mut F>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<http::Response<Self::Body>, E>>
-    where
-        F: Future<Output = Result<http::Response<B>, E>>,
-    {
-        future.poll(cx).map_ok(Self::response)
-    }
-}
-
-/// The default [`BodyMode`]: responses carry a [`ResponseBody`], whatever the inner
-/// service's body type is.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Wrapped;
-
-impl<B> BodyMode<B> for Wrapped {
-    type Body = ResponseBody<B>;
-
-    fn inner(body: B) -> ResponseBody<B> {
-        ResponseBody::inner(body)
-    }
-
-    fn rejection(body: Bytes) -> ResponseBody<B> {
-        ResponseBody::rejection(body)
-    }
-}
-
-/// A [`BodyMode`] for inner body types that can be built from bytes (axum's `Body`,
-/// `http_body_util::Full<Bytes>`): responses carry the inner service's own body type,
-/// and a rejection's body is made with `From<Bytes>`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SameBody;
-
-impl<B: From<Bytes>> BodyMode<B> for SameBody {
-    type Body = B;
-
-    fn inner(body: B) -> B {
-        body
-    }
-
-    fn rejection(body: Bytes) -> B {
-        B::from(body)
-    }
-
-    fn response(response: http::Response<B>) -> http::Response<B> {
-        response
-    }
-
-    fn poll_response<F, E>(
-        future: Pin<&mut F>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<http::Response<B>, E>>
-    where
-        F: Future<Output = Result<http::Response<B>, E>>,
-    {
-        future.poll(cx)
     }
 }
 
@@ -206,5 +198,40 @@ where
                 SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn text<B: Body<Data = Bytes>>(body: B) -> String
+    where
+        B::Error: fmt::Debug,
+    {
+        String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_body_holds_the_refusal_bytes() {
+        let bytes = || Bytes::from_static(b"{\"code\":\"x\"}");
+        let want = "{\"code\":\"x\"}";
+        assert_eq!(text(axum_core::body::Body::from_rejection(bytes())).await, want);
+        assert_eq!(text(Full::from_rejection(bytes())).await, want);
+        assert_eq!(text(String::from_rejection(bytes())).await, want);
+        assert_eq!(text(BoxBody::<Bytes, Infallible>::from_rejection(bytes())).await, want);
+        assert_eq!(
+            text(ResponseBody::<Full<Bytes>>::from_rejection(bytes())).await,
+            want
+        );
+    }
+
+    #[test]
+    fn an_empty_refusal_is_an_ended_body() {
+        let body = ResponseBody::<Full<Bytes>>::from_rejection(Bytes::new());
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
     }
 }

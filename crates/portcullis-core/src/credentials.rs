@@ -60,18 +60,9 @@ pub fn authorization_bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthErr
     Ok(Some(token))
 }
 
-/// The header value as text, exactly when [`HeaderValue::to_str`](http::HeaderValue::to_str)
-/// would give it (visible ASCII and tab), but checked many bytes at a time: credentials
-/// run to hundreds of bytes and are read on every request.
-///
-/// ```
-/// use http::HeaderValue;
-/// use portcullis_core::credentials::header_text;
-///
-/// assert_eq!(header_text(&HeaderValue::from_static("pk_live_abc")), Some("pk_live_abc"));
-/// assert_eq!(header_text(&HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()), None);
-/// ```
-pub fn header_text(value: &http::HeaderValue) -> Option<&str> {
+/// The header value as text, exactly when `HeaderValue::to_str` would give it
+/// (visible ASCII and tab), checked many bytes at a time.
+pub(crate) fn header_text(value: &http::HeaderValue) -> Option<&str> {
     visible_ascii(value.as_bytes()).map(|(text, _)| text)
 }
 

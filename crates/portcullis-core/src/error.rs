@@ -25,8 +25,13 @@ pub enum AuthErrorKind {
     InvalidRequest,
     /// The credential is invalid, expired, revoked or unknown: `401` `invalid_token`.
     InvalidToken,
-    /// Authenticated, but lacking a role or scope: `403` `insufficient_scope`.
+    /// Authenticated, but lacking a scope: `403` `insufficient_scope`, the missing
+    /// scope in the challenge's `scope` attribute.
     InsufficientScope,
+    /// Authenticated, but lacking a role: `403`, problem `code` `insufficient_role`.
+    /// The challenge says `insufficient_scope` (RFC 6750's one code for a `403`) with no
+    /// `scope` attribute, since a role is no OAuth scope.
+    InsufficientRole,
     /// Too many requests: `429`, with `Retry-After` when known.
     RateLimited,
     /// Keys or a backend are not available right now: `503`.
@@ -41,7 +46,7 @@ impl AuthErrorKind {
         match self {
             Self::MissingCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InsufficientScope | Self::InsufficientRole => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,6 +60,7 @@ impl AuthErrorKind {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::InsufficientRole => "insufficient_role",
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -66,7 +72,7 @@ impl AuthErrorKind {
         match self {
             Self::InvalidRequest => Some("invalid_request"),
             Self::InvalidToken => Some("invalid_token"),
-            Self::InsufficientScope => Some("insufficient_scope"),
+            Self::InsufficientScope | Self::InsufficientRole => Some("insufficient_scope"),
             _ => None,
         }
     }
@@ -75,7 +81,7 @@ impl AuthErrorKind {
     pub fn grpc_status(self) -> u16 {
         match self {
             Self::MissingCredentials | Self::InvalidToken | Self::InvalidRequest => 16,
-            Self::InsufficientScope => 7,
+            Self::InsufficientScope | Self::InsufficientRole => 7,
             Self::RateLimited => 8,
             Self::Unavailable => 14,
             Self::Internal => 13,
@@ -87,7 +93,8 @@ impl AuthErrorKind {
             Self::MissingCredentials => "authentication is required",
             Self::InvalidRequest => "the request's credentials are malformed",
             Self::InvalidToken => "the credential is invalid",
-            Self::InsufficientScope => "the credential lacks the required permission",
+            Self::InsufficientScope => "the credential lacks a required scope",
+            Self::InsufficientRole => "the credential lacks a required role",
             Self::RateLimited => "too many requests",
             Self::Unavailable => "authentication is temporarily unavailable",
             Self::Internal => "the server's authentication is misconfigured",
@@ -114,6 +121,7 @@ pub struct AuthError {
     reason: &'static str,
     description: Option<&'static str>,
     scope: Option<Cow<'static, str>>,
+    role: Option<Cow<'static, str>>,
     retry_after: Option<Duration>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
@@ -126,6 +134,7 @@ impl AuthError {
             reason,
             description: None,
             scope: None,
+            role: None,
             retry_after: None,
             source: None,
         }
@@ -146,14 +155,38 @@ impl AuthError {
         Self::new(AuthErrorKind::InvalidToken, reason)
     }
 
-    /// Authenticated but lacking `scope` (space-separated scopes, or roles): `403`.
+    /// Authenticated but lacking `scope` (space-separated when several): `403
+    /// insufficient_scope`, the scope named in the challenge and the problem body.
     pub fn insufficient_scope(scope: impl Into<Cow<'static, str>>) -> Self {
         let mut err = Self::new(AuthErrorKind::InsufficientScope, "insufficient_scope");
-        let scope = scope.into();
-        if !scope.is_empty() {
-            err.scope = Some(scope);
-        }
+        err.scope = non_empty(scope.into());
         err
+    }
+
+    /// Authenticated but lacking `role` (space-separated when several): `403`, problem
+    /// `code` `insufficient_role`, the role named in the problem body.
+    pub fn insufficient_role(role: impl Into<Cow<'static, str>>) -> Self {
+        let mut err = Self::new(AuthErrorKind::InsufficientRole, "insufficient_role");
+        err.role = non_empty(role.into());
+        err
+    }
+
+    /// Authenticated but holding neither `role` nor `scope`, either of which would do:
+    /// `403 insufficient_scope` (a client can ask for the scope), both named in the
+    /// problem body.
+    pub fn insufficient_role_or_scope(
+        role: impl Into<Cow<'static, str>>,
+        scope: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        let mut err = Self::insufficient_scope(scope);
+        err.reason = "insufficient_role_or_scope";
+        err.role = non_empty(role.into());
+        err
+    }
+
+    /// The credential was valid but has been revoked: `401 invalid_token`.
+    pub fn revoked() -> Self {
+        Self::invalid_token("token_revoked").with_description("the credential has been revoked")
     }
 
     /// Too many requests; `retry_after` becomes the `Retry-After` header.
@@ -214,6 +247,11 @@ impl AuthError {
         self.scope.as_deref()
     }
 
+    /// The role(s) missing, for `insufficient_role` (and a role-or-scope refusal).
+    pub fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
     /// How long the client should wait, if known.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
@@ -236,6 +274,7 @@ impl AuthError {
                 | AuthErrorKind::InvalidRequest
                 | AuthErrorKind::InvalidToken
                 | AuthErrorKind::InsufficientScope
+                | AuthErrorKind::InsufficientRole
         ) {
             return None;
         }
@@ -260,18 +299,22 @@ impl AuthError {
 
     /// The default HTTP rendering: status, RFC 6750 challenge, `Retry-After`,
     /// `Cache-Control: no-store` and an RFC 9457 `application/problem+json` body with a
-    /// stable `code`.
+    /// stable `code`, plus the missing `scope` or `role` and the `retry_after` seconds
+    /// when they apply.
     pub fn to_http_response(&self, realm: &str) -> Response<Bytes> {
-        let status = self.status();
-        let body = problem_json(status, self.kind.code(), self.description());
-        let mut response = Response::new(Bytes::from(body));
-        *response.status_mut() = status;
+        let mut extra = serde_json::Map::new();
+        if let Some(scope) = &self.scope {
+            extra.insert("scope".into(), scope.as_ref().into());
+        }
+        if let Some(role) = &self.role {
+            extra.insert("role".into(), role.as_ref().into());
+        }
+        if let Some(secs) = self.retry_after_secs() {
+            extra.insert("retry_after".into(), secs.into());
+        }
+        let mut response =
+            crate::internal::problem(self.status(), self.kind.code(), self.description(), extra);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.challenge(realm) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
@@ -309,11 +352,16 @@ impl AuthError {
         }
     }
 
+    /// `Retry-After` in whole seconds, rounded up (a client that waits the advertised
+    /// seconds must be let in), at least 1.
+    fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+            .map(|wait| (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+    }
+
     fn insert_retry_after(&self, headers: &mut HeaderMap) {
-        if let Some(wait) = self.retry_after {
-            // Round up: a client that waits the advertised seconds must be let in.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        if let Some(secs) = self.retry_after_secs() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
     }
 
@@ -330,7 +378,7 @@ impl AuthError {
 
 /// Whether the request is a gRPC call (`content-type: application/grpc` or
 /// `application/grpc+proto` and the like).
-pub fn is_grpc(headers: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
@@ -341,7 +389,7 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// always a valid header value.
 ///
 /// ```
-/// assert_eq!(portcullis_core::quoted_string(r#"a"b"#), r#""a\"b""#);
+/// assert_eq!(portcullis_core::internal::quoted_string(r#"a"b"#), r#""a\"b""#);
 /// ```
 pub fn quoted_string(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
@@ -365,16 +413,8 @@ fn push_quoted(out: &mut String, value: &str) {
     }
 }
 
-fn problem_json(status: StatusCode, code: &str, detail: &str) -> String {
-    let title = status.canonical_reason().unwrap_or("Error");
-    serde_json::json!({
-        "type": "about:blank",
-        "title": title,
-        "status": status.as_u16(),
-        "code": code,
-        "detail": detail,
-    })
-    .to_string()
+fn non_empty(value: Cow<'static, str>) -> Option<Cow<'static, str>> {
+    (!value.is_empty()).then_some(value)
 }
 
 impl fmt::Debug for AuthError {
@@ -383,6 +423,7 @@ impl fmt::Debug for AuthError {
             .field("kind", &self.kind)
             .field("reason", &self.reason)
             .field("scope", &self.scope)
+            .field("role", &self.role)
             .field("retry_after", &self.retry_after)
             .field("source", &self.source)
             .finish()
@@ -459,6 +500,8 @@ mod tests {
         let response = AuthError::rate_limited(Duration::from_millis(1500)).to_http_response("api");
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["retry_after"], 2);
         assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 
@@ -484,5 +527,40 @@ mod tests {
                 .headers()["grpc-status"],
             "8"
         );
+    }
+
+    #[test]
+    fn a_missing_role_is_no_scope() {
+        let err = AuthError::insufficient_role("editor");
+        let value = www(&err);
+        assert!(value.contains(r#"error="insufficient_scope""#), "{value}");
+        assert!(!value.contains("scope=\"editor\""), "{value}");
+        let body: serde_json::Value =
+            serde_json::from_slice(err.to_http_response("api").body()).unwrap();
+        assert_eq!(body["code"], "insufficient_role");
+        assert_eq!(body["role"], "editor");
+        assert!(body.get("scope").is_none());
+    }
+
+    #[test]
+    fn a_missing_scope_is_named_in_the_body() {
+        let body: serde_json::Value = serde_json::from_slice(
+            AuthError::insufficient_scope("data:write")
+                .to_http_response("api")
+                .body(),
+        )
+        .unwrap();
+        assert_eq!(body["code"], "insufficient_scope");
+        assert_eq!(body["scope"], "data:write");
+    }
+
+    #[test]
+    fn role_or_scope_names_both() {
+        let err = AuthError::insufficient_role_or_scope("admin", "data:read");
+        assert!(www(&err).ends_with(r#"scope="data:read""#));
+        let body: serde_json::Value =
+            serde_json::from_slice(err.to_http_response("api").body()).unwrap();
+        assert_eq!(body["role"], "admin");
+        assert_eq!(body["scope"], "data:read");
     }
 }

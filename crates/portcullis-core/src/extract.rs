@@ -1,4 +1,4 @@
-//! axum extractors for [`Principal`] and [`Claims<C>`], and their [`Rejection`].
+//! axum extractors for [`Principal`] and [`Claims<C>`], and their [`AuthRejection`].
 //!
 //! - `Principal`: the authenticated party; `401` when the request has none.
 //! - `Option<Principal>`: for routes behind an [`optional`](crate::AuthLayer::optional)
@@ -20,13 +20,13 @@ use crate::{AuthContext, AuthError, Claims, Principal, error::is_grpc};
 /// An extractor's refusal: the [`AuthError`], rendered in the auth layer's realm, as a
 /// gRPC status for gRPC requests.
 #[derive(Debug, Clone)]
-pub struct Rejection {
+pub struct AuthRejection {
     error: AuthError,
     context: Option<AuthContext>,
     grpc: bool,
 }
 
-impl Rejection {
+impl AuthRejection {
     /// A rejection of the request whose head is `parts`.
     pub fn new(error: AuthError, parts: &Parts) -> Self {
         error.trace();
@@ -77,19 +77,19 @@ impl Rejection {
     }
 }
 
-impl std::fmt::Display for Rejection {
+impl std::fmt::Display for AuthRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.error.fmt(f)
     }
 }
 
-impl std::error::Error for Rejection {
+impl std::error::Error for AuthRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
     }
 }
 
-impl IntoResponse for Rejection {
+impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         let response = if self.grpc {
             self.error.to_grpc_response()
@@ -112,19 +112,19 @@ impl IntoResponse for AuthError {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = Rejection;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<Principal>()
             .cloned()
-            .ok_or_else(|| Rejection::unauthenticated(parts))
+            .ok_or_else(|| AuthRejection::unauthenticated(parts))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
-    type Rejection = Rejection;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -133,7 +133,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
         match parts.extensions.get::<Principal>() {
             Some(principal) => Ok(Some(principal.clone())),
             None if parts.extensions.get::<AuthContext>().is_some() => Ok(None),
-            None => Err(Rejection::missing_auth_layer(parts)),
+            None => Err(AuthRejection::missing_auth_layer(parts)),
         }
     }
 }
@@ -143,7 +143,7 @@ where
     S: Send + Sync,
     C: Send + Sync + 'static,
 {
-    type Rejection = Rejection;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         if let Some(claims) = parts.extensions.get::<Claims<C>>() {
@@ -157,12 +157,12 @@ where
                 claims = std::any::type_name::<C>(),
                 "the principal carries no claims of the requested type"
             );
-            return Err(Rejection::new(
+            return Err(AuthRejection::new(
                 AuthError::internal("claims_type_mismatch")
                     .with_description("the credential carries no claims of the expected type"),
                 parts,
             ));
         }
-        Err(Rejection::unauthenticated(parts))
+        Err(AuthRejection::unauthenticated(parts))
     }
 }

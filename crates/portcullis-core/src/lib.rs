@@ -14,15 +14,15 @@
 //! ```
 //! use axum::{body::Body, routing::get, Router};
 //! use http::{request::Parts, Request, StatusCode};
-//! use portcullis_core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
+//! use portcullis_core::{AuthLayer, AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind};
 //! use tower::ServiceExt;
 //!
 //! /// A toy authenticator: `Authorization: Bearer letmein` is user "demo".
 //! struct Demo;
 //!
 //! impl Authenticator for Demo {
-//!     fn authenticate(&self, parts: &Parts) -> Authentication {
-//!         Authentication::Ready(match portcullis_core::credentials::authorization_bearer(&parts.headers) {
+//!     fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
+//!         MaybeReady::Ready(match portcullis_core::credentials::authorization_bearer(&parts.headers) {
 //!             Ok(Some("letmein")) => Ok(Some(Principal::builder("demo", PrincipalKind::User).build())),
 //!             Ok(_) => Ok(None), // not ours: the layer decides (401 or invalid_token)
 //!             Err(e) => Err(e),
@@ -53,30 +53,28 @@ mod authenticator;
 pub mod body;
 pub mod client_ip;
 pub mod clock;
-mod compare;
 pub mod credentials;
 mod error;
 pub mod events;
 pub mod extract;
+#[doc(hidden)]
+pub mod internal;
+mod maybe_ready;
 mod principal;
 mod render;
 pub mod revocation;
 
 pub use crate::{
     auth::{AuthLayer, AuthService},
-    authenticator::{AuthResult, Authentication, Authenticator, BoxAuthFuture},
-    compare::constant_time_eq,
-    error::{AuthError, AuthErrorKind, is_grpc, quoted_string},
+    authenticator::{AuthResult, Authenticator},
+    client_ip::{ClientIp, ClientIpResolver, PeerAddr},
+    error::{AuthError, AuthErrorKind},
     events::{AuthEvent, EventSink, Events, TracingSink},
-    principal::{
-        ClaimMapping, ClaimPath, Claims, Principal, PrincipalBuilder, PrincipalKind, numeric_date,
-    },
+    extract::AuthRejection,
+    maybe_ready::MaybeReady,
+    principal::{ClaimMapping, ClaimPath, Claims, Principal, PrincipalBuilder, PrincipalKind},
     render::{AuthContext, DefaultRenderer, RenderRejection},
-    revocation::{NoRevocation, Revocation, RevocationCheck, RevocationQuery},
-};
-
-pub use crate::client_ip::{
-    ClientIp, ClientIpConfigError, ClientIpResolver, ForwardedHeader, IpNet, PeerAddr,
+    revocation::{NoRevocation, Revocation, RevocationQuery},
 };
 
 /// The realm of `WWW-Authenticate` challenges unless a layer names another.

@@ -14,11 +14,11 @@ use crate::AuthError;
 /// ```
 /// use bytes::Bytes;
 /// use http::{request::Parts, Response};
-/// use portcullis_core::{AuthError, AuthLayer, Authentication, Authenticator};
+/// use portcullis_core::{AuthError, AuthLayer, AuthResult, Authenticator, MaybeReady};
 ///
 /// # struct Never;
 /// # impl Authenticator for Never {
-/// #     fn authenticate(&self, _: &Parts) -> Authentication { Authentication::Ready(Ok(None)) }
+/// #     fn authenticate(&self, _: &Parts) -> MaybeReady<AuthResult> { MaybeReady::Ready(Ok(None)) }
 /// # }
 /// let layer = AuthLayer::new(Never).with_renderer(|err: &AuthError, _: &Parts| {
 ///     let mut res = Response::new(Bytes::from_static(b"nope"));

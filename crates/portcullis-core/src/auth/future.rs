@@ -1,29 +1,29 @@
 use std::{
     fmt,
     future::Future,
-    marker::PhantomData,
     pin::Pin,
     task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
-use http::Response;
+use http::{HeaderMap, Response};
 use pin_project_lite::pin_project;
 
-use crate::{
-    AuthResult, BoxAuthFuture,
-    body::{BodyMode, Wrapped},
-};
+use crate::body::RejectionBody;
 
-type Continuation<F> = Box<dyn FnOnce(AuthResult) -> Result<F, Response<Bytes>> + Send>;
+type Deferred<F> = Pin<Box<dyn Future<Output = ResponseFuture<F>> + Send + 'static>>;
 
 pin_project! {
-    /// The response future of [`AuthService`](super::AuthService); `M` is its
-    /// [`BodyMode`].
-    pub struct ResponseFuture<F, M = Wrapped> {
+    /// The response future of every Portcullis middleware: the auth layer, the guards
+    /// and the rate limits.
+    ///
+    /// It passes the inner service's response through (optionally with headers added),
+    /// answers a refusal, or first waits for a decision (a JWKS refresh, a store or
+    /// backend look-up) and then does one of the two. Layers of your own that decide
+    /// with Portcullis' types can answer with it too.
+    pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,
-        mode: PhantomData<fn() -> M>,
     }
 }
 
@@ -33,91 +33,118 @@ pin_project! {
         Called {
             #[pin]
             future: F,
+            headers: Option<Box<HeaderMap>>,
         },
         Rejected {
             response: Option<Response<Bytes>>,
         },
-        Authenticating {
-            auth: BoxAuthFuture,
-            then: Option<Continuation<F>>,
+        Deciding {
+            next: Deferred<F>,
         },
     }
 }
 
-impl<F, M> ResponseFuture<F, M> {
-    fn new(kind: Kind<F>) -> Self {
+impl<F> ResponseFuture<F> {
+    /// The inner service's response future, passed through.
+    pub fn called(future: F) -> Self {
         Self {
-            kind,
-            mode: PhantomData,
+            kind: Kind::Called {
+                future,
+                headers: None,
+            },
         }
     }
 
-    /// The inner service's response future, passed through (its body mapped by `M`).
-    /// For layers built on this one that let a request on or refuse it, such as the
-    /// role and scope guards.
-    pub fn called(future: F) -> Self {
-        Self::new(Kind::Called { future })
+    /// The inner service's response future, with `headers` added to its response
+    /// (replacing any of the same names).
+    pub fn called_with_headers(future: F, headers: HeaderMap) -> Self {
+        Self {
+            kind: Kind::Called {
+                future,
+                headers: (!headers.is_empty()).then(|| Box::new(headers)),
+            },
+        }
     }
 
-    /// A refusal, answered at once (its body mapped by `M`).
+    /// A refusal, answered at once; its body is written into the inner body type.
     pub fn rejected(response: Response<Bytes>) -> Self {
-        Self::new(Kind::Rejected {
-            response: Some(response),
-        })
+        Self {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+        }
     }
 
-    #[allow(clippy::result_large_err)]
-    pub(super) fn authenticating(
-        auth: BoxAuthFuture,
-        then: impl FnOnce(AuthResult) -> Result<F, Response<Bytes>> + Send + 'static,
-    ) -> Self {
-        Self::new(Kind::Authenticating {
-            auth,
-            then: Some(Box::new(then)),
-        })
+    /// A decision that must wait: `decide` resolves to what to answer next.
+    pub fn deferred(decide: impl Future<Output = Self> + Send + 'static) -> Self {
+        Self {
+            kind: Kind::Deciding {
+                next: Box::pin(decide),
+            },
+        }
     }
 }
 
-impl<F, M, B, E> Future for ResponseFuture<F, M>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    M: BodyMode<B>,
+    B: RejectionBody,
 {
-    type Output = Result<Response<M::Body>, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.kind.as_mut().project() {
-                KindProj::Called { future } => {
-                    return M::poll_response(future, cx);
+                KindProj::Called { future, headers } => {
+                    let Some(extra) = headers.take() else {
+                        return future.poll(cx);
+                    };
+                    return match future.poll(cx) {
+                        Poll::Ready(Ok(mut response)) => {
+                            let target = response.headers_mut();
+                            let mut last = None;
+                            for (name, value) in *extra {
+                                match name {
+                                    Some(name) => {
+                                        target.insert(&name, value);
+                                        last = Some(name);
+                                    }
+                                    None => {
+                                        if let Some(name) = &last {
+                                            target.append(name, value);
+                                        }
+                                    }
+                                }
+                            }
+                            Poll::Ready(Ok(response))
+                        }
+                        Poll::Pending => {
+                            *headers = Some(extra);
+                            Poll::Pending
+                        }
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    };
                 }
                 KindProj::Rejected { response } => {
                     let response = response.take().expect("future polled after completion");
-                    return Poll::Ready(Ok(response.map(M::rejection)));
+                    return Poll::Ready(Ok(response.map(B::from_rejection)));
                 }
-                KindProj::Authenticating { auth, then } => {
-                    let result = ready!(auth.as_mut().poll(cx));
-                    let then = then.take().expect("future polled after completion");
-                    let next = match then(result) {
-                        Ok(future) => Kind::Called { future },
-                        Err(response) => Kind::Rejected {
-                            response: Some(response),
-                        },
-                    };
-                    this.kind.set(next);
+                KindProj::Deciding { next } => {
+                    let next = ready!(next.as_mut().poll(cx));
+                    this.kind.set(next.kind);
                 }
             }
         }
     }
 }
 
-impl<F, M> fmt::Debug for ResponseFuture<F, M> {
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Called { .. } => "called",
             Kind::Rejected { .. } => "rejected",
-            Kind::Authenticating { .. } => "authenticating",
+            Kind::Deciding { .. } => "deciding",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

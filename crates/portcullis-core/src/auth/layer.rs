@@ -1,26 +1,23 @@
-use std::{fmt, marker::PhantomData, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use tower_layer::Layer;
 
 use super::AuthService;
-use crate::{
-    AuthContext, Events, RenderRejection,
-    body::{SameBody, Wrapped},
-    render::DefaultRenderer,
-};
+use crate::{AuthContext, Events, RenderRejection, render::DefaultRenderer};
 
 /// Applies [`AuthService`] to a service. See the [module docs](crate::auth).
 ///
-/// Cloning the layer shares the authenticator, renderer and event sink. `M` is the
-/// [`BodyMode`](crate::body::BodyMode) of its responses (see [`same_body`](Self::same_body)).
+/// Cloning the layer shares the authenticator, renderer and event sink. The layered
+/// service answers in the inner service's body type (see the [`body`](crate::body)
+/// module), so a layer can wrap a single route or a whole `Router`.
 ///
 /// ```
 /// use axum::{routing::get, Router};
 /// use portcullis_core::{AuthLayer, Principal};
-/// # use portcullis_core::{Authentication, Authenticator};
+/// # use portcullis_core::{AuthResult, Authenticator, MaybeReady};
 /// # struct MyAuthenticator;
 /// # impl Authenticator for MyAuthenticator {
-/// #     fn authenticate(&self, _: &http::request::Parts) -> Authentication { Authentication::Ready(Ok(None)) }
+/// #     fn authenticate(&self, _: &http::request::Parts) -> MaybeReady<AuthResult> { MaybeReady::Ready(Ok(None)) }
 /// # }
 ///
 /// let app: Router = Router::new()
@@ -28,9 +25,8 @@ use crate::{
 ///     .route_layer(AuthLayer::new(MyAuthenticator).realm("example"));
 /// ```
 #[must_use]
-pub struct AuthLayer<A, R = DefaultRenderer, M = Wrapped> {
+pub struct AuthLayer<A, R = DefaultRenderer> {
     shared: Shared<A, R>,
-    mode: PhantomData<fn() -> M>,
 }
 
 pub(crate) struct Shared<A, R> {
@@ -64,12 +60,11 @@ impl<A> AuthLayer<A> {
                 events: Events::default(),
                 context: AuthContext::new(crate::DEFAULT_REALM),
             },
-            mode: PhantomData,
         }
     }
 }
 
-impl<A, R, M> AuthLayer<A, R, M> {
+impl<A, R> AuthLayer<A, R> {
     /// Let requests without any credential through, without a [`Principal`](crate::Principal).
     /// Present but invalid credentials are still refused.
     pub fn optional(mut self) -> Self {
@@ -90,7 +85,7 @@ impl<A, R, M> AuthLayer<A, R, M> {
     }
 
     /// Replaces how rejections are rendered.
-    pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> AuthLayer<A, R2, M> {
+    pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> AuthLayer<A, R2> {
         let s = self.shared;
         AuthLayer {
             shared: Shared {
@@ -100,19 +95,6 @@ impl<A, R, M> AuthLayer<A, R, M> {
                 events: s.events,
                 context: s.context,
             },
-            mode: PhantomData,
-        }
-    }
-
-    /// Answers in the inner service's own body type ([`SameBody`]; it must implement
-    /// `From<Bytes>`, as axum's `Body` does) instead of a
-    /// [`ResponseBody`](crate::body::ResponseBody) around it. With axum this saves
-    /// boxing every response body again, and lets the layer wrap a whole `Router`
-    /// handed to `axum::serve`. See the [`body`](crate::body) module.
-    pub fn same_body(self) -> AuthLayer<A, R, SameBody> {
-        AuthLayer {
-            shared: self.shared,
-            mode: PhantomData,
         }
     }
 
@@ -122,16 +104,15 @@ impl<A, R, M> AuthLayer<A, R, M> {
     }
 }
 
-impl<A, R, M> Clone for AuthLayer<A, R, M> {
+impl<A, R> Clone for AuthLayer<A, R> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
-            mode: PhantomData,
         }
     }
 }
 
-impl<A, R, M> fmt::Debug for AuthLayer<A, R, M> {
+impl<A, R> fmt::Debug for AuthLayer<A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
             .field("authenticator", &std::any::type_name::<A>())
@@ -141,14 +122,13 @@ impl<A, R, M> fmt::Debug for AuthLayer<A, R, M> {
     }
 }
 
-impl<S, A, R, M> Layer<S> for AuthLayer<A, R, M> {
-    type Service = AuthService<S, A, R, M>;
+impl<S, A, R> Layer<S> for AuthLayer<A, R> {
+    type Service = AuthService<S, A, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
             shared: Arc::new(self.shared.clone()),
-            mode: PhantomData,
         }
     }
 }

@@ -1,7 +1,5 @@
 use std::{
-    fmt,
-    marker::PhantomData,
-    mem,
+    fmt, mem,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -12,21 +10,18 @@ use tower_service::Service;
 
 use super::{ResponseFuture, layer::Shared};
 use crate::{
-    AuthError, AuthEvent, AuthResult, Authentication, Authenticator, RenderRejection,
-    body::{BodyMode, Wrapped},
-    credentials::authorization_bearer,
-    render::DefaultRenderer,
+    AuthError, AuthEvent, AuthResult, Authenticator, MaybeReady, RenderRejection,
+    body::RejectionBody, credentials::authorization_bearer, render::DefaultRenderer,
 };
 
 /// Authenticates each request before the inner service sees it. Made by
 /// [`AuthLayer`](super::AuthLayer); see the [module docs](crate::auth).
-pub struct AuthService<S, A, R = DefaultRenderer, M = Wrapped> {
+pub struct AuthService<S, A, R = DefaultRenderer> {
     pub(super) inner: S,
     pub(super) shared: Arc<Shared<A, R>>,
-    pub(super) mode: PhantomData<fn() -> M>,
 }
 
-impl<S, A, R, M> AuthService<S, A, R, M> {
+impl<S, A, R> AuthService<S, A, R> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -43,17 +38,16 @@ impl<S, A, R, M> AuthService<S, A, R, M> {
     }
 }
 
-impl<S: Clone, A, R, M> Clone for AuthService<S, A, R, M> {
+impl<S: Clone, A, R> Clone for AuthService<S, A, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
-            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, A, R, M> fmt::Debug for AuthService<S, A, R, M> {
+impl<S: fmt::Debug, A, R> fmt::Debug for AuthService<S, A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
@@ -63,39 +57,40 @@ impl<S: fmt::Debug, A, R, M> fmt::Debug for AuthService<S, A, R, M> {
     }
 }
 
-impl<S, A, R, M, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, A, R, M>
+impl<S, A, R, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, A, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     A: Authenticator,
     R: RenderRejection,
-    M: BodyMode<ResBody>,
+    ResBody: RejectionBody,
     ReqBody: Send + 'static,
 {
-    type Response = Response<M::Body>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, M>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    #[allow(clippy::result_large_err)]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         match self.shared.authenticator.authenticate(&parts) {
-            Authentication::Ready(result) => match decide(&self.shared, &mut parts, result) {
+            MaybeReady::Ready(result) => match decide(&self.shared, &mut parts, result) {
                 Ok(()) => ResponseFuture::called(self.inner.call(Request::from_parts(parts, body))),
                 Err(response) => ResponseFuture::rejected(response),
             },
-            Authentication::Pending(auth) => {
+            MaybeReady::Pending(auth) => {
                 // `self.inner` is the clone that was driven to readiness: take it for
                 // the deferred call and leave a fresh clone behind.
                 let clone = self.inner.clone();
                 let mut inner = mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(&self.shared);
-                ResponseFuture::authenticating(auth, move |result| {
-                    decide(&shared, &mut parts, result)?;
-                    Ok(inner.call(Request::from_parts(parts, body)))
+                ResponseFuture::deferred(async move {
+                    match decide(&shared, &mut parts, auth.await) {
+                        Ok(()) => ResponseFuture::called(inner.call(Request::from_parts(parts, body))),
+                        Err(response) => ResponseFuture::rejected(response),
+                    }
                 })
             }
         }

@@ -49,6 +49,12 @@ use http::{HeaderMap, HeaderValue, header::FORWARDED, request::Parts};
 
 use crate::AuthError;
 
+mod forwarded;
+#[cfg(test)]
+mod tests;
+
+use self::forwarded::{forwarded_for_values, parse_xff_entry};
+
 /// The default prefix length IPv6 clients are grouped by.
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
@@ -373,19 +379,18 @@ impl ClientIpResolver {
     }
 }
 
-/// The configuration error for a request without a peer address: a `500` whose
-/// description says how to fix it. Also logs it at `ERROR`.
-pub fn missing_peer_error() -> AuthError {
+/// The configuration error for a request without a peer address: a `500` with a
+/// generic description for the client; how to fix it goes to the log, at `ERROR`.
+pub(crate) fn missing_peer_error() -> AuthError {
     tracing::error!(
         target: "portcullis::config",
         "request has no peer address: serve axum apps with \
-         `into_make_service_with_connect_info::<SocketAddr>()`, or insert \
+         `into_make_service_with_connect_info::<SocketAddr>()`, tonic servers with \
+         `Server::builder()` (it records the peer), or insert \
          `portcullis_core::PeerAddr` into the request extensions"
     );
-    AuthError::internal("missing_peer_address").with_description(
-        "the server does not know the client address: serve the app with \
-         into_make_service_with_connect_info::<SocketAddr>() or insert PeerAddr",
-    )
+    AuthError::internal("missing_peer_address")
+        .with_description("the server cannot determine the client address")
 }
 
 #[inline]
@@ -411,247 +416,5 @@ fn mask(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
             let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
             IpAddr::V6(Ipv6Addr::from(bits & m))
         }
-    }
-}
-
-/// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:80`,
-/// `[2001:db8::1]:80`) or in brackets. `None` when malformed.
-pub fn parse_xff_entry(entry: &str) -> Option<IpAddr> {
-    parse_node(entry.trim_matches([' ', '\t']))
-}
-
-fn parse_node(node: &str) -> Option<IpAddr> {
-    if node.is_empty() || node.len() > 64 {
-        return None;
-    }
-    if let Ok(ip) = node.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    if let Ok(sock) = node.parse::<SocketAddr>() {
-        return Some(sock.ip());
-    }
-    // `[v6]` without a port.
-    node.strip_prefix('[')
-        .and_then(|n| n.strip_suffix(']'))
-        .and_then(|n| n.parse::<Ipv6Addr>().ok())
-        .map(IpAddr::V6)
-}
-
-/// Appends the `for=` node of each element of one `Forwarded` field line ([RFC 7239
-/// §4]) to `out`, in order: `Some(ip)`, or `None` for an element whose `for` is
-/// missing, `unknown`, obfuscated or malformed.
-///
-/// [RFC 7239 §4]: https://www.rfc-editor.org/rfc/rfc7239#section-4
-pub fn forwarded_for_values(line: &HeaderValue, out: &mut Vec<Option<IpAddr>>) {
-    let Ok(line) = line.to_str() else {
-        out.push(None);
-        return;
-    };
-    for element in split_unquoted(line, ',') {
-        let mut found = None;
-        let mut valid = true;
-        for pair in split_unquoted(element, ';') {
-            let pair = pair.trim_matches([' ', '\t']);
-            if pair.is_empty() {
-                continue;
-            }
-            let Some((name, value)) = pair.split_once('=') else {
-                valid = false;
-                break;
-            };
-            if !name.trim_matches([' ', '\t']).eq_ignore_ascii_case("for") {
-                continue;
-            }
-            if found.is_some() {
-                // Two `for` parameters in one element: ambiguous, refuse.
-                valid = false;
-                break;
-            }
-            found = Some(unquote(value.trim_matches([' ', '\t'])).and_then(|v| parse_node(&v)));
-        }
-        out.push(if valid { found.flatten() } else { None });
-    }
-}
-
-/// Splits on `sep` outside double quotes (a backslash escapes inside quotes).
-fn split_unquoted(s: &str, sep: char) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut parts = Vec::new();
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if quoted && c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        } else if c == sep && !quoted {
-            parts.push(&s[start..i]);
-            start = i + c.len_utf8();
-        }
-    }
-    parts.push(&s[start..]);
-    parts.into_iter()
-}
-
-/// A token, or a quoted-string with its escapes removed; `None` when a quote is
-/// unbalanced.
-fn unquote(value: &str) -> Option<String> {
-    let Some(inner) = value.strip_prefix('"') else {
-        return (!value.contains('"')).then(|| value.to_owned());
-    };
-    let inner = inner.strip_suffix('"')?;
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?),
-            '"' => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn headers(name: &str, values: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
-
-    fn proxied() -> ClientIpResolver {
-        ClientIpResolver::new()
-            .trust_proxies(["10.0.0.0/8", "fd00::/8"])
-            .unwrap()
-    }
-
-    #[test]
-    fn spoofed_xff_from_untrusted_peer_is_ignored() {
-        let h = headers("x-forwarded-for", &["1.1.1.1"]);
-        let got = proxied().resolve(ip("203.0.113.5"), &h);
-        assert_eq!(got.ip(), ip("203.0.113.5"));
-        // Without any trusted proxy the header is never read.
-        let got = ClientIpResolver::new().resolve(ip("10.0.0.1"), &h);
-        assert_eq!(got.ip(), ip("10.0.0.1"));
-    }
-
-    #[test]
-    fn multi_hop_chain_skips_trusted_hops_from_the_right() {
-        let h = headers(
-            "x-forwarded-for",
-            &["6.6.6.6, 198.51.100.7", "10.1.1.1, 10.2.2.2"],
-        );
-        let got = proxied().resolve(ip("10.0.0.1"), &h);
-        assert_eq!(got.ip(), ip("198.51.100.7"));
-    }
-
-    #[test]
-    fn all_trusted_chain_yields_leftmost() {
-        let h = headers("x-forwarded-for", &["10.9.9.9, 10.2.2.2"]);
-        assert_eq!(proxied().resolve(ip("10.0.0.1"), &h).ip(), ip("10.9.9.9"));
-    }
-
-    #[test]
-    fn malformed_hop_stops_at_last_vouched_address() {
-        let h = headers("x-forwarded-for", &["1.2.3.4, garbage, 10.2.2.2"]);
-        assert_eq!(proxied().resolve(ip("10.0.0.1"), &h).ip(), ip("10.2.2.2"));
-        let h = headers("x-forwarded-for", &["1.2.3.4, "]);
-        assert_eq!(proxied().resolve(ip("10.0.0.1"), &h).ip(), ip("10.0.0.1"));
-    }
-
-    #[test]
-    fn forwarded_header_with_quoted_ipv6_and_ports() {
-        let r = proxied().header(ForwardedHeader::Forwarded);
-        let h = headers(
-            "forwarded",
-            &[
-                r#"for=192.0.2.60;proto=http;by=203.0.113.43, For="[2001:db8:cafe::17]:4711""#,
-                r#"for="10.3.3.3:8080";proto=https"#,
-            ],
-        );
-        assert_eq!(r.resolve(ip("10.0.0.1"), &h).ip(), ip("2001:db8:cafe::17"));
-        // X-Forwarded-For is not believed when Forwarded is configured.
-        let h = headers("x-forwarded-for", &["1.1.1.1"]);
-        assert_eq!(r.resolve(ip("10.0.0.1"), &h).ip(), ip("10.0.0.1"));
-    }
-
-    #[test]
-    fn forwarded_unknown_and_obfuscated_stop_the_walk() {
-        let r = proxied().header(ForwardedHeader::Forwarded);
-        for v in [
-            "for=unknown",
-            "for=_hidden",
-            "proto=http",
-            "for=1.1.1.1;for=2.2.2.2",
-        ] {
-            let h = headers("forwarded", &[&format!("for=7.7.7.7, {v}")]);
-            assert_eq!(r.resolve(ip("10.0.0.1"), &h).ip(), ip("10.0.0.1"), "{v}");
-        }
-    }
-
-    #[test]
-    fn ipv6_grouped_by_64_and_mapped_v4_normalised() {
-        let r = ClientIpResolver::new();
-        let a = r.key(ClientIp::new(ip("2001:db8:1:2:aaaa::1")));
-        let b = r.key(ClientIp::new(ip("2001:db8:1:2:ffff:1:2:3")));
-        let c = r.key(ClientIp::new(ip("2001:db8:1:3::1")));
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(ClientIp::new(ip("::ffff:192.0.2.1")).ip(), ip("192.0.2.1"));
-        let full = ClientIpResolver::new().ipv6_prefix(128).unwrap();
-        assert_ne!(
-            full.key(ClientIp::new(ip("2001:db8::1"))),
-            full.key(ClientIp::new(ip("2001:db8::2")))
-        );
-        assert!(ClientIpResolver::new().ipv6_prefix(0).is_err());
-        assert!(ClientIpResolver::new().ipv6_prefix(129).is_err());
-    }
-
-    #[test]
-    fn cidr_parsing_is_strict() {
-        assert!("10.0.0.1/8".parse::<IpNet>().is_err());
-        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
-        assert!("nonsense".parse::<IpNet>().is_err());
-        let net: IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
-        assert_eq!(net.to_string(), "10.0.0.0/8");
-        assert!(net.contains(ip("10.200.1.1")));
-        assert!(net.contains(ip("::ffff:10.200.1.1")));
-        let host: IpNet = "::1".parse().unwrap();
-        assert!(host.contains(ip("::1")));
-        assert!(!host.contains(ip("::2")));
-    }
-
-    #[test]
-    fn mapped_peer_matches_v4_trusted_net() {
-        let h = headers("x-forwarded-for", &["198.51.100.1"]);
-        assert_eq!(
-            proxied().resolve(ip("::ffff:10.0.0.1"), &h).ip(),
-            ip("198.51.100.1")
-        );
-    }
-
-    #[test]
-    fn missing_peer_is_a_500() {
-        let (parts, ()) = http::Request::new(()).into_parts();
-        let err = proxied().resolve_parts(&parts).unwrap_err();
-        assert_eq!(err.status(), 500);
-        assert!(
-            err.description()
-                .contains("into_make_service_with_connect_info")
-        );
     }
 }

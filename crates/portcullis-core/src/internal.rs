@@ -1,0 +1,148 @@
+//! Helpers the Portcullis crates share. Not a public API: no stability promise, and
+//! hidden from the docs.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::AuthError;
+pub use crate::error::quoted_string;
+pub use crate::principal::numeric_date;
+
+/// The refusal for a request without a peer address (see `client_ip`).
+pub fn missing_peer_error() -> AuthError {
+    crate::client_ip::missing_peer_error()
+}
+
+/// The header value as text, exactly when `HeaderValue::to_str` would give it.
+pub fn header_text(value: &HeaderValue) -> Option<&str> {
+    crate::credentials::header_text(value)
+}
+
+/// Whole seconds since the Unix epoch, rounded toward the past (-0.5 s is -1),
+/// saturating.
+pub fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let d = e.duration();
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            -secs - i64::from(d.subsec_nanos() > 0)
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch (negative before it), saturating: how the Redis
+/// and SQL backends store times.
+pub fn unix_micros(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// The inverse of [`unix_micros`].
+pub fn from_unix_micros(us: i64) -> SystemTime {
+    let d = Duration::from_micros(us.unsigned_abs());
+    if us >= 0 {
+        SystemTime::UNIX_EPOCH + d
+    } else {
+        SystemTime::UNIX_EPOCH - d
+    }
+}
+
+/// Lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// Parses exactly `N` bytes of hexadecimal (either case).
+pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.as_bytes();
+    if text.len() != N * 2 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// An RFC 9457 `application/problem+json` response: `type`, `title`, `status`, a
+/// stable `code`, `detail`, then `extra` members, with `Cache-Control: no-store`.
+pub fn problem(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Response<Bytes> {
+    let mut body = serde_json::Map::with_capacity(5 + extra.len());
+    body.insert("type".into(), "about:blank".into());
+    body.insert(
+        "title".into(),
+        status.canonical_reason().unwrap_or("Error").into(),
+    );
+    body.insert("status".into(), status.as_u16().into());
+    body.insert("code".into(), code.into());
+    body.insert("detail".into(), detail.into());
+    body.extend(extra);
+    let mut response = Response::new(Bytes::from(serde_json::Value::Object(body).to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_times_round_toward_the_past_and_round_trip() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(unix_secs(t), 1_700_000_000);
+        assert_eq!(unix_secs(SystemTime::UNIX_EPOCH - Duration::from_millis(500)), -1);
+        assert_eq!(unix_micros(t), 1_700_000_000_123_456);
+        assert_eq!(from_unix_micros(unix_micros(t)), t);
+        assert_eq!(unix_micros(SystemTime::UNIX_EPOCH - Duration::from_micros(5)), -5);
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_junk() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(from_hex::<3>("00ABff"), Some([0x00, 0xab, 0xff]));
+        assert_eq!(from_hex::<3>("00abf"), None);
+        assert_eq!(from_hex::<2>("zz00"), None);
+    }
+
+    #[test]
+    fn problem_has_the_members_in_order() {
+        let mut extra = serde_json::Map::new();
+        extra.insert("retry_after".into(), 3.into());
+        let response = problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down", extra);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["code"], "rate_limited");
+        assert_eq!(body["retry_after"], 3);
+        assert_eq!(body["title"], "Too Many Requests");
+    }
+}
