@@ -1,26 +1,14 @@
 //! Portcullis: API authentication for any tower service (axum, tonic, hyper), one
 //! `.layer()` each.
 //!
-//! This facade re-exports the Portcullis crates behind features:
-//!
-//! | feature | module | what |
-//! |---|---|---|
-//! | (always) | [`core`] | `Principal`, `AuthError`, `Authenticator`, the generic `AuthLayer`, extractors |
-//! | `jwt` (default) | [`jwt`] | bearer-JWT verification with static keys |
-//! | `jwks` | [`jwt::jwks`](jwt) | keys from JWKS URLs and OIDC discovery, cached and rotated |
-//! | `apikey` (default) | [`apikey`] | API keys: generation, hashed storage, the authenticator |
-//! | `ratelimit` (default) | [`ratelimit`] | rate limits on governor, and the login throttle |
-//! | `guard` (default) | [`guard`] | `RequireRole` / `RequireScope` extractors and tower layers |
-//! | `tokens` (default) | [`tokens`] | access-token issuance, JWK Set, refresh rotation with reuse detection, revocation |
-//! | `password` (default) | [`password`] | argon2id hashing off the runtime, NIST-style policy, reset tokens |
-//! | `redis` | [`redis`] | Redis backends: shared rate limits, revocation, refresh tokens, API keys |
-//! | `sql` | [`sql`] | PostgreSQL and SQLite backends (sqlx): refresh tokens, API keys |
-//! | `full` | all of the above | |
+//! Put an [`AuthLayer`] in front of your routes with the authenticator you need, read
+//! the [`Principal`] in your handlers, and guard routes by role or scope:
 //!
 //! ```
-//! use axum::{routing::get, Router};
+//! use axum::{Router, routing::get};
 //! use portcullis::prelude::*;
-//! use portcullis::jwt::{Algorithm, JwtAuthenticator, Key};
+//!
+//! roles! { pub Admin = "admin" }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let jwt = JwtAuthenticator::builder()
@@ -31,15 +19,47 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/me", get(|me: Principal| async move { me.subject().to_owned() }))
-//!     .route_layer(jwt.into_layer());
+//!     .route("/admin", get(|_: RequireRole<Admin>| async { "welcome" }))
+//!     .route_layer(AuthLayer::new(jwt));
 //! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! What a request meets, and what it gets back:
+//!
+//! - no credential: `401` with `WWW-Authenticate: Bearer realm="api"`;
+//! - a bad, expired or forged one: `401` `invalid_token`; a malformed request: `400`;
+//! - a missing role or scope: `403`, naming what is missing;
+//! - each with an RFC 9457 `application/problem+json` body carrying a stable `code`, and
+//!   gRPC calls get the matching `grpc-status` instead.
+//!
+//! The layers answer in the wrapped service's own body type, so they work unchanged
+//! around an axum route or `Router`, a tonic server (feature `tonic`) or a hyper
+//! service (see [`body`]).
+//!
+//! # Features
+//!
+//! The default is what a resource server needs: verify bearer tokens and guard routes.
+//!
+//! | feature | module | what |
+//! |---|---|---|
+//! | (always) | the crate root | [`Principal`], [`AuthError`], [`Authenticator`], [`AuthLayer`], extractors |
+//! | `jwt` (default) | `jwt` | bearer-JWT verification with static keys |
+//! | `jwks` | `jwt::jwks` | keys from JWKS URLs and OIDC discovery, cached and rotated |
+//! | `guard` (default) | `guard` | `RequireRole` / `RequireScope` extractors and tower layers |
+//! | `apikey` | `apikey` | API keys: generation, hashed storage, the authenticator |
+//! | `ratelimit` | `ratelimit` | rate limits on governor, and the login throttle |
+//! | `tokens` | `tokens` | access-token issuance, JWK Set, refresh rotation with reuse detection, revocation |
+//! | `password` | `password` | argon2id hashing off the runtime, NIST-style policy, reset tokens |
+//! | `redis` | `redis` | Redis backends: shared rate limits, revocation, refresh tokens, API keys |
+//! | `sql` | `sql` | PostgreSQL and SQLite backends (sqlx): refresh tokens, API keys |
+//! | `tonic` | | the layers wrap tonic servers directly |
+//! | `full` | all of the above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use portcullis_core as core;
+pub use portcullis_core::*;
 
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
@@ -73,11 +93,23 @@ pub use portcullis_redis as redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
 pub use portcullis_sql as sql;
 
-/// The names most applications need, in one `use`.
+/// The names most applications need, in one `use`: what the README's examples use.
 pub mod prelude {
     pub use portcullis_core::{
         AuthError, AuthLayer, Authenticator, Claims, ClientIp, Principal, PrincipalKind,
     };
+
+    #[cfg(feature = "jwt")]
+    pub use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
+
+    #[cfg(feature = "guard")]
+    pub use portcullis_guard::{RequireRole, RequireRoleOrScope, RequireScope, roles, scopes};
+
+    #[cfg(feature = "apikey")]
+    pub use portcullis_apikey::{ApiKeyAuthenticator, ApiKeys};
+
+    #[cfg(feature = "ratelimit")]
+    pub use portcullis_ratelimit::{ClientIpKey, RateLimitLayer};
 }
 
 // The README's code is compiled as part of the doc tests.

@@ -178,7 +178,8 @@ impl AuthError {
         role: impl Into<Cow<'static, str>>,
         scope: impl Into<Cow<'static, str>>,
     ) -> Self {
-        let mut err = Self::insufficient_scope(scope);
+        let mut err = Self::insufficient_scope(scope)
+            .with_description("the credential lacks a required role or scope");
         err.reason = "insufficient_role_or_scope";
         err.role = non_empty(role.into());
         err

@@ -86,12 +86,15 @@ where
                 let clone = self.inner.clone();
                 let mut inner = mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(&self.shared);
-                ResponseFuture::deferred(async move {
+                // The block resolves to the future that answers next, on purpose.
+                #[allow(clippy::async_yields_async)]
+                let then = async move {
                     match decide(&shared, &mut parts, auth.await) {
                         Ok(()) => ResponseFuture::called(inner.call(Request::from_parts(parts, body))),
                         Err(response) => ResponseFuture::rejected(response),
                     }
-                })
+                };
+                ResponseFuture::deferred(then)
             }
         }
     }

@@ -45,7 +45,7 @@ use std::{
     sync::Arc,
 };
 
-use http::{HeaderMap, HeaderValue, header::FORWARDED, request::Parts};
+use http::{HeaderMap, header::FORWARDED, request::Parts};
 
 use crate::AuthError;
 

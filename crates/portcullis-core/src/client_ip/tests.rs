@@ -1,3 +1,5 @@
+use http::HeaderValue;
+
 use super::*;
 
 fn ip(s: &str) -> IpAddr {
