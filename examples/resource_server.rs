@@ -15,17 +15,17 @@
 //!   `{"sub", "iss", "scopes", "roles", "kind"}`; 401 per RFC 6750 without a valid
 //!   token.
 //! - `GET /admin`: callers holding the scope *or* the role `admin`; others get 403
-//!   `insufficient_scope`.
+//!   `insufficient_scope`, naming both in the problem body.
 //!
 //! Tokens with header `typ` `JWT` or `at+jwt` are accepted (`--require-at-jwt`
 //! accepts only RFC 9068 access tokens). Logs at `info` (`RUST_LOG` to change).
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use axum::{Json, Router, extract::FromRequestParts, http::request::Parts, routing::get};
+use axum::{Json, Router, routing::get};
 use portcullis::{
-    core::{Principal, extract::Rejection},
-    guard::{RequireRole, RequireScope, roles, scopes},
+    AuthLayer, Principal,
+    guard::{RequireRoleOrScope, roles, scopes},
     jwt::{
         JwtAuthenticator,
         jwks::{RemoteKeys, RemoteKeysBuilder},
@@ -101,19 +101,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     }))
 }
 
-/// Lets in callers with the scope `admin` or the role `admin`.
-struct Admin(Principal);
-
-impl<S: Send + Sync> FromRequestParts<S> for Admin {
-    type Rejection = Rejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
-        if let Ok(scoped) = RequireScope::<AdminScope>::from_request_parts(parts, state).await {
-            return Ok(Self(scoped.into_principal()));
-        }
-        let role = RequireRole::<AdminRole>::from_request_parts(parts, state).await?;
-        Ok(Self(role.into_principal()))
-    }
+/// `GET /admin`: callers with the role `admin` or the scope `admin`.
+async fn admin(admin: RequireRoleOrScope<AdminRole, AdminScope>) -> Json<Value> {
+    Json(json!({ "admin": true, "sub": admin.subject() }))
 }
 
 fn describe(p: &Principal) -> Value {
@@ -134,14 +124,9 @@ fn app(jwt: JwtAuthenticator) -> Router {
             get(|p: Principal| async move { Json(describe(&p)) }),
         )
         .route("/me", get(|p: Principal| async move { Json(describe(&p)) }))
-        .route(
-            "/admin",
-            get(
-                |Admin(p): Admin| async move { Json(json!({ "admin": true, "sub": p.subject() })) },
-            ),
-        )
+        .route("/admin", get(admin))
         // route_layer: unknown paths still answer 404, not 401.
-        .route_layer(jwt.into_layer());
+        .route_layer(AuthLayer::new(jwt));
     Router::new()
         .route(
             "/",
@@ -244,7 +229,69 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use portcullis::jwt::{Algorithm, Key};
+    use tower::ServiceExt;
+
     use super::*;
+
+    const SECRET: &[u8; 32] = b"a-secret-of-at-least-32-bytes!!!";
+
+    fn token(roles: &[&str], scope: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({
+            "iss": "https://id.example", "aud": "api", "sub": "alice",
+            "roles": roles, "scope": scope, "iat": now, "exp": now + 300,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    async fn get_admin(token: Option<String>) -> (StatusCode, Value) {
+        let jwt = JwtAuthenticator::builder()
+            .key(Key::hmac(Algorithm::HS256, SECRET).unwrap())
+            .issuer("https://id.example")
+            .audience("api")
+            .build()
+            .unwrap();
+        let mut request = Request::get("/admin");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = app(jwt)
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn admin_is_the_role_or_the_scope() {
+        let (status, body) = get_admin(Some(token(&["admin"], "profile"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["sub"], "alice");
+        let (status, _) = get_admin(Some(token(&[], "profile admin"))).await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, body) = get_admin(Some(token(&["editor"], "profile"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["code"], "insufficient_scope");
+        assert_eq!(body["role"], "admin");
+        assert_eq!(body["scope"], "admin");
+        let (status, _) = get_admin(None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
 
     fn parse(args: &[&str]) -> Result<Option<Args>, String> {
         parse_args(args.iter().map(|s| s.to_string()))

@@ -14,7 +14,9 @@
 //! authenticator. The guard sees only the resulting principal, whichever it was.
 //!
 //! The messages are plain `prost` structs and the service and client are written
-//! against tonic's codec API, so the example needs no `.proto` compiler.
+//! against tonic's codec API, so the example needs no `.proto` compiler. The layers
+//! answer in tonic's own body type, which Portcullis' `tonic` feature lets them write
+//! a refusal into.
 
 use std::{
     error::Error,
@@ -25,11 +27,11 @@ use std::{
 };
 
 use http::{request::Parts, uri::PathAndQuery};
-use portcullis::core::{
-    AuthError, AuthLayer, Authentication, Authenticator, Principal, PrincipalKind,
+use portcullis::{
+    AuthError, AuthLayer, AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind,
+    guard::{RequireScopeLayer, scopes},
+    jwt::{Algorithm, JwtAuthenticator, Key},
 };
-use portcullis::guard::{RequireScopeLayer, scopes};
-use portcullis::jwt::{Algorithm, JwtAuthenticator, Key};
 use tokio::net::TcpListener;
 use tonic::{
     Code, Status,
@@ -100,13 +102,13 @@ pub fn mint(subject: &str, scope: &str) -> Result<String, jsonwebtoken::errors::
 pub struct DemoApiKeys;
 
 impl Authenticator for DemoApiKeys {
-    fn authenticate(&self, parts: &Parts) -> Authentication {
+    fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
         let scopes: &[&str] = match parts.headers.get("x-api-key").map(|v| v.as_bytes()) {
-            None => return Authentication::Ready(Ok(None)),
+            None => return MaybeReady::Ready(Ok(None)),
             Some(b"backup-key") => &["data:read"],
             Some(b"metrics-key") => &["metrics:read"],
             Some(_) => {
-                return Authentication::Ready(Err(AuthError::invalid_token("unknown_api_key")));
+                return MaybeReady::Ready(Err(AuthError::invalid_token("unknown_api_key")));
             }
         };
         let name = if scopes == ["data:read"] {
@@ -114,7 +116,7 @@ impl Authenticator for DemoApiKeys {
         } else {
             "metrics-job"
         };
-        Authentication::Ready(Ok(Some(
+        MaybeReady::Ready(Ok(Some(
             Principal::builder(name, PrincipalKind::ApiKey)
                 .scopes(scopes.iter().copied())
                 .build(),

@@ -12,17 +12,18 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use portcullis_core::{AuthContext, Principal, PrincipalKind};
 use portcullis_guard::{
-    AnyOf, RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy, roles,
-    scopes,
+    AnyOf, RequireRole, RequireRoleLayer, RequireRoleOrScope, RequireScope, RequireScopeLayer,
+    RoleHierarchy, roles, scopes,
 };
 use tower::{Layer, Service, service_fn};
 
 roles! { pub Admin = "admin", pub Editor = "editor", pub Viewer = "viewer" }
-scopes! { pub ReadData = "data:read" }
+scopes! { pub ReadData = "data:read", pub AdminScope = "admin:all" }
 
 fn principal() -> Principal {
     Principal::builder("alice", PrincipalKind::User)
@@ -52,7 +53,7 @@ fn checks(c: &mut Criterion) {
         b.iter(|| map.get(black_box("viewer")).copied())
     });
     g.bench_function("scope", |b| {
-        b.iter(|| RequireScope::<ReadData>::check(black_box(p.clone()), None).is_ok())
+        b.iter(|| RequireScope::<ReadData>::check(black_box(p.clone())).is_ok())
     });
     g.bench_function("role_exact", |b| {
         b.iter(|| RequireRole::<Admin>::check(black_box(p.clone()), None).is_ok())
@@ -62,6 +63,11 @@ fn checks(c: &mut Criterion) {
     });
     g.bench_function("role_via_hierarchy_2_hops", |b| {
         b.iter(|| RequireRole::<Viewer>::check(black_box(p.clone()), Some(&hierarchy)).is_ok())
+    });
+    g.bench_function("role_or_scope_by_role", |b| {
+        b.iter(|| {
+            RequireRoleOrScope::<Admin, AdminScope>::check(black_box(p.clone()), None).is_ok()
+        })
     });
     g.finish();
 }
@@ -85,7 +91,8 @@ where
 fn layers(c: &mut Criterion) {
     let p = principal();
     let context = AuthContext::new("api");
-    let inner = service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let inner =
+        service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) });
     let mut bare = inner;
     let mut scope_guarded = RequireScopeLayer::any(["data:read"]).layer(inner);
     let mut role_guarded = RequireRoleLayer::any(["viewer"])

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// Why a [`RequireRoleLayer`](crate::RequireRoleLayer) or
-/// [`RequireScopeLayer`](crate::RequireScopeLayer) could not be built.
+/// Why a [`RequireRoleLayer`](crate::RequireRoleLayer),
+/// [`RequireScopeLayer`](crate::RequireScopeLayer) or
+/// [`RequireRoleOrScopeLayer`](crate::RequireRoleOrScopeLayer) could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardConfigError {
     kind: GuardConfigErrorKind,
@@ -14,7 +15,8 @@ pub struct GuardConfigError {
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GuardConfigErrorKind {
-    /// No name was given: a guard must require something.
+    /// No name was given (for a role-or-scope guard: no role, or no scope): a guard
+    /// must require something.
     Empty,
     /// A name is empty, or holds a space, a control or non-ASCII character, `"` or `\`
     /// (see [`is_valid_name`](crate::is_valid_name)).
@@ -36,12 +38,22 @@ impl GuardConfigError {
         }
     }
 
+    /// The same error, for a list that follows `count` other names.
+    pub(crate) fn after(self, count: usize) -> Self {
+        match self.kind {
+            GuardConfigErrorKind::Empty => self,
+            GuardConfigErrorKind::InvalidName => Self::invalid_name(self.index + count),
+        }
+    }
+
     /// The class of error.
     pub fn kind(&self) -> GuardConfigErrorKind {
         self.kind
     }
 
-    /// The position of the offending name in the list (`0` for [`Empty`](GuardConfigErrorKind::Empty)).
+    /// The position of the offending name in the list (`0` for [`Empty`](GuardConfigErrorKind::Empty));
+    /// for [`RequireRoleOrScopeLayer`](crate::RequireRoleOrScopeLayer), scopes count
+    /// after the roles.
     pub fn index(&self) -> usize {
         self.index
     }

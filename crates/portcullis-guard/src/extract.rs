@@ -1,22 +1,37 @@
-//! The axum extractors [`RequireRole<R>`] and [`RequireScope<S>`].
+//! The axum extractors [`RequireRole<R>`], [`RequireScope<S>`] and
+//! [`RequireRoleOrScope<R, S>`].
 //!
-//! Both read the [`Principal`] that an [`AuthLayer`](portcullis_core::AuthLayer) put into
-//! the request extensions and refuse with core's [`Rejection`]:
+//! Each reads the [`Principal`] that an [`AuthLayer`](portcullis_core::AuthLayer) put
+//! into the request extensions and refuses with core's [`AuthRejection`]:
 //!
 //! - no auth layer ran in front of the route: `500`, logged as a misconfiguration;
 //! - no principal (an [`optional`](portcullis_core::AuthLayer::optional) layer let an
 //!   anonymous request through): `401`;
-//! - a principal without the required roles or scopes: `403` with
-//!   `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"` and a
-//!   problem+json body, or `PERMISSION_DENIED` for gRPC requests.
+//! - a principal without the required roles: `403` with problem `code`
+//!   `insufficient_role` and the roles in its `role` member;
+//! - a principal without the required scopes: `403` with
+//!   `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"` and the scopes
+//!   in the problem body's `scope` member;
+//! - for [`RequireRoleOrScope`], a principal with neither: `403 insufficient_scope`
+//!   naming the scopes in the challenge and both in the problem body.
 //!
-//! Roles are checked through the [`RoleHierarchy`] in the request extensions, if any.
+//! gRPC requests get `PERMISSION_DENIED` (and `UNAUTHENTICATED`, `INTERNAL`) instead.
+//!
+//! Roles are checked through the [`RoleHierarchy`] in the request extensions, if any:
+//! add one with `Router::layer(axum::Extension(hierarchy))`.
+//!
+//! Every refusal is reported as an [`AuthEvent::Rejected`], like the auth layer's own:
+//! to the [`Events`] in the request extensions when there are some (add them with
+//! `Router::layer(axum::Extension(events))`), otherwise to [`TracingSink`], which
+//! logs under the target `portcullis::event`.
 
 use std::{fmt, marker::PhantomData, ops::Deref};
 
 use axum_core::extract::FromRequestParts;
 use http::request::Parts;
-use portcullis_core::{Principal, extract::Rejection};
+use portcullis_core::{
+    AuthError, AuthEvent, AuthRejection, EventSink, Events, Principal, TracingSink,
+};
 
 use crate::{
     RoleHierarchy, RoleSet, ScopeSet,
@@ -99,9 +114,141 @@ pub struct RequireScope<S> {
     _required: PhantomData<fn() -> S>,
 }
 
+/// Extracts the [`Principal`] if it holds the role(s) `R` *or* the scope(s) `S`: people
+/// by role, machine clients by scope, say. See the [module docs](self) for the
+/// refusals; the `403` names both what would have done.
+///
+/// Derefs to the [`Principal`].
+///
+/// ```
+/// use portcullis_guard::{roles, scopes, RequireRoleOrScope};
+///
+/// roles! { pub AdminRole = "admin" }
+/// scopes! { pub AdminScope = "admin" }
+///
+/// async fn admin(who: RequireRoleOrScope<AdminRole, AdminScope>) -> String {
+///     format!("welcome, {}", who.subject())
+/// }
+/// # let _: axum::Router = axum::Router::new().route("/", axum::routing::get(admin));
+/// ```
+///
+/// The role comes first, the scope second:
+///
+/// ```compile_fail
+/// use portcullis_guard::{roles, scopes, RequireRoleOrScope};
+///
+/// roles! { pub AdminRole = "admin" }
+/// scopes! { pub AdminScope = "admin" }
+///
+/// async fn handler(_: RequireRoleOrScope<AdminScope, AdminRole>) {}
+/// # let _: axum::Router = axum::Router::new().route("/", axum::routing::get(handler));
+/// ```
+pub struct RequireRoleOrScope<R, S> {
+    principal: Principal,
+    _required: PhantomData<fn() -> (R, S)>,
+}
+
+impl<R: RoleSet> RequireRole<R> {
+    /// Checks `principal` against `R` outside of a request, through `hierarchy` if any.
+    ///
+    /// # Errors
+    ///
+    /// The `403 insufficient_role` [`AuthError`] naming the required roles, when the
+    /// principal lacks them.
+    pub fn check(
+        principal: Principal,
+        hierarchy: Option<&RoleHierarchy>,
+    ) -> Result<Self, AuthError> {
+        if rule::is_met(Kind::Role, R::MATCH, R::NAMES, &principal, hierarchy) {
+            Ok(Self::new(principal))
+        } else {
+            Err(rule::insufficient(Kind::Role, rule::joined(R::NAMES)))
+        }
+    }
+}
+
+impl<S: ScopeSet> RequireScope<S> {
+    /// Checks `principal` against `S` outside of a request (scopes know no hierarchy).
+    ///
+    /// # Errors
+    ///
+    /// The `403 insufficient_scope` [`AuthError`] naming the required scopes, when the
+    /// principal lacks them.
+    pub fn check(principal: Principal) -> Result<Self, AuthError> {
+        if rule::is_met(Kind::Scope, S::MATCH, S::NAMES, &principal, None) {
+            Ok(Self::new(principal))
+        } else {
+            Err(rule::insufficient(Kind::Scope, rule::joined(S::NAMES)))
+        }
+    }
+}
+
+impl<R: RoleSet, S: ScopeSet> RequireRoleOrScope<R, S> {
+    /// Checks `principal` against `R` or `S` outside of a request, with roles checked
+    /// through `hierarchy` if any.
+    ///
+    /// # Errors
+    ///
+    /// The `403 insufficient_scope` [`AuthError`] naming the required roles and scopes,
+    /// when the principal holds neither.
+    pub fn check(
+        principal: Principal,
+        hierarchy: Option<&RoleHierarchy>,
+    ) -> Result<Self, AuthError> {
+        if rule::is_met(Kind::Scope, S::MATCH, S::NAMES, &principal, None)
+            || rule::is_met(Kind::Role, R::MATCH, R::NAMES, &principal, hierarchy)
+        {
+            Ok(Self::new(principal))
+        } else {
+            Err(rule::insufficient_role_or_scope(
+                rule::joined(R::NAMES),
+                rule::joined(S::NAMES),
+            ))
+        }
+    }
+}
+
+/// Runs `check` on the request's principal, or refuses; reports every refusal.
+// The result `FromRequestParts` returns, passed straight through.
+#[allow(clippy::result_large_err)]
+fn guard<T>(
+    parts: &Parts,
+    check: impl FnOnce(Principal, &Parts) -> Result<T, AuthError>,
+) -> Result<T, AuthRejection> {
+    let Some(principal) = parts.extensions.get::<Principal>() else {
+        return Err(report(AuthRejection::unauthenticated(parts), parts));
+    };
+    check(principal.clone(), parts).map_err(|error| report(AuthRejection::new(error, parts), parts))
+}
+
+/// Emits the `rejected` event for `rejection`, to the sink in the extensions or to
+/// `tracing`.
+fn report(rejection: AuthRejection, parts: &Parts) -> AuthRejection {
+    let event = AuthEvent::Rejected {
+        error: rejection.error(),
+        path: parts.uri.path(),
+    };
+    match parts.extensions.get::<Events>() {
+        Some(events) => events.emit(&event),
+        None => TracingSink.emit(&event),
+    }
+    rejection
+}
+
+fn hierarchy(parts: &Parts) -> Option<&RoleHierarchy> {
+    parts.extensions.get::<RoleHierarchy>()
+}
+
 macro_rules! guard_extractor {
-    ($ty:ident, $set:ident, $kind:expr, $hierarchy:expr) => {
-        impl<R> $ty<R> {
+    ($ty:ident<$($p:ident: $bound:ident as $field:literal),+>, $check:expr) => {
+        impl<$($p),+> $ty<$($p),+> {
+            fn new(principal: Principal) -> Self {
+                Self {
+                    principal,
+                    _required: PhantomData,
+                }
+            }
+
             /// The principal.
             pub fn principal(&self) -> &Principal {
                 &self.principal
@@ -113,30 +260,7 @@ macro_rules! guard_extractor {
             }
         }
 
-        impl<R: $set> $ty<R> {
-            /// Checks `principal` against `R` outside of a request, with an optional
-            /// role hierarchy (ignored for scopes).
-            ///
-            /// # Errors
-            ///
-            /// The `403 insufficient_scope` [`AuthError`](portcullis_core::AuthError)
-            /// naming what is required, when the principal lacks it.
-            pub fn check(
-                principal: Principal,
-                hierarchy: Option<&RoleHierarchy>,
-            ) -> Result<Self, portcullis_core::AuthError> {
-                if rule::is_met($kind, R::MATCH, R::NAMES, &principal, hierarchy) {
-                    Ok(Self {
-                        principal,
-                        _required: PhantomData,
-                    })
-                } else {
-                    Err(rule::insufficient($kind, rule::joined(R::NAMES)))
-                }
-            }
-        }
-
-        impl<R> Deref for $ty<R> {
+        impl<$($p),+> Deref for $ty<$($p),+> {
             type Target = Principal;
 
             fn deref(&self) -> &Principal {
@@ -144,47 +268,44 @@ macro_rules! guard_extractor {
             }
         }
 
-        impl<R> Clone for $ty<R> {
+        impl<$($p),+> Clone for $ty<$($p),+> {
             fn clone(&self) -> Self {
-                Self {
-                    principal: self.principal.clone(),
-                    _required: PhantomData,
-                }
+                Self::new(self.principal.clone())
             }
         }
 
-        impl<R> fmt::Debug for $ty<R> {
+        impl<$($p),+> fmt::Debug for $ty<$($p),+> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    .field("required", &std::any::type_name::<R>())
-                    .field("principal", &self.principal)
-                    .finish()
+                let mut s = f.debug_struct(stringify!($ty));
+                $(s.field($field, &std::any::type_name::<$p>());)+
+                s.field("principal", &self.principal).finish()
             }
         }
 
-        impl<R, S> FromRequestParts<S> for $ty<R>
+        impl<$($p,)+ St> FromRequestParts<St> for $ty<$($p),+>
         where
-            R: $set,
-            S: Send + Sync,
+            $($p: $bound,)+
+            St: Send + Sync,
         {
-            type Rejection = Rejection;
+            type Rejection = AuthRejection;
 
             async fn from_request_parts(
                 parts: &mut Parts,
-                _state: &S,
+                _state: &St,
             ) -> Result<Self, Self::Rejection> {
-                let Some(principal) = parts.extensions.get::<Principal>() else {
-                    return Err(Rejection::unauthenticated(parts));
-                };
-                let hierarchy: fn(&Parts) -> Option<&RoleHierarchy> = $hierarchy;
-                Self::check(principal.clone(), hierarchy(parts))
-                    .map_err(|error| Rejection::new(error, parts))
+                guard(parts, $check)
             }
         }
     };
 }
 
-guard_extractor!(RequireRole, RoleSet, Kind::Role, |parts| {
-    RoleHierarchy::from_extensions(&parts.extensions)
+guard_extractor!(RequireRole<R: RoleSet as "roles">, |principal, parts| {
+    Self::check(principal, hierarchy(parts))
 });
-guard_extractor!(RequireScope, ScopeSet, Kind::Scope, |_| None);
+guard_extractor!(RequireScope<S: ScopeSet as "scopes">, |principal, _| {
+    Self::check(principal)
+});
+guard_extractor!(
+    RequireRoleOrScope<R: RoleSet as "roles", S: ScopeSet as "scopes">,
+    |principal, parts| Self::check(principal, hierarchy(parts))
+);

@@ -1,17 +1,12 @@
-//! [`RoleHierarchy`]: which roles imply which, as configuration; and
-//! [`RoleHierarchyLayer`], which carries it to the guards in request extensions.
+//! [`RoleHierarchy`]: which roles imply which, as configuration.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
     sync::Arc,
-    task::{Context, Poll},
 };
 
-use http::{Extensions, Request};
 use portcullis_core::Principal;
-use tower_layer::Layer;
-use tower_service::Service;
 
 /// Which roles imply which: `admin` implies `editor`, `editor` implies `viewer`.
 ///
@@ -20,11 +15,13 @@ use tower_service::Service;
 /// at request time is a hash lookup per role the principal holds. Cloning shares the
 /// computed table.
 ///
-/// The guards ([`RequireRole`](crate::RequireRole), [`RequireRoleLayer`](crate::RequireRoleLayer))
-/// find the hierarchy in request extensions, put there by [`RoleHierarchyLayer`] (or
-/// axum's `Extension` layer), or take one directly with
-/// [`RequireRoleLayer::with_hierarchy`](crate::RequireRoleLayer::with_hierarchy).
-/// Scopes are never expanded: a hierarchy is about roles only.
+/// It reaches the guards as a plain request extension: with axum,
+/// `Router::layer(axum::Extension(hierarchy))` (any layer that inserts an extension
+/// will do, tower-http's `AddExtensionLayer` too). The tower guards also take one
+/// directly, with [`RequireRoleLayer::with_hierarchy`](crate::RequireRoleLayer::with_hierarchy)
+/// and [`RequireRoleOrScopeLayer::with_hierarchy`](crate::RequireRoleOrScopeLayer::with_hierarchy),
+/// which wins over the extension. Scopes are never expanded: a hierarchy is about roles
+/// only.
 ///
 /// ```
 /// use portcullis_core::{Principal, PrincipalKind};
@@ -40,6 +37,40 @@ use tower_service::Service;
 /// let alice = Principal::builder("alice", PrincipalKind::User).roles(["admin"]).build();
 /// assert!(hierarchy.has_role(&alice, "editor"));
 /// assert!(!alice.has_role("editor")); // the principal itself is unchanged
+/// ```
+///
+/// Given to the guards of a router:
+///
+/// ```
+/// use axum::{body::Body, routing::get, Extension, Router};
+/// use http::{Request, StatusCode};
+/// use portcullis_core::{AuthLayer, AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind};
+/// use portcullis_guard::{roles, RequireRole, RoleHierarchy};
+/// use tower::ServiceExt;
+///
+/// roles! { pub Editor = "editor" }
+///
+/// /// Everyone is an admin, in this demo.
+/// struct Admins;
+///
+/// impl Authenticator for Admins {
+///     fn authenticate(&self, _: &http::request::Parts) -> MaybeReady<AuthResult> {
+///         MaybeReady::Ready(Ok(Some(
+///             Principal::builder("alice", PrincipalKind::User).roles(["admin"]).build(),
+///         )))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = Router::new()
+///     .route("/edit", get(|_: RequireRole<Editor>| async { "edited" }))
+///     .route_layer(AuthLayer::new(Admins))
+///     .layer(Extension(RoleHierarchy::new().grant("admin", ["editor"])));
+///
+/// let response = app.oneshot(Request::get("/edit").body(Body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::OK);
+/// # }
 /// ```
 #[derive(Clone, Default)]
 pub struct RoleHierarchy {
@@ -78,8 +109,8 @@ struct Inner {
     /// Every role each role implies (transitively, itself excluded unless in a cycle),
     /// sorted for binary search.
     closure: Table,
-    /// The inverse: every role that implies a given role, sorted. A check hashes the
-    /// required role once, whatever number of roles the principal holds.
+    /// The inverse: every role that implies a given role, sorted. A check looks the
+    /// required role up once, whatever number of roles the principal holds.
     granted_by: Table,
 }
 
@@ -143,12 +174,6 @@ impl RoleHierarchy {
     pub fn is_empty(&self) -> bool {
         self.inner.edges.is_empty()
     }
-
-    /// The hierarchy in `extensions`, if a [`RoleHierarchyLayer`] (or an `Extension`)
-    /// put one there.
-    pub fn from_extensions(extensions: &Extensions) -> Option<&Self> {
-        extensions.get::<Self>()
-    }
 }
 
 fn closure(edges: &BTreeMap<Box<str>, BTreeSet<Box<str>>>) -> Table {
@@ -192,83 +217,6 @@ fn inverse(closure: &Table) -> Table {
 impl fmt::Debug for RoleHierarchy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.inner.edges.iter()).finish()
-    }
-}
-
-/// Puts a [`RoleHierarchy`] into every request's extensions, for the guards further in.
-///
-/// ```
-/// use axum::{routing::get, Router};
-/// use portcullis_guard::{RoleHierarchy, RoleHierarchyLayer};
-///
-/// let hierarchy = RoleHierarchy::new().grant("admin", ["editor"]);
-/// let app: Router = Router::new()
-///     .route("/", get(|| async { "hi" }))
-///     .layer(RoleHierarchyLayer::new(hierarchy));
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct RoleHierarchyLayer {
-    hierarchy: RoleHierarchy,
-}
-
-impl RoleHierarchyLayer {
-    /// A layer carrying `hierarchy`.
-    pub fn new(hierarchy: RoleHierarchy) -> Self {
-        Self { hierarchy }
-    }
-}
-
-impl<S> Layer<S> for RoleHierarchyLayer {
-    type Service = RoleHierarchyService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RoleHierarchyService {
-            inner,
-            hierarchy: self.hierarchy.clone(),
-        }
-    }
-}
-
-/// Inserts a [`RoleHierarchy`] into request extensions. Made by [`RoleHierarchyLayer`].
-#[derive(Debug, Clone)]
-pub struct RoleHierarchyService<S> {
-    inner: S,
-    hierarchy: RoleHierarchy,
-}
-
-impl<S> RoleHierarchyService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, B> Service<Request<B>> for RoleHierarchyService<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        req.extensions_mut().insert(self.hierarchy.clone());
-        self.inner.call(req)
     }
 }
 

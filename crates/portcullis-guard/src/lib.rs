@@ -2,27 +2,31 @@
 //! signature, and the same checks as tower layers for any service, gRPC included.
 //!
 //! - [`roles!`] and [`scopes!`] declare marker types with their names;
-//! - [`RequireRole<R>`] and [`RequireScope<S>`] are axum extractors that let a request in
-//!   only if its [`Principal`](portcullis_core::Principal) holds the role or scope, or
+//! - [`RequireRole<R>`], [`RequireScope<S>`] and [`RequireRoleOrScope<R, S>`] are axum
+//!   extractors that let a request in only if its
+//!   [`Principal`](portcullis_core::Principal) holds the role, the scope, or either, or
 //!   [`AnyOf`] / [`AllOf`] a tuple of them;
 //! - [`RoleHierarchy`] is configuration (`admin` implies `editor`), carried to the
-//!   guards in request extensions by [`RoleHierarchyLayer`];
-//! - [`RequireRoleLayer`] and [`RequireScopeLayer`] do the same checks for any tower
-//!   stack: tonic servers, or whole axum routers.
+//!   guards as a plain request extension (`Router::layer(axum::Extension(hierarchy))`);
+//! - [`RequireRoleLayer`], [`RequireScopeLayer`] and [`RequireRoleOrScopeLayer`] do the
+//!   same checks for any tower stack: tonic servers, or whole axum routers.
 //!
 //! Every guard reads the principal that [`AuthLayer`](portcullis_core::AuthLayer) put
 //! into the request, whatever authenticated it (a JWT, an API key, …). A request
-//! without one is a `401`; a principal lacking the role or scope gets `403` with
-//! `WWW-Authenticate: Bearer realm="…", error="insufficient_scope", scope="…"` and an
-//! `application/problem+json` body, and gRPC calls get `PERMISSION_DENIED`. A guard with
-//! no auth layer in front answers `500` and logs the misconfiguration, rather than
-//! treating the request as anonymous. The `Principal`, `Option<Principal>` and
-//! `Claims<C>` extractors live in [`portcullis_core::extract`].
+//! without one is a `401`. A principal lacking a role gets `403` with problem `code`
+//! `insufficient_role` naming the role; one lacking a scope gets `403` with
+//! `WWW-Authenticate: Bearer realm="…", error="insufficient_scope", scope="…"`; both
+//! with an `application/problem+json` body, and gRPC calls get `PERMISSION_DENIED`.
+//! Every refusal is reported as an [`AuthEvent::Rejected`](portcullis_core::AuthEvent)
+//! like the auth layer's own. A guard with no auth layer in front answers `500` and
+//! logs the misconfiguration, rather than treating the request as anonymous. The
+//! `Principal`, `Option<Principal>` and `Claims<C>` extractors live in
+//! [`portcullis_core::extract`].
 //!
 //! ```
 //! use axum::{body::Body, routing::get, Router};
 //! use http::{request::Parts, Request, StatusCode};
-//! use portcullis_core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
+//! use portcullis_core::{AuthLayer, AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind};
 //! use portcullis_guard::{roles, RequireRole};
 //! use tower::ServiceExt;
 //!
@@ -32,7 +36,7 @@
 //! struct Demo;
 //!
 //! impl Authenticator for Demo {
-//!     fn authenticate(&self, parts: &Parts) -> Authentication {
+//!     fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
 //!         let result = portcullis_core::credentials::authorization_bearer(&parts.headers)
 //!             .map(|token| {
 //!                 token.map(|name| {
@@ -40,7 +44,7 @@
 //!                     Principal::builder(name, PrincipalKind::User).roles(roles.iter().copied()).build()
 //!                 })
 //!             });
-//!         Authentication::Ready(result)
+//!         MaybeReady::Ready(result)
 //!     }
 //! }
 //!
@@ -62,7 +66,7 @@
 //! assert_eq!(response.status(), StatusCode::FORBIDDEN);
 //! assert_eq!(
 //!     response.headers()["www-authenticate"],
-//!     r#"Bearer realm="api", error="insufficient_scope", error_description="the credential lacks a required role", scope="admin""#
+//!     r#"Bearer realm="api", error="insufficient_scope", error_description="the credential lacks a required role""#
 //! );
 //!
 //! let response = app.oneshot(get("root")).await.unwrap();
@@ -73,14 +77,14 @@
 //! # Protecting handlers with roles and scopes
 //!
 //! ```
-//! use axum::{routing::{get, post}, Router};
+//! use axum::{routing::{get, post}, Extension, Router};
 //! use portcullis_core::{AuthLayer, Authenticator};
 //! use portcullis_guard::{
-//!     roles, scopes, AllOf, AnyOf, RequireRole, RequireScope, RoleHierarchy, RoleHierarchyLayer,
+//!     roles, scopes, AllOf, AnyOf, RequireRole, RequireRoleOrScope, RequireScope, RoleHierarchy,
 //! };
 //!
 //! roles! { pub Admin = "admin", pub Editor = "editor" }
-//! scopes! { pub ReadData = "data:read", pub WriteData = "data:write" }
+//! scopes! { pub ReadData = "data:read", pub WriteData = "data:write", pub AdminScope = "admin" }
 //!
 //! async fn dashboard(admin: RequireRole<Admin>) -> String {
 //!     format!("welcome, {}", admin.subject()) // derefs to the Principal
@@ -94,20 +98,26 @@
 //!     "synced"
 //! }
 //!
+//! // People by role, machine clients by scope.
+//! async fn reindex(_: RequireRoleOrScope<Admin, AdminScope>) -> &'static str {
+//!     "reindexed"
+//! }
+//!
 //! fn app(authenticator: impl Authenticator) -> Router {
 //!     Router::new()
 //!         .route("/admin", get(dashboard))
 //!         .route("/edit", post(edit))
 //!         .route("/sync", post(sync))
+//!         .route("/reindex", post(reindex))
 //!         // route_layer: unknown paths still answer 404, not 401.
 //!         .route_layer(AuthLayer::new(authenticator))
 //!         // Configuration, not code: admins may do what editors may.
-//!         .layer(RoleHierarchyLayer::new(RoleHierarchy::new().grant("admin", ["editor"])))
+//!         .layer(Extension(RoleHierarchy::new().grant("admin", ["editor"])))
 //! }
 //! # struct None_;
 //! # impl Authenticator for None_ {
-//! #     fn authenticate(&self, _: &http::request::Parts) -> portcullis_core::Authentication {
-//! #         portcullis_core::Authentication::Ready(Ok(None))
+//! #     fn authenticate(&self, _: &http::request::Parts) -> portcullis_core::MaybeReady<portcullis_core::AuthResult> {
+//! #         portcullis_core::MaybeReady::Ready(Ok(None))
 //! #     }
 //! # }
 //! # let _ = app(None_);
@@ -118,10 +128,10 @@
 //! ```
 //! use portcullis_guard::RequireScopeLayer;
 //! use tower::ServiceBuilder;
-//! # use portcullis_core::{AuthLayer, Authentication, Authenticator};
+//! # use portcullis_core::{AuthLayer, AuthResult, Authenticator, MaybeReady};
 //! # struct MyAuthenticator;
 //! # impl Authenticator for MyAuthenticator {
-//! #     fn authenticate(&self, _: &http::request::Parts) -> Authentication { Authentication::Ready(Ok(None)) }
+//! #     fn authenticate(&self, _: &http::request::Parts) -> MaybeReady<AuthResult> { MaybeReady::Ready(Ok(None)) }
 //! # }
 //!
 //! // The auth layer first (outermost), then the guard.
@@ -131,8 +141,9 @@
 //! # let _ = stack;
 //! ```
 //!
-//! With tonic, the same two layers go on `Server::builder().layer(..).layer(..)`; the
-//! workspace's `examples/tonic_guard.rs` runs a whole gRPC server that way.
+//! With tonic, the same two layers go on `Server::builder().layer(..).layer(..)` (with
+//! the `tonic` feature of `portcullis-core`, so that tonic's body can hold a refusal);
+//! the workspace's `examples/tonic_guard.rs` runs a whole gRPC server that way.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -145,11 +156,11 @@ mod rule;
 
 pub use crate::{
     error::{GuardConfigError, GuardConfigErrorKind},
-    extract::{RequireRole, RequireScope},
-    hierarchy::{RoleHierarchy, RoleHierarchyLayer, RoleHierarchyService},
-    layer::{Guard, RequireRoleLayer, RequireScopeLayer},
+    extract::{RequireRole, RequireRoleOrScope, RequireScope},
+    hierarchy::RoleHierarchy,
+    layer::{Guard, RequireRoleLayer, RequireRoleOrScopeLayer, RequireScopeLayer},
     marker::{AllOf, AnyOf, Match, Role, RoleSet, Scope, ScopeSet, is_valid_name},
 };
 
-/// The refusal of the extractors, from `portcullis_core::extract`.
-pub use portcullis_core::extract::Rejection;
+/// The refusal of the extractors, from [`portcullis_core::extract`].
+pub use portcullis_core::AuthRejection;

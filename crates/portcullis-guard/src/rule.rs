@@ -44,17 +44,25 @@ pub(crate) fn is_met<N: AsRef<str>>(
     }
 }
 
-/// The `403 insufficient_scope` refusal naming what is required.
-///
-/// For scopes, `scope="…"` lists the required scopes as RFC 6750 §3 describes; for
-/// roles the same attribute lists the required roles, so a client can tell what it is
-/// missing.
+/// The `403` refusal naming what is required: `insufficient_role` for roles (the roles
+/// in the problem body's `role`, no `scope` attribute, since a role is no OAuth scope),
+/// `insufficient_scope` for scopes (the scopes in the challenge's `scope` attribute, as
+/// RFC 6750 §3 describes, and in the problem body).
 pub(crate) fn insufficient(kind: Kind, required: Cow<'static, str>) -> AuthError {
-    let error = AuthError::insufficient_scope(required);
     match kind {
-        Kind::Scope => error.with_description("the credential lacks a required scope"),
-        Kind::Role => error.with_description("the credential lacks a required role"),
+        Kind::Role => AuthError::insufficient_role(required),
+        Kind::Scope => AuthError::insufficient_scope(required),
     }
+}
+
+/// The `403` refusal of a role-or-scope guard: `insufficient_scope` (a client can ask
+/// for the scope), the scopes in the challenge, both roles and scopes in the body.
+pub(crate) fn insufficient_role_or_scope(
+    roles: Cow<'static, str>,
+    scopes: Cow<'static, str>,
+) -> AuthError {
+    AuthError::insufficient_role_or_scope(roles, scopes)
+        .with_description("the credential lacks a required role or scope")
 }
 
 /// `names` joined by spaces, borrowed when there is only one.
@@ -67,7 +75,7 @@ pub(crate) fn joined(names: &'static [&'static str]) -> Cow<'static, str> {
 
 #[cfg(test)]
 mod tests {
-    use portcullis_core::PrincipalKind;
+    use portcullis_core::{AuthErrorKind, PrincipalKind};
 
     use super::*;
 
@@ -115,9 +123,32 @@ mod tests {
     }
 
     #[test]
-    fn insufficient_names_what_is_required() {
+    fn missing_roles_are_named_as_roles_not_scopes() {
         let err = insufficient(Kind::Role, joined(&["admin", "editor"]));
-        assert_eq!(err.scope(), Some("admin editor"));
+        assert_eq!(err.kind(), AuthErrorKind::InsufficientRole);
+        assert_eq!(err.role(), Some("admin editor"));
+        assert_eq!(err.scope(), None);
         assert_eq!(err.status(), 403);
+    }
+
+    #[test]
+    fn missing_scopes_are_named_as_scopes() {
+        let err = insufficient(Kind::Scope, joined(&["data:read"]));
+        assert_eq!(err.kind(), AuthErrorKind::InsufficientScope);
+        assert_eq!(err.scope(), Some("data:read"));
+        assert_eq!(err.role(), None);
+        assert_eq!(err.status(), 403);
+    }
+
+    #[test]
+    fn role_or_scope_refusal_names_both() {
+        let err = insufficient_role_or_scope(joined(&["admin"]), joined(&["admin:all"]));
+        assert_eq!(err.status(), 403);
+        assert_eq!(err.role(), Some("admin"));
+        assert_eq!(err.scope(), Some("admin:all"));
+        assert_eq!(
+            err.description(),
+            "the credential lacks a required role or scope"
+        );
     }
 }

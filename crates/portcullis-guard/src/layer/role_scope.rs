@@ -1,204 +1,19 @@
-//! The tower guards: [`RequireRoleLayer`] and [`RequireScopeLayer`] → [`Guard`] →
-//! [`ResponseFuture`], for tonic services and any tower stack.
-//!
-//! A guard reads the [`Principal`] that an [`AuthLayer`](portcullis_core::AuthLayer)
-//! further out put into the request extensions, and refuses like the extractors do:
-//! `500` when no auth layer ran, `401` when there is no principal, `403`
-//! `insufficient_scope` when it lacks the roles or scopes. gRPC requests get a
-//! trailers-only `grpc-status` (`UNAUTHENTICATED`, `PERMISSION_DENIED`, `INTERNAL`).
-//!
-//! Put the guard *inside* the auth layer: with tower's `ServiceBuilder` and tonic's
-//! `Server::builder().layer(..)`, layers added first are outermost, so add the auth
-//! layer first; with axum's `Router::layer` / `route_layer`, the last call is outermost,
-//! so call it last.
+//! [`RequireRoleLayer`] and [`RequireScopeLayer`]: one kind of names, any or all.
 
-use std::{
-    borrow::Cow,
-    fmt,
-    marker::PhantomData,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use portcullis_core::DefaultRenderer;
 
-use bytes::Bytes;
-use http::{Request, Response};
-/// The response future of [`Guard`]: the core layer's, which passes the inner
-/// service's response on or answers a refusal; `M` is its [`BodyMode`].
-pub use portcullis_core::auth::ResponseFuture;
-use portcullis_core::{
-    AuthContext, AuthError, AuthEvent, DefaultRenderer, Events, Principal, RenderRejection,
-    body::{BodyMode, SameBody, Wrapped},
-    extract::Rejection,
-};
-use tower_layer::Layer;
-use tower_service::Service;
+use super::shared::{Rule, Shared};
+use crate::{GuardConfigError, Match, RoleHierarchy, RoleSet, ScopeSet, rule::Kind};
 
-use crate::{
-    GuardConfigError, Match, RoleHierarchy, RoleSet, ScopeSet, is_valid_name,
-    rule::{self, Kind},
-};
-
-/// What a guard requires.
-struct Rule {
-    kind: Kind,
-    mode: Match,
-    names: Box<[Box<str>]>,
-    /// The names joined by spaces, for the challenge's `scope` attribute.
-    required: Box<str>,
-}
-
-impl Rule {
-    fn new<I, N>(kind: Kind, mode: Match, names: I) -> Result<Self, GuardConfigError>
-    where
-        I: IntoIterator<Item = N>,
-        N: Into<Box<str>>,
-    {
-        let names: Box<[Box<str>]> = names.into_iter().map(Into::into).collect();
-        if names.is_empty() {
-            return Err(GuardConfigError::empty());
-        }
-        if let Some(index) = names.iter().position(|n| !is_valid_name(n)) {
-            return Err(GuardConfigError::invalid_name(index));
-        }
-        let required = names.join(" ").into_boxed_str();
-        Ok(Self {
-            kind,
-            mode,
-            names,
-            required,
-        })
-    }
-}
-
-impl fmt::Debug for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rule")
-            .field("kind", &self.kind.as_str())
-            .field("mode", &self.mode)
-            .field("names", &self.names)
-            .finish()
-    }
-}
-
-struct Shared<R> {
-    rule: Arc<Rule>,
-    hierarchy: Option<RoleHierarchy>,
-    renderer: Arc<R>,
-    events: Events,
-}
-
-impl<R> Clone for Shared<R> {
-    fn clone(&self) -> Self {
-        Self {
-            rule: Arc::clone(&self.rule),
-            hierarchy: self.hierarchy.clone(),
-            renderer: Arc::clone(&self.renderer),
-            events: self.events.clone(),
-        }
-    }
-}
-
-impl<R> Shared<R> {
-    fn new(rule: Rule) -> Self
-    where
-        R: Default,
-    {
-        Self {
-            rule: Arc::new(rule),
-            hierarchy: None,
-            renderer: Arc::new(R::default()),
-            events: Events::default(),
-        }
-    }
-
-    fn with_renderer<R2>(self, renderer: R2) -> Shared<R2> {
-        Shared {
-            rule: self.rule,
-            hierarchy: self.hierarchy,
-            renderer: Arc::new(renderer),
-            events: self.events,
-        }
-    }
-}
-
-impl<R> fmt::Debug for Shared<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard")
-            .field("kind", &self.rule.kind.as_str())
-            .field("mode", &self.rule.mode)
-            .field("names", &self.rule.names)
-            .field("hierarchy", &self.hierarchy)
-            .field("renderer", &std::any::type_name::<R>())
-            .finish()
-    }
-}
-
-/// Why the guard stops a request, before rendering.
-enum Denial {
-    NoAuthLayer,
-    Anonymous,
-    Lacking,
-}
-
-impl<R: RenderRejection> Shared<R> {
-    fn decide<B>(&self, req: &Request<B>) -> Result<(), Denial> {
-        let extensions = req.extensions();
-        let Some(principal) = extensions.get::<Principal>() else {
-            return Err(if extensions.get::<AuthContext>().is_none() {
-                Denial::NoAuthLayer
-            } else {
-                Denial::Anonymous
-            });
-        };
-        let hierarchy = match self.rule.kind {
-            Kind::Role => self
-                .hierarchy
-                .as_ref()
-                .or_else(|| RoleHierarchy::from_extensions(extensions)),
-            Kind::Scope => None,
-        };
-        if rule::is_met(
-            self.rule.kind,
-            self.rule.mode,
-            &self.rule.names,
-            principal,
-            hierarchy,
-        ) {
-            Ok(())
-        } else {
-            Err(Denial::Lacking)
-        }
-    }
-
-    fn reject<B>(&self, req: Request<B>, denial: Denial) -> Response<Bytes> {
-        let (parts, _body) = req.into_parts();
-        let error = match denial {
-            // Logs the misconfiguration at ERROR level.
-            Denial::NoAuthLayer => Rejection::missing_auth_layer(&parts).error().clone(),
-            Denial::Anonymous => AuthError::missing_credentials(),
-            Denial::Lacking => rule::insufficient(
-                self.rule.kind,
-                Cow::Owned(self.rule.required.clone().into_string()),
-            ),
-        };
-        self.events.emit(&AuthEvent::Rejected {
-            error: &error,
-            path: parts.uri.path(),
-        });
-        self.renderer.render(&error, &parts)
-    }
-}
-
-macro_rules! guard_layer {
+macro_rules! one_kind_layer {
     (
         $(#[$doc:meta])*
         $layer:ident, $set:ident, $kind:expr, $what:literal
     ) => {
         $(#[$doc])*
         #[must_use]
-        pub struct $layer<R = DefaultRenderer, M = Wrapped> {
+        pub struct $layer<R = DefaultRenderer> {
             shared: Shared<R>,
-            mode: PhantomData<fn() -> M>,
         }
 
         impl $layer {
@@ -244,10 +59,8 @@ macro_rules! guard_layer {
                 I: IntoIterator<Item = N>,
                 N: Into<Box<str>>,
             {
-                Ok(Self {
-                    shared: Shared::new(Rule::new($kind, Match::Any, names)?),
-                    mode: PhantomData,
-                })
+                let rule = Rule::new($kind, Match::Any, names)?;
+                Ok(Self { shared: Shared::new(rule, None) })
             }
 
             #[doc = concat!("Requires every one of the ", $what, "s `names`.")]
@@ -260,10 +73,8 @@ macro_rules! guard_layer {
                 I: IntoIterator<Item = N>,
                 N: Into<Box<str>>,
             {
-                Ok(Self {
-                    shared: Shared::new(Rule::new($kind, Match::All, names)?),
-                    mode: PhantomData,
-                })
+                let rule = Rule::new($kind, Match::All, names)?;
+                Ok(Self { shared: Shared::new(rule, None) })
             }
 
             #[doc = concat!("Requires the typed ", $what, " set `T`: a marker, `AnyOf<(..)>` or `AllOf<(..)>`.")]
@@ -273,90 +84,35 @@ macro_rules! guard_layer {
             #[doc = concat!("When a hand-written `", stringify!($set), "` implementation has an invalid name")]
             /// (markers from the macros are checked at compile time).
             pub fn of<T: $set>() -> Self {
-                let rule = Rule::new($kind, T::MATCH, T::NAMES.iter().copied())
-                    .unwrap_or_else(|e| panic!("{e}"));
-                Self {
-                    shared: Shared::new(rule),
-                    mode: PhantomData,
-                }
+                let rule = Rule::of($kind, T::MATCH, T::NAMES);
+                Self { shared: Shared::new(rule, None) }
             }
         }
 
-        impl<R, M> $layer<R, M> {
-            /// Replaces how refusals are rendered (default: RFC 6750 challenge and
-            /// problem+json, or a gRPC status).
-            pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> $layer<R2, M> {
-                $layer {
-                    shared: self.shared.with_renderer(renderer),
-                    mode: PhantomData,
-                }
-            }
-
-            /// Answers in the inner service's own body type ([`SameBody`]; it must
-            /// implement `From<Bytes>`, as axum's `Body` does) instead of a
-            /// [`ResponseBody`](portcullis_core::body::ResponseBody) around it, which
-            /// saves axum boxing every response body again. See
-            /// [`portcullis_core::body`].
-            pub fn same_body(self) -> $layer<R, SameBody> {
-                $layer {
-                    shared: self.shared,
-                    mode: PhantomData,
-                }
-            }
-
-            /// Where refusals are reported (default: `tracing`).
-            pub fn with_events(mut self, events: Events) -> Self {
-                self.shared.events = events;
-                self
-            }
-
+        impl<R> $layer<R> {
             #[doc = concat!("Whether any or all of the ", $what, "s are required.")]
             pub fn mode(&self) -> Match {
-                self.shared.rule.mode
+                self.shared.requirement.rule.mode
             }
 
             #[doc = concat!("The required ", $what, "s.")]
             pub fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-                self.shared.rule.names.iter().map(|n| &**n)
+                self.shared.requirement.rule.names()
             }
         }
 
-        impl<R, M> Clone for $layer<R, M> {
-            fn clone(&self) -> Self {
-                Self {
-                    shared: self.shared.clone(),
-                    mode: PhantomData,
-                }
-            }
-        }
-
-        impl<R, M> fmt::Debug for $layer<R, M> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_tuple(stringify!($layer)).field(&self.shared).finish()
-            }
-        }
-
-        impl<S, R, M> Layer<S> for $layer<R, M> {
-            type Service = Guard<S, R, M>;
-
-            fn layer(&self, inner: S) -> Self::Service {
-                Guard {
-                    inner,
-                    shared: Arc::new(self.shared.clone()),
-                    mode: PhantomData,
-                }
-            }
-        }
+        guard_layer_common!($layer);
     };
 }
 
-guard_layer! {
-    /// Requires roles of every request's [`Principal`]; applies [`Guard`]. See the
-    /// [module docs](self).
+one_kind_layer! {
+    /// Requires roles of every request's [`Principal`](portcullis_core::Principal);
+    /// applies [`Guard`](super::Guard). See the [module docs](super).
     ///
     /// Roles are checked through a [`RoleHierarchy`]: the one given with
     /// [`with_hierarchy`](Self::with_hierarchy), else one found in the request
-    /// extensions.
+    /// extensions. A principal lacking them gets `403` `insufficient_role`, naming the
+    /// roles.
     ///
     /// ```
     /// use portcullis_guard::{roles, AnyOf, RequireRoleLayer, RoleHierarchy};
@@ -376,9 +132,12 @@ guard_layer! {
     RequireRoleLayer, RoleSet, Kind::Role, "role"
 }
 
-guard_layer! {
-    /// Requires scopes of every request's [`Principal`]; applies [`Guard`]. See the
-    /// [module docs](self).
+one_kind_layer! {
+    /// Requires scopes of every request's [`Principal`](portcullis_core::Principal);
+    /// applies [`Guard`](super::Guard). See the [module docs](super).
+    ///
+    /// A principal lacking them gets `403` `insufficient_scope`, naming the scopes in
+    /// the challenge's `scope` attribute.
     ///
     /// ```
     /// use portcullis_guard::{scopes, AllOf, Match, RequireScopeLayer};
@@ -395,77 +154,10 @@ guard_layer! {
     RequireScopeLayer, ScopeSet, Kind::Scope, "scope"
 }
 
-impl<R, M> RequireRoleLayer<R, M> {
+impl<R> RequireRoleLayer<R> {
     /// Checks roles through `hierarchy`, whatever the request extensions hold.
     pub fn with_hierarchy(mut self, hierarchy: RoleHierarchy) -> Self {
         self.shared.hierarchy = Some(hierarchy);
         self
-    }
-}
-
-/// Lets a request through to the inner service only if its [`Principal`] holds the
-/// required roles or scopes. Made by [`RequireRoleLayer`] and [`RequireScopeLayer`];
-/// see the [module docs](self). `M` is the [`BodyMode`] of its responses.
-pub struct Guard<S, R = DefaultRenderer, M = Wrapped> {
-    inner: S,
-    shared: Arc<Shared<R>>,
-    mode: PhantomData<fn() -> M>,
-}
-
-impl<S, R, M> Guard<S, R, M> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S: Clone, R, M> Clone for Guard<S, R, M> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
-            mode: PhantomData,
-        }
-    }
-}
-
-impl<S: fmt::Debug, R, M> fmt::Debug for Guard<S, R, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard")
-            .field("inner", &self.inner)
-            .field("rule", &self.shared.rule)
-            .finish()
-    }
-}
-
-impl<S, R, M, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S, R, M>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    R: RenderRejection,
-    M: BodyMode<ResBody>,
-{
-    type Response = Response<M::Body>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, M>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match self.shared.decide(&req) {
-            Ok(()) => ResponseFuture::called(self.inner.call(req)),
-            Err(denial) => ResponseFuture::rejected(self.shared.reject(req, denial)),
-        }
     }
 }
