@@ -28,7 +28,7 @@ pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
 
 /// Why a compact token does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// Not three non-empty base64url segments, bad base64url, or a header that is not
     /// a JSON object.
     Malformed,
@@ -38,15 +38,15 @@ pub enum ParseError {
 
 /// The three segments of a compact JWS, still encoded.
 #[derive(Debug, Clone, Copy)]
-pub struct Segments<'a> {
+pub(crate) struct Segments<'a> {
     /// The encoded header.
-    pub header: &'a str,
+    pub(crate) header: &'a str,
     /// The encoded payload.
-    pub payload: &'a str,
+    pub(crate) payload: &'a str,
     /// The encoded signature.
-    pub signature: &'a str,
+    pub(crate) signature: &'a str,
     /// `header.payload`: the bytes the signature covers.
-    pub signing_input: &'a str,
+    pub(crate) signing_input: &'a str,
 }
 
 /// Splits a compact JWS into its three segments. The header and signature must be
@@ -55,7 +55,7 @@ pub struct Segments<'a> {
 /// # Errors
 ///
 /// [`ParseError::Malformed`] for anything but three segments.
-pub fn split(token: &str) -> Result<Segments<'_>, ParseError> {
+pub(crate) fn split(token: &str) -> Result<Segments<'_>, ParseError> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(ParseError::Malformed)?;
     let (header, payload) = signing_input.split_once('.').ok_or(ParseError::Malformed)?;
     if payload.contains('.') || header.is_empty() || signature.is_empty() {
@@ -172,6 +172,16 @@ impl<'de> Deserialize<'de> for Header<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn split_never_panics(s in any::<String>()) {
+            let _ = split(&s);
+        }
+    }
 
     #[test]
     fn exactly_three_segments() {

@@ -10,7 +10,7 @@
 //! use axum::{body::Body, routing::get, Router};
 //! use http::{Request, StatusCode};
 //! use jsonwebtoken::{encode, EncodingKey, Header};
-//! use portcullis_core::Principal;
+//! use portcullis_core::{AuthLayer, Principal};
 //! use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
 //! use serde_json::json;
 //! use tower::ServiceExt;
@@ -26,7 +26,7 @@
 //!
 //! let app = Router::new()
 //!     .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
-//!     .route_layer(jwt.into_layer());
+//!     .route_layer(AuthLayer::new(jwt));
 //!
 //! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
 //! let claims = json!({
@@ -107,7 +107,7 @@
 mod authenticator;
 mod cache;
 mod clock;
-pub mod compact;
+mod compact;
 mod error;
 mod json;
 #[cfg(feature = "jwks")]
@@ -119,10 +119,10 @@ mod keyset;
 pub use crate::{
     authenticator::{
         DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_MAX_TTL, DEFAULT_LEEWAY, DefaultClaims,
-        JwtAuthenticator, JwtAuthenticatorBuilder, JwtLayer,
+        JwtAuthenticator, JwtAuthenticatorBuilder,
     },
     clock::{Clock, ManualClock, SystemClock},
     error::{ConfigError, ConfigErrorKind, KeyError, KeyErrorKind},
-    key::{Algorithm, Key, MAX_KID_LEN, MIN_RSA_BITS, algorithm_name},
-    keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet, VerifiedJws},
+    key::{Algorithm, Key, MAX_KID_LEN, MIN_RSA_BITS},
+    keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet},
 };

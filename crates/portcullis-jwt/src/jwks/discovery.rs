@@ -8,7 +8,10 @@
 //!    the well-known segment goes between the host and the path).
 //!
 //! The second is tried only when the first answers with an HTTP error status or a
-//! document that is not metadata; an unreachable or slow provider fails at once.
+//! document that is not metadata; an unreachable or slow provider fails at once. When
+//! both answer `404 Not Found`, the issuer publishes no metadata
+//! ([`JwksErrorKind::NoDiscoveryDocument`]), and the error says to give the JWKS URL
+//! instead.
 //! The document's `issuer` must equal the configured issuer exactly (OIDC Discovery
 //! §4.3, RFC 8414 §3.3), and `jwks_uri` is taken from that document and nowhere else.
 
@@ -16,7 +19,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::{
-    error::{JwksError, JwksErrorKind},
+    error::{JwksError, JwksErrorKind, shown_url},
     http::{Fetcher, check_url},
 };
 use crate::json;
@@ -43,7 +46,7 @@ pub(crate) fn metadata_urls(issuer: &str, parsed: &Url) -> Result<[Url; 2], Jwks
     let oidc = Url::parse(&oidc).map_err(|e| {
         JwksError::new(
             JwksErrorKind::InvalidUrl,
-            "the discovery URL does not parse",
+            "the discovery URL made from the issuer does not parse",
         )
         .with_url(issuer)
         .with_source(e)
@@ -53,6 +56,10 @@ pub(crate) fn metadata_urls(issuer: &str, parsed: &Url) -> Result<[Url; 2], Jwks
     oauth.set_path(&format!("{OAUTH}{path}"));
     Ok([oidc, oauth])
 }
+
+/// What to do about an issuer without metadata.
+const USE_JWKS_URL: &str = "if the issuer publishes only a JWK Set, give its URL with \
+                            RemoteKeys::from_jwks_url (or RemoteKeysBuilder::jwks_url)";
 
 /// Fetches the provider's metadata and returns its checked `jwks_uri`.
 pub(crate) async fn discover(fetcher: &Fetcher, issuer: &str) -> Result<Url, JwksError> {
@@ -74,13 +81,36 @@ pub(crate) async fn discover(fetcher: &Fetcher, issuer: &str) -> Result<Url, Jwk
         error = %first,
         "no OpenID configuration; trying RFC 8414 metadata"
     );
-    match fetch(fetcher, issuer, &oauth).await {
-        Ok(url) => Ok(url),
-        Err(second) if second.kind() == JwksErrorKind::Status && second.status() == Some(404) => {
-            Err(first)
-        }
-        Err(second) => Err(second),
-    }
+    let second = match fetch(fetcher, issuer, &oauth).await {
+        Ok(url) => return Ok(url),
+        Err(second) => second,
+    };
+    let not_found = |e: &JwksError| e.kind() == JwksErrorKind::Status && e.status() == Some(404);
+    // The first document is not metadata (and the second does not exist): perhaps
+    // the issuer has none. A server error says nothing of the kind.
+    let not_metadata = first.kind() == JwksErrorKind::Malformed
+        || first.status().is_some_and(|s| (400..500).contains(&s));
+    Err(match (not_found(&first), not_found(&second)) {
+        (true, true) => no_metadata(&oidc, &oauth),
+        (false, true) if not_metadata => first.with_hint(USE_JWKS_URL),
+        (false, true) => first,
+        _ => second,
+    })
+}
+
+/// Both metadata URLs answered 404.
+fn no_metadata(oidc: &Url, oauth: &Url) -> JwksError {
+    JwksError::new(
+        JwksErrorKind::NoDiscoveryDocument,
+        format!(
+            "no OpenID discovery document found at {} (404 Not Found), nor RFC 8414 \
+             metadata at {}",
+            shown_url(oidc.as_str()),
+            shown_url(oauth.as_str()),
+        ),
+    )
+    .with_status(404)
+    .with_hint(USE_JWKS_URL)
 }
 
 async fn fetch(fetcher: &Fetcher, issuer: &str, url: &Url) -> Result<Url, JwksError> {
@@ -89,21 +119,21 @@ async fn fetch(fetcher: &Fetcher, issuer: &str, url: &Url) -> Result<Url, JwksEr
     let doc = json::parse_object(&fetched.body).map_err(|_| {
         at(JwksError::new(
             JwksErrorKind::Malformed,
-            "the metadata is not a JSON object (or repeats a member)",
+            "not a metadata document (not a JSON object, or a member repeats)",
         ))
     })?;
     match doc.get("issuer") {
         Some(Value::String(found)) if found == issuer => {}
-        Some(Value::String(_)) => {
+        Some(Value::String(found)) => {
             return Err(at(JwksError::new(
                 JwksErrorKind::IssuerMismatch,
-                "the metadata names another issuer",
+                format!("the metadata names the issuer {found:?}, not {issuer:?}"),
             )));
         }
         _ => {
             return Err(at(JwksError::new(
                 JwksErrorKind::Malformed,
-                "the metadata has no issuer",
+                "the metadata names no issuer",
             )));
         }
     }
@@ -111,7 +141,7 @@ async fn fetch(fetcher: &Fetcher, issuer: &str, url: &Url) -> Result<Url, JwksEr
         Some(Value::String(jwks)) => check_url(jwks, fetcher.allow_http()),
         _ => Err(at(JwksError::new(
             JwksErrorKind::NoJwksUri,
-            "the metadata has no jwks_uri string",
+            "the metadata has no jwks_uri",
         ))),
     }
 }

@@ -40,7 +40,7 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 /// host (or anywhere with `allow_http`); a host; no user info.
 pub(crate) fn check_url(raw: &str, allow_http: bool) -> Result<Url, JwksError> {
     let url = Url::parse(raw).map_err(|e| {
-        JwksError::new(JwksErrorKind::InvalidUrl, "the URL does not parse")
+        JwksError::new(JwksErrorKind::InvalidUrl, "does not parse as a URL")
             .with_url(raw)
             .with_source(e)
     })?;
@@ -55,17 +55,17 @@ fn check_parsed(url: &Url, allow_http: bool) -> Result<(), JwksError> {
         return invalid("the URL has no host");
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return invalid("the URL carries user info");
+        return invalid("the URL carries user info (a password in a URL leaks)");
     }
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_http || is_loopback(url) => Ok(()),
         "http" => Err(JwksError::new(
             JwksErrorKind::InsecureUrl,
-            "use https, or allow plain http explicitly",
+            "plain http goes to loopback hosts only; use https (or danger_allow_http, for local development)",
         )
         .with_url(url.as_str())),
-        _ => invalid("the URL's scheme is not https"),
+        _ => invalid("not an https URL"),
     }
 }
 
@@ -104,7 +104,7 @@ impl Fetcher {
             } else {
                 attempt.error(JwksError::new(
                     JwksErrorKind::Redirect,
-                    "a redirect to another origin is not followed",
+                    "a redirect to another origin (or past the fifth) is not followed",
                 ))
             }
         });
@@ -144,17 +144,21 @@ impl Fetcher {
             .send()
             .await
             .map_err(|e| at(classify(e)))?;
-        if response.status() != StatusCode::OK {
+        let status = response.status();
+        if status != StatusCode::OK {
             return Err(at(JwksError::new(
                 JwksErrorKind::Status,
-                "the provider did not answer 200 OK",
+                format!("answered {status}, not 200 OK"),
             )
-            .with_status(response.status().as_u16())));
+            .with_status(status.as_u16())));
         }
         let too_large = || {
             at(JwksError::new(
                 JwksErrorKind::TooLarge,
-                "the response exceeds the size cap",
+                format!(
+                    "the document is larger than the {}-byte cap",
+                    self.max_response_size
+                ),
             ))
         };
         if response
@@ -184,11 +188,13 @@ fn classify(e: reqwest::Error) -> JwksError {
         JwksErrorKind::Unreachable
     };
     let detail = match kind {
-        JwksErrorKind::Timeout => "no answer within the timeout",
+        JwksErrorKind::Timeout => "the provider did not answer within the timeout",
         JwksErrorKind::Redirect => "a redirect was refused",
-        _ => "the request failed",
+        _ => "the provider is unreachable",
     };
-    JwksError::new(kind, detail).with_source(e)
+    // The URL is ours to show (without its query); reqwest's message would repeat it
+    // whole.
+    JwksError::new(kind, detail).with_source(e.without_url())
 }
 
 /// The freshness lifetime from `Cache-Control`: `max-age=N`, or zero for `no-store`

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use portcullis_core::Principal;
+//! use portcullis_core::{AuthLayer, Principal};
 //! use portcullis_jwt::{JwtAuthenticator, jwks::RemoteKeys};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,7 +19,7 @@
 //!     .build()?;
 //! let app: Router = Router::new()
 //!     .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
-//!     .route_layer(jwt.into_layer());
+//!     .route_layer(AuthLayer::new(jwt));
 //! # let _ = app; Ok(())
 //! # }
 //! ```
@@ -68,10 +68,14 @@
 //!
 //! # Start-up
 //!
-//! [`RemoteKeysBuilder::start`] (and [`RemoteKeys::discover`]) wait for the first
-//! fetch and return a typed [`JwksError`] when the provider is unreachable or its
-//! documents are wrong. [`RemoteKeysBuilder::start_lazy`] returns at once; tokens get
-//! `503 Service Unavailable` until the keys arrive.
+//! [`RemoteKeysBuilder::start`] (and [`RemoteKeys::discover`],
+//! [`RemoteKeys::from_jwks_url`]) wait for the first fetch and return a typed
+//! [`JwksError`] when the provider is unreachable or its documents are wrong; nothing
+//! is left running then. An issuer without a discovery document fails with
+//! [`JwksErrorKind::NoDiscoveryDocument`]: give its JWKS URL instead
+//! ([`RemoteKeys::from_jwks_url`]). [`RemoteKeysBuilder::start_lazy`] returns at
+//! once; tokens get `503 Service Unavailable` until the keys arrive, and each failed
+//! fetch logs a warning saying so.
 //!
 //! # Which keys are used
 //!
@@ -83,6 +87,7 @@
 //! and RSA keys RS256 (the algorithm OpenID Connect providers must support; a
 //! PS256 token is then refused, never accepted under a guess).
 
+mod builder;
 mod discovery;
 mod error;
 mod http;
@@ -93,12 +98,13 @@ mod source;
 mod wycheproof;
 
 pub use self::{
-    error::{JwksError, JwksErrorKind},
-    source::{
+    builder::{
         DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL,
         DEFAULT_RETRY_INTERVAL, DEFAULT_STALE_IF_ERROR, DEFAULT_TIMEOUT, DEFAULT_TTL,
-        DEFAULT_UNKNOWN_KID_COOLDOWN, RemoteKeys, RemoteKeysBuilder,
+        DEFAULT_UNKNOWN_KID_COOLDOWN, RemoteKeysBuilder,
     },
+    error::{JwksError, JwksErrorKind},
+    source::RemoteKeys,
 };
 
 use std::{future::Future, pin::Pin};

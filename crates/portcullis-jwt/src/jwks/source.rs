@@ -4,7 +4,6 @@
 use std::{
     fmt,
     future::Future,
-    num::NonZeroUsize,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -15,37 +14,19 @@ use std::{
 use portcullis_core::{AuthEvent, Events};
 use reqwest::Url;
 use tokio::{
+    runtime::Handle,
     sync::{Notify, watch},
     task::AbortHandle,
     time::Instant,
 };
 
 use super::{
-    discovery,
-    error::{JwksError, JwksErrorKind},
-    http::{Fetcher, HttpOptions, check_url},
+    RemoteKeysBuilder, discovery,
+    error::{Chain, JwksError, JwksErrorKind},
+    http::Fetcher,
     ingest::{Ingested, Policy, ingest},
 };
 use crate::keyset::KeySet;
-
-/// Default connect timeout: 5 seconds.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default total timeout of one HTTP request (connect, headers and body): 10 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default cap on a fetched document: 256 KiB.
-pub const DEFAULT_MAX_RESPONSE_SIZE: NonZeroUsize = NonZeroUsize::new(256 * 1024).unwrap();
-/// Default shortest cache lifetime, whatever `Cache-Control` says: 1 minute.
-pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(60);
-/// Default longest cache lifetime, whatever `Cache-Control` says: 24 hours.
-pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Default cache lifetime when the provider sends no `max-age`: 15 minutes.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
-/// Default bound on serving an expired set while the provider fails: 24 hours.
-pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(24 * 3600);
-/// Default minimum time between two fetches caused by unknown `kid`s: 30 seconds.
-pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
-/// Default wait before the background task retries a failed fetch: 30 seconds.
-pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The key set being served.
 struct Current {
@@ -72,21 +53,43 @@ struct Ctl {
     last_demand: Option<Instant>,
 }
 
+/// How long keys live and how failures are retried: the builder's settings.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timing {
+    pub(super) min_ttl: Duration,
+    pub(super) max_ttl: Duration,
+    pub(super) default_ttl: Duration,
+    pub(super) stale_if_error: Duration,
+    pub(super) cooldown: Duration,
+    pub(super) retry: Duration,
+}
+
+/// What [`RemoteKeys::spawn`] starts with, checked by the builder.
+pub(super) struct Setup {
+    pub(super) issuer: Box<str>,
+    /// Known, or `None` until discovery finds it.
+    pub(super) jwks_url: Option<Url>,
+    pub(super) fetcher: Fetcher,
+    pub(super) timing: Timing,
+    /// The longest a caller waits for a fetch.
+    pub(super) wait_limit: Duration,
+    pub(super) events: Events,
+    pub(super) first_failure_returned: bool,
+}
+
 struct Shared {
     issuer: Box<str>,
     jwks_url: RwLock<Option<Url>>,
     fetcher: Fetcher,
-    min_ttl: Duration,
-    max_ttl: Duration,
-    default_ttl: Duration,
-    stale_if_error: Duration,
-    cooldown: Duration,
-    retry: Duration,
+    timing: Timing,
     wait_limit: Duration,
     events: Events,
+    /// Whether the first fetch's failure goes back to a caller
+    /// ([`RemoteKeysBuilder::start`](super::RemoteKeysBuilder::start)) rather than
+    /// leaving tokens to get 503s.
+    first_failure_returned: bool,
     current: RwLock<Option<Arc<Current>>>,
     generation: AtomicU64,
-    fetches: AtomicU64,
     ctl: Mutex<Ctl>,
     wake: Notify,
     done: watch::Sender<Finished>,
@@ -144,6 +147,10 @@ impl RemoteKeys {
     /// Discovers `issuer`'s JWKS URL and fetches its keys, with the default settings.
     /// Shorthand for `RemoteKeys::builder(issuer).start().await`.
     ///
+    /// An issuer that publishes no discovery document fails with
+    /// [`JwksErrorKind::NoDiscoveryDocument`]; give its JWKS URL with
+    /// [`from_jwks_url`](Self::from_jwks_url) instead.
+    ///
     /// # Errors
     ///
     /// See [`RemoteKeysBuilder::start`].
@@ -193,13 +200,8 @@ impl RemoteKeys {
 
     /// Bumped whenever a key that was served leaves the set (or changes), so that
     /// tokens verified with it are no longer trusted from the cache.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::Acquire)
-    }
-
-    /// How many fetches of the JWK Set (or of discovery plus the set) were started.
-    pub fn fetch_count(&self) -> u64 {
-        self.shared.fetches.load(Ordering::Relaxed)
     }
 
     /// Fetches the keys now, whatever the cache says (no cooldown), and waits for
@@ -240,10 +242,9 @@ impl RemoteKeys {
             match ctl.demand_target {
                 Some(target) if finished < target => target,
                 _ => {
-                    if ctl
-                        .last_demand
-                        .is_some_and(|at| now.saturating_duration_since(at) < shared.cooldown)
-                    {
+                    if ctl.last_demand.is_some_and(|at| {
+                        now.saturating_duration_since(at) < shared.timing.cooldown
+                    }) {
                         return None;
                     }
                     ctl.last_demand = Some(now);
@@ -259,6 +260,46 @@ impl RemoteKeys {
         Some(async move {
             wait.await;
         })
+    }
+}
+
+impl RemoteKeys {
+    /// Starts the background task; its first fetch begins at once.
+    pub(super) fn spawn(runtime: &Handle, setup: Setup) -> Self {
+        let (done, _) = watch::channel(Finished {
+            seq: 0,
+            error: None,
+        });
+        let shared = Arc::new(Shared {
+            issuer: setup.issuer,
+            jwks_url: RwLock::new(setup.jwks_url),
+            fetcher: setup.fetcher,
+            timing: setup.timing,
+            wait_limit: setup.wait_limit,
+            events: setup.events,
+            first_failure_returned: setup.first_failure_returned,
+            current: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            ctl: Mutex::new(Ctl {
+                requested: 1,
+                ..Ctl::default()
+            }),
+            wake: Notify::new(),
+            done,
+        });
+        let task = runtime.spawn(run(Arc::clone(&shared)));
+        Self {
+            shared,
+            _worker: Arc::new(Worker(task.abort_handle())),
+        }
+    }
+
+    /// Waits for the first fetch; its error, if it failed.
+    pub(super) async fn first_fetch(&self) -> Result<(), JwksError> {
+        match self.shared.wait_for(1).await {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
     }
 }
 
@@ -303,7 +344,6 @@ impl Shared {
     /// One fetch: discovery when the JWKS URL is not known yet, then the set.
     /// Returns the cache lifetime.
     async fn fetch_once(&self) -> Result<Duration, JwksError> {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let url = match self.jwks_url() {
             Some(url) => url,
             None => {
@@ -315,10 +355,11 @@ impl Shared {
         let fetched = self.fetcher.get(&url).await?;
         let ingested = ingest(&fetched.body, Policy::REMOTE, &self.issuer)
             .map_err(|e| e.with_url(url.as_str()))?;
+        let timing = &self.timing;
         let ttl = fetched
             .max_age
-            .unwrap_or(self.default_ttl)
-            .clamp(self.min_ttl, self.max_ttl);
+            .unwrap_or(timing.default_ttl)
+            .clamp(timing.min_ttl, timing.max_ttl);
         self.install(ingested, Instant::now() + ttl);
         Ok(ttl)
     }
@@ -363,19 +404,23 @@ impl Shared {
         }
     }
 
-    /// After a failed fetch: keep serving the last good set until `expires_at +
-    /// stale_if_error`, then stop trusting it.
-    fn failed(&self, error: &JwksError) {
+    /// After failed fetch `seq`: keep serving the last good set until `expires_at +
+    /// stale_if_error`, then stop trusting it. Each failure is logged, saying what
+    /// tokens get meanwhile; but the first fetch of
+    /// [`start`](super::RemoteKeysBuilder::start) fails to its caller, who gets the
+    /// error instead (and no keys to serve tokens with).
+    fn failed(&self, seq: u64, error: &JwksError) {
         let now = Instant::now();
+        let error = Chain(error);
         match self.current() {
-            Some(current) if now >= current.expires_at + self.stale_if_error => {
+            Some(current) if now >= current.expires_at + self.timing.stale_if_error => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = None;
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 tracing::warn!(
                     target: "portcullis::jwks",
                     issuer = &*self.issuer,
                     %error,
-                    "key refresh failed past the stale-if-error bound; refusing tokens until the provider answers"
+                    "key refresh failed past the stale-if-error bound; tokens of this issuer get 503 until the provider answers"
                 );
             }
             Some(current) => tracing::warn!(
@@ -385,11 +430,17 @@ impl Shared {
                 expired = now >= current.expires_at,
                 "key refresh failed; serving the last good key set"
             ),
+            None if seq == 1 && self.first_failure_returned => tracing::debug!(
+                target: "portcullis::jwks",
+                issuer = &*self.issuer,
+                %error,
+                "first key fetch failed; RemoteKeysBuilder::start returns the error"
+            ),
             None => tracing::warn!(
                 target: "portcullis::jwks",
                 issuer = &*self.issuer,
                 %error,
-                "key fetch failed; no keys yet, tokens get 503"
+                "key fetch failed; no keys yet, tokens of this issuer get 503 until a fetch succeeds"
             ),
         }
     }
@@ -426,212 +477,11 @@ async fn run(shared: Arc<Shared>) {
                 None
             }
             Err(e) => {
-                shared.failed(&e);
-                next = now + shared.retry;
+                shared.failed(seq, &e);
+                next = now + shared.timing.retry;
                 Some(e)
             }
         };
         shared.done.send_replace(Finished { seq, error });
-    }
-}
-
-/// Configures [`RemoteKeys`]. Obtained from [`RemoteKeys::builder`].
-#[must_use]
-#[derive(Debug)]
-pub struct RemoteKeysBuilder {
-    issuer: String,
-    jwks_url: Option<String>,
-    http: HttpOptions,
-    min_ttl: Duration,
-    max_ttl: Duration,
-    default_ttl: Duration,
-    stale_if_error: Duration,
-    cooldown: Duration,
-    retry: Duration,
-    events: Events,
-}
-
-impl RemoteKeysBuilder {
-    fn new(issuer: String) -> Self {
-        Self {
-            issuer,
-            jwks_url: None,
-            http: HttpOptions {
-                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-                timeout: DEFAULT_TIMEOUT,
-                max_response_size: DEFAULT_MAX_RESPONSE_SIZE.get(),
-                allow_http: false,
-            },
-            min_ttl: DEFAULT_MIN_TTL,
-            max_ttl: DEFAULT_MAX_TTL,
-            default_ttl: DEFAULT_TTL,
-            stale_if_error: DEFAULT_STALE_IF_ERROR,
-            cooldown: DEFAULT_UNKNOWN_KID_COOLDOWN,
-            retry: DEFAULT_RETRY_INTERVAL,
-            events: Events::default(),
-        }
-    }
-
-    /// Fetches the keys from `url` and skips discovery (for issuers without a
-    /// metadata document).
-    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.jwks_url = Some(url.into());
-        self
-    }
-
-    /// The connect timeout (default 5 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.http.connect_timeout = timeout;
-        self
-    }
-
-    /// The total timeout of one request, body included (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.http.timeout = timeout;
-        self
-    }
-
-    /// The largest document accepted (default 256 KiB). A larger one is refused as
-    /// soon as its `Content-Length`, or the bytes read so far, pass the cap.
-    pub fn max_response_size(mut self, max: NonZeroUsize) -> Self {
-        self.http.max_response_size = max.get();
-        self
-    }
-
-    /// Allows plain `http` to any host (it is always allowed to loopback hosts:
-    /// `localhost`, `127.0.0.0/8`, `::1`).
-    ///
-    /// # Security
-    ///
-    /// Keys fetched over plain http can be replaced by anyone on the path, who can
-    /// then mint tokens you accept. For local development only.
-    pub fn danger_allow_http(mut self) -> Self {
-        self.http.allow_http = true;
-        self
-    }
-
-    /// Bounds on the cache lifetime taken from `Cache-Control: max-age` (default
-    /// 1 minute to 24 hours), and the lifetime when there is no `max-age` (default
-    /// 15 minutes, clamped to the bounds). `no-store` and `no-cache` count as zero,
-    /// hence the lower bound.
-    ///
-    /// # Panics
-    ///
-    /// When `min` is greater than `max`.
-    pub fn cache_ttl(mut self, min: Duration, default: Duration, max: Duration) -> Self {
-        assert!(min <= max, "cache_ttl: min must not exceed max");
-        self.min_ttl = min;
-        self.max_ttl = max;
-        self.default_ttl = default.clamp(min, max);
-        self
-    }
-
-    /// How long past its expiry a set is still served while the provider fails
-    /// (default 24 hours). Each failure logs a warning.
-    pub fn stale_if_error(mut self, bound: Duration) -> Self {
-        self.stale_if_error = bound;
-        self
-    }
-
-    /// The least time between two fetches caused by tokens naming unknown `kid`s
-    /// (default 30 s). Tokens arriving meanwhile share the fetch in flight, or are
-    /// refused at once.
-    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.cooldown = cooldown;
-        self
-    }
-
-    /// How long the background task waits after a failed fetch before trying again
-    /// (default 30 s).
-    pub fn retry_interval(mut self, interval: Duration) -> Self {
-        self.retry = interval;
-        self
-    }
-
-    /// Where [`AuthEvent::KeysRotated`] goes (default: `tracing`).
-    pub fn events(mut self, events: Events) -> Self {
-        self.events = events;
-        self
-    }
-
-    /// Checks the URLs, starts the background task and waits for the first fetch.
-    ///
-    /// # Errors
-    ///
-    /// A [`JwksError`] saying what failed: a URL that is not `https` (or loopback
-    /// `http`), an unreachable or slow provider, an HTTP error status, a document
-    /// that is too large or malformed, a discovered `issuer` that differs from the
-    /// configured one, no `jwks_uri`, no usable key; or no tokio runtime.
-    pub async fn start(self) -> Result<RemoteKeys, JwksError> {
-        let keys = self.start_lazy()?;
-        match keys.shared.wait_for(1).await {
-            None => Ok(keys),
-            Some(e) => Err(e),
-        }
-    }
-
-    /// Checks the URLs and starts the background task, without waiting for keys.
-    /// Until the first fetch succeeds, tokens for this issuer get
-    /// `503 Service Unavailable` (`jwks_unavailable`); a token arriving then may
-    /// trigger a fetch (at most one per cooldown) and waits for it.
-    ///
-    /// # Errors
-    ///
-    /// [`JwksErrorKind::InvalidUrl`] and [`JwksErrorKind::InsecureUrl`] for the
-    /// issuer or JWKS URL; [`JwksErrorKind::NoRuntime`] outside a tokio runtime.
-    pub fn start_lazy(self) -> Result<RemoteKeys, JwksError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            JwksError::new(
-                JwksErrorKind::NoRuntime,
-                "start RemoteKeys inside a tokio runtime",
-            )
-        })?;
-        if self.issuer.is_empty() {
-            return Err(JwksError::new(
-                JwksErrorKind::InvalidUrl,
-                "the issuer is empty",
-            ));
-        }
-        let jwks_url = match &self.jwks_url {
-            Some(url) => Some(check_url(url, self.http.allow_http)?),
-            None => {
-                discovery::check_issuer(&self.issuer, self.http.allow_http)?;
-                None
-            }
-        };
-        let fetcher = Fetcher::new(&self.http)?;
-        let (done, _) = watch::channel(Finished {
-            seq: 0,
-            error: None,
-        });
-        let shared = Arc::new(Shared {
-            issuer: self.issuer.into(),
-            jwks_url: RwLock::new(jwks_url),
-            fetcher,
-            min_ttl: self.min_ttl,
-            max_ttl: self.max_ttl,
-            default_ttl: self.default_ttl,
-            stale_if_error: self.stale_if_error,
-            cooldown: self.cooldown,
-            retry: self.retry,
-            // Discovery (up to two documents) and the set, twice over (one fetch
-            // may be in flight already), and a margin.
-            wait_limit: (self.http.timeout * 6).saturating_add(Duration::from_secs(1)),
-            events: self.events,
-            current: RwLock::new(None),
-            generation: AtomicU64::new(0),
-            fetches: AtomicU64::new(0),
-            ctl: Mutex::new(Ctl {
-                requested: 1,
-                ..Ctl::default()
-            }),
-            wake: Notify::new(),
-            done,
-        });
-        let task = runtime.spawn(run(Arc::clone(&shared)));
-        Ok(RemoteKeys {
-            shared,
-            _worker: Arc::new(Worker(task.abort_handle())),
-        })
     }
 }

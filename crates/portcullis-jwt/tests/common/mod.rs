@@ -9,7 +9,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use jsonwebtoken::{EncodingKey, crypto};
-use portcullis_core::Principal;
+use portcullis_core::{MaybeReady, Principal};
 use portcullis_jwt::{Algorithm, JwtAuthenticator, JwtAuthenticatorBuilder, Key};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -230,10 +230,10 @@ pub fn www(response: &Response<Body>) -> String {
 /// Verifies `token` directly and returns the refusal's reason (or "ok").
 pub fn reason(auth: &JwtAuthenticator, token: &str) -> &'static str {
     match auth.verify(token) {
-        portcullis_core::Authentication::Ready(Ok(Some(_))) => "ok",
-        portcullis_core::Authentication::Ready(Ok(None)) => "not_ours",
-        portcullis_core::Authentication::Ready(Err(e)) => e.reason(),
-        portcullis_core::Authentication::Pending(_) => "pending",
+        MaybeReady::Ready(Ok(Some(_))) => "ok",
+        MaybeReady::Ready(Ok(None)) => "not_ours",
+        MaybeReady::Ready(Err(e)) => e.reason(),
+        MaybeReady::Pending(_) => "pending",
     }
 }
 

@@ -5,7 +5,7 @@
 //! Each case's JWK becomes a [`Key`] pinned to the JWK's `alg`; a JWK the key builder
 //! refuses (`use: enc`, `key_ops` without `verify`) counts as a refusal.
 
-use portcullis_jwt::{DEFAULT_MAX_TOKEN_LEN, Key, KeySet};
+use crate::{DEFAULT_MAX_TOKEN_LEN, Key, KeySet};
 use serde_json::Value;
 
 const VECTORS: &str = concat!(

@@ -1,0 +1,106 @@
+//! Every key type and key form through the router, and keys chosen by `kid`.
+
+use super::*;
+
+#[tokio::test]
+async fn every_key_type_verifies_through_the_router() {
+    for alg in ALL_ALGS {
+        let pair = pair(alg);
+        let token = mint(&pair, &claims(), None);
+        let auth = JwtAuthenticator::builder()
+            .key(pair.key.clone())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .clock(fixed_now)
+            .build()
+            .unwrap();
+        let app = app(AuthLayer::new(auth));
+        let response = send(&app, bearer(&token)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{alg:?}");
+        // Tampered payload: refused.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let other = b64(
+            json!({"sub": "mallory", "iss": ISSUER, "aud": AUDIENCE, "exp": NOW + 600})
+                .to_string()
+                .as_bytes(),
+        );
+        parts[1] = &other;
+        assert_invalid_token(&send(&app, bearer(&parts.join("."))).await);
+    }
+}
+
+#[tokio::test]
+async fn keys_from_der_and_jwk_verify() {
+    let cases = [
+        (Algorithm::RS256, Some("test-only-rsa2048-public.der")),
+        (Algorithm::PS384, Some("test-only-rsa2048-public.der")),
+        (Algorithm::ES256, Some("test-only-p256-public.der")),
+        (Algorithm::ES384, None),
+        (Algorithm::EdDSA, Some("test-only-ed25519-public.der")),
+    ];
+    for (alg, der) in cases {
+        let pair = pair(alg);
+        let token = mint(&pair, &claims(), Some("k"));
+        let mut keys = Vec::new();
+        if let Some(der) = der {
+            keys.push(
+                Key::from_der(alg, read_key(der))
+                    .unwrap()
+                    .with_kid("k")
+                    .unwrap(),
+            );
+        }
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&pair.encoding, jwt_alg(alg)).unwrap())
+                .unwrap();
+        jwk["kid"] = json!("k");
+        keys.push(Key::from_jwk(&jwk.to_string()).unwrap());
+        for key in keys {
+            let auth = JwtAuthenticator::builder()
+                .key(key)
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+                .clock(fixed_now)
+                .build()
+                .unwrap();
+            assert_eq!(
+                send(&app(AuthLayer::new(auth)), bearer(&token))
+                    .await
+                    .status(),
+                StatusCode::OK,
+                "{alg:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn several_keys_are_chosen_by_kid() {
+    let es = pair(Algorithm::ES256);
+    let auth = JwtAuthenticator::builder()
+        .key(es.key.clone().with_kid("ec").unwrap())
+        .key(
+            Key::hmac(Algorithm::HS256, SECRET)
+                .unwrap()
+                .with_kid("hs")
+                .unwrap(),
+        )
+        .key(pair(Algorithm::RS256).key.with_kid("rsa").unwrap())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(fixed_now)
+        .build()
+        .unwrap();
+    assert_eq!(reason(&auth, &mint(&es, &claims(), Some("ec"))), "ok");
+    // The right key type under the wrong kid: alg mismatch, not a fallback.
+    assert_eq!(
+        reason(&auth, &mint(&es, &claims(), Some("hs"))),
+        "alg_mismatch"
+    );
+    // No kid, but only one ES256 key: that one.
+    assert_eq!(reason(&auth, &mint(&es, &claims(), None)), "ok");
+    assert_eq!(
+        reason(&auth, &mint(&es, &claims(), Some("nope"))),
+        "unknown_kid"
+    );
+}
