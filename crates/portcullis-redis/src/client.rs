@@ -348,8 +348,6 @@ impl StdError for Error {
     }
 }
 
-pub(crate) use portcullis_core::clock::{from_unix_micros as from_micros, unix_micros as micros};
-
 /// A duration in microseconds, capped so that sums with a timestamp stay exact in the
 /// doubles Lua computes with (about 100 years).
 pub(crate) fn duration_micros(d: Duration) -> i64 {
@@ -359,18 +357,7 @@ pub(crate) fn duration_micros(d: Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use std::time::UNIX_EPOCH;
-
     use super::*;
-
-    #[test]
-    fn micros_round_trip() {
-        let t = UNIX_EPOCH + Duration::from_micros(1_732_000_000_123_456);
-        assert_eq!(from_micros(micros(t)), t);
-        let before = UNIX_EPOCH - Duration::from_micros(5);
-        assert_eq!(micros(before), -5);
-        assert_eq!(from_micros(-5), before);
-    }
 
     #[tokio::test]
     async fn bad_url_is_a_config_error_without_the_url() {

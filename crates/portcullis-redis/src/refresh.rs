@@ -2,16 +2,14 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
+use portcullis_core::internal::{from_unix_micros, hex, unix_micros};
 use portcullis_tokens::{
     Error as TokenError, ErrorKind as TokenErrorKind, RefreshRecord, RefreshStore, RotateOutcome,
     Rotation, TokenHash,
 };
 use redis::{RedisError, Script};
 
-use crate::{
-    Error, ErrorKind, FailurePolicy, Redis,
-    client::{duration_micros, from_micros, micros},
-};
+use crate::{Error, ErrorKind, FailurePolicy, Redis, client::duration_micros};
 
 // Layout (all times in µs since the Unix epoch, as decimal strings):
 //   {prefix}rt:t:{hash}    hash  f=family i=issued_at e=expires_at u=used(0|1)
@@ -183,7 +181,7 @@ impl RedisRefreshStore {
     }
 
     fn token_key(&self, hash: &TokenHash) -> Vec<u8> {
-        self.inner.redis.key(&[b"rt:t:", hash.to_hex().as_bytes()])
+        self.inner.redis.key(&[b"rt:t:", hex(&hash.0).as_bytes()])
     }
 
     fn family_key(&self, family: &str) -> Vec<u8> {
@@ -218,7 +216,7 @@ fn parse_us(value: &str) -> Result<i64, Error> {
 
 impl RefreshStore for RedisRefreshStore {
     async fn create(&self, record: RefreshRecord) -> Result<(), TokenError> {
-        let family_exp = micros(record.family_expires_at);
+        let family_exp = unix_micros(record.family_expires_at);
         let mut invocation = self.inner.scripts.create.prepare_invoke();
         invocation
             .key(self.token_key(&record.hash))
@@ -227,8 +225,8 @@ impl RefreshStore for RedisRefreshStore {
             .arg(&record.family)
             .arg(&record.subject)
             .arg(&record.client_id)
-            .arg(micros(record.issued_at))
-            .arg(micros(record.expires_at))
+            .arg(unix_micros(record.issued_at))
+            .arg(unix_micros(record.expires_at))
             .arg(family_exp)
             .arg(family_exp.div_euclid(1000) + 1);
         let mut conn = self.inner.redis.conn();
@@ -252,7 +250,7 @@ impl RefreshStore for RedisRefreshStore {
             .key(self.token_key(rotation.successor))
             .arg(&self.inner.family_prefix)
             .arg(rotation.client_id)
-            .arg(micros(rotation.now))
+            .arg(unix_micros(rotation.now))
             .arg(duration_micros(rotation.idle_timeout));
         let mut conn = self.inner.redis.conn();
         let reply: Vec<String> = self
@@ -288,8 +286,8 @@ impl RefreshStore for RedisRefreshStore {
                         subject: subject.clone(),
                         client_id: client_id.clone(),
                         issued_at: rotation.now,
-                        expires_at: from_micros(expires),
-                        family_expires_at: from_micros(family_expires),
+                        expires_at: from_unix_micros(expires),
+                        family_expires_at: from_unix_micros(family_expires),
                     }))
                 }
                 _ => Err(reply_error()),
@@ -323,9 +321,9 @@ impl RefreshStore for RedisRefreshStore {
                     family: family.clone(),
                     subject: subject.clone(),
                     client_id: client_id.clone(),
-                    issued_at: from_micros(issued),
-                    expires_at: from_micros(expires),
-                    family_expires_at: from_micros(family_expires),
+                    issued_at: from_unix_micros(issued),
+                    expires_at: from_unix_micros(expires),
+                    family_expires_at: from_unix_micros(family_expires),
                 }))
             }
             _ => Err(self.failed(Error::new(ErrorKind::Reply))),

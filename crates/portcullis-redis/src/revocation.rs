@@ -6,17 +6,17 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use portcullis_core::{AuthError, Revocation, RevocationCheck, RevocationQuery};
+use portcullis_core::{
+    AuthError, MaybeReady, Revocation, RevocationQuery,
+    internal::{unix_micros, unix_secs},
+};
 use portcullis_tokens::{
     Clock, DEFAULT_CUTOFF_RETENTION, Error as TokenError, RevocationStore, RevokedToken,
     SystemClock,
 };
 use redis::Script;
 
-use crate::{
-    Error, ErrorKind, FailurePolicy, Redis,
-    client::{duration_micros, micros},
-};
+use crate::{Error, ErrorKind, FailurePolicy, Redis, client::duration_micros};
 
 /// Raises a subject's cut-off (never lowers it) and keeps the entry until
 /// `ARGV[2]` (Unix ms), extending, never shortening, its life.
@@ -57,7 +57,7 @@ struct Inner {
 ///   retention (default [`DEFAULT_CUTOFF_RETENTION`]).
 ///
 /// [`check`](Revocation::check) costs one round trip (`MGET` of both entries) and
-/// answers [`RevocationCheck::Pending`]. When Redis fails or times out (default
+/// answers [`MaybeReady::Pending`] (await it: `revocation.check(&query).await`). When Redis fails or times out (default
 /// 250 ms) the [`FailurePolicy`] decides: closed by default, so the request gets
 /// `503` (`AuthError::unavailable`), never a pass for a token that may be revoked.
 ///
@@ -135,16 +135,6 @@ impl RedisRevocation {
         self.inner.redis.key(&[b"rev:sub:", subject.as_bytes()])
     }
 
-    /// Asks Redis about one credential.
-    ///
-    /// # Errors
-    ///
-    /// `invalid_token` when revoked; `unavailable` when Redis fails and the policy is
-    /// closed.
-    pub async fn check_async(&self, query: &RevocationQuery<'_>) -> Result<(), AuthError> {
-        self.fetch(query).run(Arc::clone(&self.inner)).await
-    }
-
     fn fetch(&self, query: &RevocationQuery<'_>) -> Fetch {
         Fetch {
             subject_key: self.subject_key(query.subject),
@@ -194,7 +184,7 @@ impl Fetch {
             .await
             .and_then(|values| self.decide(&values));
         match reply {
-            Ok(true) => revoked(),
+            Ok(true) => Err(AuthError::revoked()),
             Ok(false) => Ok(()),
             Err(error) => {
                 inner.redis.report("revocation", inner.policy, &error);
@@ -211,7 +201,7 @@ impl Fetch {
     /// Whether the entries fetched revoke the credential.
     fn decide(&self, values: &[Option<String>]) -> Result<bool, Error> {
         if let Some(Some(cutoff)) = values.first() {
-            let cutoff: u64 = cutoff.parse().map_err(|_| Error::new(ErrorKind::Reply))?;
+            let cutoff: i64 = cutoff.parse().map_err(|_| Error::new(ErrorKind::Reply))?;
             let refused = match self.issued_at {
                 Some(iat) => unix_secs(iat) <= cutoff,
                 None => true,
@@ -231,24 +221,13 @@ impl Fetch {
     }
 }
 
-/// The same refusal as [`RevocationCheck::revoked`].
-fn revoked() -> Result<(), AuthError> {
-    Err(AuthError::invalid_token("token_revoked")
-        .with_description("the credential has been revoked"))
-}
-
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn unix_millis(t: SystemTime) -> i64 {
-    micros(t).div_euclid(1000)
+    unix_micros(t).div_euclid(1000)
 }
 
 impl Revocation for RedisRevocation {
-    fn check(&self, query: &RevocationQuery<'_>) -> RevocationCheck {
-        RevocationCheck::pending(self.fetch(query).run(Arc::clone(&self.inner)))
+    fn check(&self, query: &RevocationQuery<'_>) -> MaybeReady<Result<(), AuthError>> {
+        MaybeReady::pending(self.fetch(query).run(Arc::clone(&self.inner)))
     }
 }
 
@@ -279,12 +258,13 @@ impl RevocationStore for RedisRevocation {
 
     async fn revoke_subject(&self, subject: &str, cutoff: SystemTime) -> Result<(), TokenError> {
         let key = self.subject_key(subject);
-        let keep_until = micros(cutoff)
+        let keep_until = unix_micros(cutoff)
             .saturating_add(duration_micros(self.inner.retention))
             .div_euclid(1000);
         let mut conn = self.inner.redis.conn();
         let mut invocation = self.inner.cutoff.key(key);
-        invocation.arg(unix_secs(cutoff)).arg(keep_until);
+        // Not below 0: the script reads a missing cut-off as -1.
+        invocation.arg(unix_secs(cutoff).max(0)).arg(keep_until);
         self.write(async move { invocation.invoke_async::<()>(&mut conn).await })
             .await
     }

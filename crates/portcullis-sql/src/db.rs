@@ -226,22 +226,3 @@ const MIGRATIONS: &[&[&str]] = &[&[
     "CREATE INDEX IF NOT EXISTS portcullis_api_keys_owner \
         ON portcullis_api_keys (owner, created_at)",
 ]];
-
-pub(crate) use portcullis_core::clock::{from_unix_micros as from_micros, unix_micros as micros};
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use super::*;
-
-    #[test]
-    fn micros_round_trip() {
-        let t = UNIX_EPOCH + Duration::from_micros(1_732_000_000_123_456);
-        assert_eq!(from_micros(micros(t)), t);
-        assert_eq!(
-            from_micros(micros(UNIX_EPOCH - Duration::from_secs(1))),
-            UNIX_EPOCH - Duration::from_secs(1)
-        );
-    }
-}

@@ -25,7 +25,7 @@
 //! db.migrate().await?;
 //!
 //! let keys = ApiKeys::new(SqlApiKeyStore::new(db), KeyFormat::new("pk_live_")?);
-//! let issued = keys.issue(NewApiKey::new("svc-billing", "exporter")).await?;
+//! let issued = keys.issue(NewApiKey::owned_by("svc-billing").name("exporter")).await?;
 //!
 //! let app = Router::new()
 //!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))

@@ -2,16 +2,14 @@
 
 use std::{fmt, time::SystemTime};
 
+use portcullis_core::internal::{from_unix_micros, hex, unix_micros};
 use portcullis_tokens::{
     Error as TokenError, ErrorKind as TokenErrorKind, RefreshRecord, RefreshStore, RotateOutcome,
     Rotation, TokenHash,
 };
 use sqlx::Row;
 
-use crate::{
-    SqlDatabase,
-    db::{from_micros, micros, on_pool},
-};
+use crate::{SqlDatabase, db::on_pool};
 
 const SELECT_TOKEN_PG: &str = "SELECT family, expires_at, used FROM portcullis_refresh_tokens \
                                WHERE hash = $1 FOR UPDATE";
@@ -60,7 +58,7 @@ impl SqlRefreshStore {
     ///
     /// When the database fails.
     pub async fn purge_expired(&self, now: SystemTime) -> Result<u64, TokenError> {
-        let now = micros(now);
+        let now = unix_micros(now);
         let result: Result<u64, sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| async {
             let mut tx = pool.begin_with(dialect.begin()).await?;
             sqlx::query(
@@ -105,7 +103,7 @@ enum Step {
 
 impl RefreshStore for SqlRefreshStore {
     async fn create(&self, record: RefreshRecord) -> Result<(), TokenError> {
-        let hash = record.hash.to_hex();
+        let hash = hex(&record.hash.0);
         let result: Result<bool, sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
             async {
             let mut tx = pool.begin_with(dialect.begin()).await?;
@@ -116,7 +114,7 @@ impl RefreshStore for SqlRefreshStore {
             .bind(&record.family)
             .bind(&record.subject)
             .bind(&record.client_id)
-            .bind(micros(record.family_expires_at))
+            .bind(unix_micros(record.family_expires_at))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -126,8 +124,8 @@ impl RefreshStore for SqlRefreshStore {
             )
             .bind(&hash)
             .bind(&record.family)
-            .bind(micros(record.issued_at))
-            .bind(micros(record.expires_at))
+            .bind(unix_micros(record.issued_at))
+            .bind(unix_micros(record.expires_at))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -152,9 +150,9 @@ impl RefreshStore for SqlRefreshStore {
     }
 
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, TokenError> {
-        let presented = rotation.presented.to_hex();
-        let successor = rotation.successor.to_hex();
-        let now = micros(rotation.now);
+        let presented = hex(&rotation.presented.0);
+        let successor = hex(&rotation.successor.0);
+        let now = unix_micros(rotation.now);
         let result: Result<Step, sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
             async {
             let mut tx = pool.begin_with(dialect.begin()).await?;
@@ -221,7 +219,7 @@ impl RefreshStore for SqlRefreshStore {
                 .execute(&mut *tx)
                 .await?;
                 // Exact times for the caller; the row keeps microseconds.
-                let expires_at = (rotation.now + rotation.idle_timeout).min(from_micros(family_expires));
+                let expires_at = (rotation.now + rotation.idle_timeout).min(from_unix_micros(family_expires));
                 Step::Done(RotateOutcome::Rotated(RefreshRecord {
                     hash: *rotation.successor,
                     family: family_id,
@@ -229,7 +227,7 @@ impl RefreshStore for SqlRefreshStore {
                     client_id,
                     issued_at: rotation.now,
                     expires_at,
-                    family_expires_at: from_micros(family_expires),
+                    family_expires_at: from_unix_micros(family_expires),
                 }))
             };
             match step {
@@ -256,7 +254,7 @@ impl RefreshStore for SqlRefreshStore {
     }
 
     async fn find(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>, TokenError> {
-        let hex = hash.to_hex();
+        let key = hex(&hash.0);
         let result: Result<Option<RefreshRecord>, sqlx::Error> =
             on_pool!(&self.db.pool, |pool, dialect| async {
                 let row = sqlx::query(
@@ -266,7 +264,7 @@ impl RefreshStore for SqlRefreshStore {
                      JOIN portcullis_refresh_families f ON f.family = t.family \
                      WHERE t.hash = $1",
                 )
-                .bind(&hex)
+                .bind(&key)
                 .fetch_optional(pool)
                 .await?;
                 match row {
@@ -276,9 +274,9 @@ impl RefreshStore for SqlRefreshStore {
                         family: row.try_get("family")?,
                         subject: row.try_get("subject")?,
                         client_id: row.try_get("client_id")?,
-                        issued_at: from_micros(row.try_get("issued_at")?),
-                        expires_at: from_micros(row.try_get("expires_at")?),
-                        family_expires_at: from_micros(row.try_get("family_expires_at")?),
+                        issued_at: from_unix_micros(row.try_get("issued_at")?),
+                        expires_at: from_unix_micros(row.try_get("expires_at")?),
+                        family_expires_at: from_unix_micros(row.try_get("family_expires_at")?),
                     })),
                 }
             }

@@ -7,11 +7,12 @@ use std::{
 };
 
 use jsonwebtoken::{Header, encode};
-use portcullis_core::{AuthEvent, Events};
+use portcullis_core::{AuthEvent, Events, internal::unix_secs};
+use portcullis_jwt::Key;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{Clock, Error, ErrorKind, SigningKey, SystemClock, clock::unix_secs, random};
+use crate::{Clock, Error, ErrorKind, SigningKey, SystemClock, random};
 
 /// The default access-token lifetime: 15 minutes.
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -179,12 +180,23 @@ struct Inner {
 /// Each token carries `iss sub aud exp iat jti client_id`, `roles` (when any) and
 /// `scope` (when any), and its header carries `typ: at+jwt`, `alg` and `kid`.
 ///
+/// # Verifying
+///
+/// Other services verify through the JWK Set ([`jwks`](Self::jwks), served by
+/// [`jwks_response`](Self::jwks_response)). A verifier in the same process takes the
+/// keys directly: [`verification_keys`](Self::verification_keys) goes to
+/// [`JwtAuthenticatorBuilder::keys`](portcullis_jwt::JwtAuthenticatorBuilder::keys)
+/// (see the [crate example](crate)).
+///
 /// # Key rotation
 ///
 /// [`rotate`](Self::rotate) makes a new key active at once; the previous one stays in
-/// [`jwks`](Self::jwks) until every token it signed has expired (lifetime plus
-/// [`RETIREMENT_GRACE`]). Verifiers that fetch the JWK Set refetch on an unknown
-/// `kid`, so new tokens verify as soon as they appear.
+/// [`jwks`](Self::jwks) and [`verification_keys`](Self::verification_keys) until every
+/// token it signed has expired (lifetime plus [`RETIREMENT_GRACE`]). Verifiers that
+/// fetch the JWK Set refetch on an unknown `kid`, so new tokens verify as soon as they
+/// appear; a verifier given the keys directly holds what it was given, so hand it the
+/// new set after rotating
+/// ([`JwtAuthenticator::set_keys`](portcullis_jwt::JwtAuthenticator::set_keys)).
 ///
 /// ```
 /// use portcullis_tokens::{Grant, SigningAlgorithm, SigningKey, TokenIssuer};
@@ -200,8 +212,8 @@ struct Inner {
 /// let old_kid = token.kid().to_owned();
 ///
 /// issuer.rotate(SigningKey::generate(SigningAlgorithm::EdDsa)?);
-/// let kids: Vec<_> = issuer.jwks()["keys"].as_array().unwrap().iter()
-///     .map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+/// let kids: Vec<_> = issuer.verification_keys().iter()
+///     .filter_map(|key| key.kid().map(str::to_owned)).collect();
 /// assert_eq!(kids.len(), 2);
 /// assert!(kids.contains(&old_kid));
 /// # Ok::<(), portcullis_tokens::Error>(())
@@ -250,7 +262,8 @@ impl TokenIssuer {
         let inner = &*self.inner;
         let key = self.active_key();
         let now = inner.clock.now();
-        let iat = unix_secs(now);
+        // Before 1970 only with a broken clock: stamp 0 rather than a negative time.
+        let iat = u64::try_from(unix_secs(now)).unwrap_or(0);
         let exp = iat + inner.lifetime.as_secs();
         let jti = random::b64::<16>();
         let claims = Claims {
@@ -300,8 +313,26 @@ impl TokenIssuer {
         });
     }
 
+    /// The keys that verify this issuer's live tokens, the active one first and each
+    /// retired one until its last token has expired, pinned to their algorithm and
+    /// named by their `kid`: for a verifier in the same process,
+    /// `JwtAuthenticator::builder().keys(issuer.verification_keys())`.
+    ///
+    /// A snapshot: after [`rotate`](Self::rotate), hand the verifier the new set.
+    ///
+    /// # Security
+    ///
+    /// HMAC keys are included (unlike in [`jwks`](Self::jwks)), with their shared
+    /// secret: keep them in the process.
+    pub fn verification_keys(&self) -> Vec<Key> {
+        self.live_keys()
+            .iter()
+            .map(|key| key.verification_key())
+            .collect()
+    }
+
     /// The active key and every retired key whose tokens may still be live.
-    pub fn verification_keys(&self) -> Vec<Arc<SigningKey>> {
+    fn live_keys(&self) -> Vec<Arc<SigningKey>> {
         let now = self.inner.clock.now();
         let ring = self.inner.ring.read().unwrap_or_else(|e| e.into_inner());
         std::iter::once(ring.active.clone())
@@ -318,7 +349,7 @@ impl TokenIssuer {
     /// `alg` and `kid`. HMAC keys are never included.
     pub fn jwks(&self) -> Value {
         let keys: Vec<Value> = self
-            .verification_keys()
+            .live_keys()
             .iter()
             .filter_map(|k| k.public_jwk())
             .collect();

@@ -8,6 +8,7 @@ use aws_lc_rs::{
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use portcullis_jwt::Key;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -46,6 +47,15 @@ impl SigningAlgorithm {
             Self::Hs256 => Algorithm::HS256,
         }
     }
+
+    /// The matching [`portcullis_jwt::Algorithm`], which a verifier pins the key to.
+    pub(crate) fn to_jwt(self) -> portcullis_jwt::Algorithm {
+        match self {
+            Self::EdDsa => portcullis_jwt::Algorithm::EdDSA,
+            Self::Es256 => portcullis_jwt::Algorithm::ES256,
+            Self::Hs256 => portcullis_jwt::Algorithm::HS256,
+        }
+    }
 }
 
 impl fmt::Display for SigningAlgorithm {
@@ -62,6 +72,9 @@ pub const MIN_HMAC_SECRET_LEN: usize = 32;
 /// Asymmetric keys get an RFC 7638 JWK thumbprint as `kid` (stable across restarts
 /// when the key is persisted); HMAC keys get a random `kid`, because a thumbprint of a
 /// symmetric key is a hash of the secret. [`with_kid`](Self::with_kid) overrides it.
+///
+/// [`verification_key`](Self::verification_key) is the matching
+/// [`portcullis_jwt::Key`], for a verifier in the same process.
 ///
 /// `Debug` never prints key material.
 ///
@@ -84,6 +97,8 @@ pub struct SigningKey {
     encoding: EncodingKey,
     /// The public JWK members (`kty`, `crv`, `x`, `y`) for asymmetric keys.
     public: Option<Map<String, Value>>,
+    /// What verifies this key's signatures, with the same `kid`.
+    verification: Key,
 }
 
 impl SigningKey {
@@ -121,12 +136,17 @@ impl SigningKey {
                 "hmac secret shorter than 32 bytes",
             ));
         }
+        let kid: Box<str> = random::b64::<16>().into();
+        let verification = Key::hmac(portcullis_jwt::Algorithm::HS256, secret)
+            .and_then(|key| key.with_kid(&kid))
+            .map_err(|e| Error::new(ErrorKind::Key, "invalid hmac secret").with_source(e))?;
         Ok(Self {
             alg: SigningAlgorithm::Hs256,
-            kid: random::b64::<16>().into(),
+            kid,
             material: Zeroizing::new(secret.to_vec()),
             encoding: EncodingKey::from_secret(secret),
             public: None,
+            verification,
         })
     }
 
@@ -149,11 +169,7 @@ impl SigningKey {
                 "x".into(),
                 URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()).into(),
             );
-            return Ok(Self::asymmetric(
-                SigningAlgorithm::EdDsa,
-                v2.as_ref(),
-                public,
-            ));
+            return Self::asymmetric(SigningAlgorithm::EdDsa, v2.as_ref(), public);
         }
         if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der) {
             let point = pair.public_key().as_ref();
@@ -169,7 +185,7 @@ impl SigningKey {
             public.insert("crv".into(), "P-256".into());
             public.insert("x".into(), URL_SAFE_NO_PAD.encode(&point[1..33]).into());
             public.insert("y".into(), URL_SAFE_NO_PAD.encode(&point[33..]).into());
-            return Ok(Self::asymmetric(SigningAlgorithm::Es256, der, public));
+            return Self::asymmetric(SigningAlgorithm::Es256, der, public);
         }
         Err(Error::new(
             ErrorKind::Key,
@@ -208,18 +224,28 @@ impl SigningKey {
         Ok(Zeroizing::new(pem::encode(&block)))
     }
 
-    fn asymmetric(alg: SigningAlgorithm, der: &[u8], public: Map<String, Value>) -> Self {
+    fn asymmetric(
+        alg: SigningAlgorithm,
+        der: &[u8],
+        public: Map<String, Value>,
+    ) -> Result<Self, Error> {
         let encoding = match alg {
             SigningAlgorithm::EdDsa => EncodingKey::from_ed_der(der),
             _ => EncodingKey::from_ec_der(der),
         };
-        Self {
+        let kid: Box<str> = thumbprint(&public).into();
+        // The verifier reads the public half the way a remote one reads the JWK Set.
+        let verification = Key::from_jwk_value(&Value::Object(public.clone()), Some(alg.to_jwt()))
+            .and_then(|key| key.with_kid(&kid))
+            .map_err(|e| Error::new(ErrorKind::Key, "invalid public key").with_source(e))?;
+        Ok(Self {
             alg,
-            kid: thumbprint(&public).into(),
+            kid,
             material: Zeroizing::new(der.to_vec()),
             encoding,
             public: Some(public),
-        }
+            verification,
+        })
     }
 
     /// Replaces the `kid`.
@@ -232,6 +258,10 @@ impl SigningKey {
         if kid.is_empty() || kid.len() > 128 {
             return Err(Error::new(ErrorKind::Key, "kid must be 1 to 128 bytes"));
         }
+        self.verification = self
+            .verification
+            .with_kid(&kid)
+            .map_err(|e| Error::new(ErrorKind::Key, "invalid kid").with_source(e))?;
         self.kid = kid.into();
         Ok(self)
     }
@@ -254,6 +284,17 @@ impl SigningKey {
         jwk.insert("alg".into(), self.alg.as_str().into());
         jwk.insert("kid".into(), self.kid.as_ref().into());
         Some(Value::Object(jwk))
+    }
+
+    /// The key that verifies this key's signatures, pinned to its algorithm and named
+    /// by its `kid`: give it to
+    /// [`JwtAuthenticatorBuilder::key`](portcullis_jwt::JwtAuthenticatorBuilder::key).
+    ///
+    /// # Security
+    ///
+    /// For an HMAC key this holds the shared secret: keep it in the process.
+    pub fn verification_key(&self) -> Key {
+        self.verification.clone()
     }
 
     /// A `jsonwebtoken` key that verifies this key's signatures (the public key, or the
@@ -355,6 +396,24 @@ mod tests {
                 SigningKey::from_pkcs8_pem(input).unwrap_err().kind(),
                 ErrorKind::Key
             );
+        }
+    }
+
+    #[test]
+    fn verification_key_carries_kid_and_algorithm() {
+        for alg in [
+            SigningAlgorithm::EdDsa,
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::Hs256,
+        ] {
+            let key = SigningKey::generate(alg).unwrap();
+            let verifier = key.verification_key();
+            assert_eq!(verifier.kid(), Some(key.kid()));
+            assert_eq!(verifier.algorithm(), alg.to_jwt());
+            assert_eq!(verifier.is_symmetric(), alg == SigningAlgorithm::Hs256);
+
+            let renamed = key.with_kid("k-2").unwrap();
+            assert_eq!(renamed.verification_key().kid(), Some("k-2"));
         }
     }
 

@@ -1,8 +1,10 @@
 //! Token issuance for Portcullis: what a login endpoint needs around the bearer layer.
 //!
 //! - [`TokenIssuer`] signs short-lived RFC 9068 access tokens (`typ: at+jwt`, EdDSA by
-//!   default, ES256 and HS256 available) with a `kid`, rotates signing keys and serves
-//!   the public [JWK Set](TokenIssuer::jwks) that other services verify through;
+//!   default, ES256 and HS256 available) with a `kid`, rotates signing keys, serves
+//!   the public [JWK Set](TokenIssuer::jwks) that other services verify through, and
+//!   hands a verifier in the same process its
+//!   [keys](TokenIssuer::verification_keys) directly;
 //! - [`RefreshTokens`] hands out opaque, hashed-at-rest refresh tokens that rotate on
 //!   every use, grouped in families with absolute and idle expiry; presenting a used
 //!   token revokes the whole family and emits
@@ -15,6 +17,8 @@
 //! ```
 //! use axum::{body::Body, routing::get, Router};
 //! use http::{Request, StatusCode};
+//! use portcullis_core::{AuthLayer, Principal};
+//! use portcullis_jwt::JwtAuthenticator;
 //! use portcullis_tokens::{Grant, SigningAlgorithm, SigningKey, TokenIssuer};
 //! use tower::ServiceExt;
 //!
@@ -27,27 +31,46 @@
 //! )
 //! .build();
 //!
+//! // A verifier in the same process takes the issuer's keys directly; other services
+//! // fetch the JWK Set served below.
+//! let jwt = JwtAuthenticator::builder()
+//!     .keys(issuer.verification_keys())
+//!     .issuer(issuer.issuer())
+//!     .audience(issuer.audience())
+//!     .require_access_token_typ()
+//!     .build()?;
+//!
 //! let jwks = issuer.clone();
-//! let app = Router::new().route(
-//!     "/.well-known/jwks.json",
-//!     get(move || { let r = jwks.jwks_response(); async move { r } }),
-//! );
-//! let response = app
-//!     .oneshot(Request::get("/.well-known/jwks.json").body(Body::empty())?)
-//!     .await?;
-//! assert_eq!(response.status(), StatusCode::OK);
-//! assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+//! let api = Router::new()
+//!     .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route_layer(AuthLayer::new(jwt));
+//! let app = Router::new()
+//!     .route(
+//!         "/.well-known/jwks.json",
+//!         get(move || { let r = jwks.jwks_response(); async move { r } }),
+//!     )
+//!     .merge(api);
 //!
 //! let token = issuer.issue(&Grant::new("alice", "web").scopes(["read"]))?;
 //! let header = jsonwebtoken::decode_header(token.as_str())?;
 //! assert_eq!(header.typ.as_deref(), Some("at+jwt"));
 //! assert_eq!(header.kid.as_deref(), Some(issuer.active_kid().as_str()));
+//!
+//! let me = Request::get("/me")
+//!     .header("authorization", format!("Bearer {}", token.as_str()))
+//!     .body(Body::empty())?;
+//! assert_eq!(app.clone().oneshot(me).await?.status(), StatusCode::OK);
+//!
+//! let response = app
+//!     .oneshot(Request::get("/.well-known/jwks.json").body(Body::empty())?)
+//!     .await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.headers()["cache-control"], "public, max-age=300");
 //! # Ok(()) }
 //! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod clock;
 mod error;
 mod issuer;
 mod keys;
@@ -56,8 +79,10 @@ pub mod refresh;
 mod revocation;
 mod service;
 
+// Injectable time, shared with the other Portcullis crates.
+pub use portcullis_core::clock::{Clock, ManualClock, SystemClock};
+
 pub use crate::{
-    clock::{Clock, ManualClock, SystemClock},
     error::{Error, ErrorKind},
     issuer::{
         AccessToken, DEFAULT_ACCESS_TOKEN_LIFETIME, Grant, RETIREMENT_GRACE, TokenIssuer,

@@ -11,9 +11,9 @@ use std::{
 };
 
 use dashmap::DashMap;
-use portcullis_core::{Revocation, RevocationCheck, RevocationQuery};
+use portcullis_core::{AuthError, MaybeReady, Revocation, RevocationQuery, internal::unix_secs};
 
-use crate::{Clock, Error, SystemClock, clock::unix_secs};
+use crate::{Clock, Error, SystemClock};
 
 /// One access token to revoke, by identifiers (never by its bytes: ECDSA signatures
 /// are malleable, so the same claims can arrive under other bytes).
@@ -64,7 +64,7 @@ struct Inner {
     denied: DashMap<Box<str>, Denied>,
     /// Per subject: the last second (Unix time) whose tokens are refused, and when the
     /// entry may be dropped.
-    cutoffs: DashMap<Box<str>, (u64, SystemTime)>,
+    cutoffs: DashMap<Box<str>, (i64, SystemTime)>,
     entries: AtomicUsize,
     sweep_at: AtomicUsize,
     max_denylist: usize,
@@ -98,25 +98,25 @@ struct Inner {
 /// # Performance
 ///
 /// When nothing is revoked, [`check`](Revocation::check) reads two atomics-backed
-/// counters and answers [`RevocationCheck::Ready`]; otherwise it does at most two
-/// sharded map look-ups by `&str`. It never allocates and never awaits.
+/// counters and answers [`MaybeReady::Ready`]; otherwise it does at most two sharded
+/// map look-ups by `&str`. It never allocates and never awaits.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use portcullis_core::{Revocation, RevocationCheck, RevocationQuery};
+/// use portcullis_core::{MaybeReady, Revocation, RevocationQuery};
 /// use portcullis_tokens::{MemoryRevocation, RevocationStore, RevokedToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), portcullis_tokens::Error> {
 /// let revocation = MemoryRevocation::new();
 /// let query = RevocationQuery { issuer: None, subject: "alice", token_id: Some("t1"), issued_at: None };
-/// assert!(matches!(revocation.check(&query), RevocationCheck::Ready(Ok(()))));
+/// assert!(matches!(revocation.check(&query), MaybeReady::Ready(Ok(()))));
 ///
 /// revocation.revoke_token(RevokedToken {
 ///     issuer: None, token_id: "t1", subject: "alice",
 ///     expires_at: SystemTime::now() + Duration::from_secs(600),
 /// }).await?;
-/// assert!(matches!(revocation.check(&query), RevocationCheck::Ready(Err(_))));
+/// assert!(matches!(revocation.check(&query), MaybeReady::Ready(Err(_))));
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -246,10 +246,10 @@ impl fmt::Debug for MemoryRevocation {
 }
 
 impl Revocation for MemoryRevocation {
-    fn check(&self, query: &RevocationQuery<'_>) -> RevocationCheck {
+    fn check(&self, query: &RevocationQuery<'_>) -> MaybeReady<Result<(), AuthError>> {
         let inner = &*self.inner;
         if inner.entries.load(Ordering::Acquire) == 0 {
-            return RevocationCheck::valid();
+            return MaybeReady::Ready(Ok(()));
         }
         if let Some(cutoff) = inner.cutoffs.get(query.subject) {
             let refused = match query.issued_at {
@@ -257,7 +257,7 @@ impl Revocation for MemoryRevocation {
                 None => true,
             };
             if refused {
-                return RevocationCheck::revoked();
+                return MaybeReady::Ready(Err(AuthError::revoked()));
             }
         }
         if let Some(jti) = query.token_id
@@ -270,10 +270,10 @@ impl Revocation for MemoryRevocation {
             // Past `exp` the verifier refuses the token itself; still answer "revoked"
             // (never less strict) and leave the purge to the writers.
             if issuer_matches {
-                return RevocationCheck::revoked();
+                return MaybeReady::Ready(Err(AuthError::revoked()));
             }
         }
-        RevocationCheck::valid()
+        MaybeReady::Ready(Ok(()))
     }
 }
 
@@ -341,8 +341,8 @@ mod tests {
 
     fn revoked(r: &MemoryRevocation, q: &RevocationQuery<'_>) -> bool {
         match r.check(q) {
-            RevocationCheck::Ready(result) => result.is_err(),
-            RevocationCheck::Pending(_) => panic!("memory revocation never pends"),
+            MaybeReady::Ready(result) => result.is_err(),
+            MaybeReady::Pending(_) => panic!("memory revocation never pends"),
         }
     }
 

@@ -1,11 +1,11 @@
-//! Revocation honoured by the JWT bearer layer, including on verified-token cache hits,
-//! with keys taken from the issuer's JWK Set.
+//! The issuer's tokens through the JWT bearer layer: keys handed over directly or read
+//! from the JWK Set, and revocation honoured, including on verified-token cache hits.
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, routing::get};
 use http::{Request, StatusCode};
-use portcullis_core::Principal;
+use portcullis_core::{AuthLayer, MaybeReady, Principal};
 use portcullis_jwt::{JwtAuthenticator, Key, KeySet};
 use portcullis_tokens::{
     Grant, ManualClock, MemoryRefreshStore, MemoryRevocation, RefreshTokens, SigningAlgorithm,
@@ -16,6 +16,7 @@ use tower::ServiceExt;
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "https://api.example.com";
 
+/// The keys a remote verifier reads from the issuer's JWK Set.
 fn keys_from_jwks(issuer: &TokenIssuer) -> Vec<Key> {
     issuer.jwks()["keys"]
         .as_array()
@@ -43,7 +44,7 @@ fn fixture() -> Fixture {
     .build();
     let revocation = MemoryRevocation::with_clock(clock.clone());
     let jwt = JwtAuthenticator::builder()
-        .keys(keys_from_jwks(&issuer))
+        .keys(issuer.verification_keys())
         .issuer(ISS)
         .audience(AUD)
         .require_access_token_typ()
@@ -65,7 +66,7 @@ fn fixture() -> Fixture {
                 )
             }),
         )
-        .route_layer(jwt.clone().into_layer());
+        .route_layer(AuthLayer::new(jwt.clone()));
     Fixture {
         service,
         jwt,
@@ -124,7 +125,7 @@ async fn revoked_jti_is_refused_even_though_cached() {
 
     // Logout as a handler would: with the principal the layer produced.
     let principal = match f.jwt.verify(pair.access.as_str()) {
-        portcullis_core::Authentication::Ready(Ok(Some(p))) => p,
+        MaybeReady::Ready(Ok(Some(p))) => p,
         other => panic!("{other:?}"),
     };
     f.service
@@ -203,9 +204,9 @@ async fn refreshed_access_token_works_and_rotated_key_keeps_old_tokens_valid() {
     f.service
         .issuer()
         .rotate(SigningKey::generate(SigningAlgorithm::Es256).unwrap());
-    // The resource server picks up the new JWK Set.
+    // The resource server picks up the new keys.
     f.jwt
-        .set_keys(KeySet::new(keys_from_jwks(f.service.issuer())).unwrap());
+        .set_keys(KeySet::new(f.service.issuer().verification_keys()).unwrap());
 
     let next = f
         .service
@@ -215,4 +216,66 @@ async fn refreshed_access_token_works_and_rotated_key_keeps_old_tokens_valid() {
     assert_ne!(next.access.kid(), pair.access.kid());
     assert_eq!(status(&f.app, next.access.as_str()).await, StatusCode::OK);
     assert_eq!(status(&f.app, pair.access.as_str()).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn jwks_keys_verify_like_the_keys_handed_over() {
+    for alg in [SigningAlgorithm::EdDsa, SigningAlgorithm::Es256] {
+        let issuer = TokenIssuer::builder(ISS, AUD, SigningKey::generate(alg).unwrap()).build();
+        issuer.rotate(SigningKey::generate(alg).unwrap());
+        let direct = issuer.verification_keys();
+        let published = keys_from_jwks(&issuer);
+        let describe = |keys: &[Key]| {
+            keys.iter()
+                .map(|k| (k.kid().map(str::to_owned), k.algorithm()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(describe(&direct), describe(&published), "{alg}");
+
+        let token = issuer.issue(&Grant::new("alice", "web")).unwrap();
+        for keys in [direct, published] {
+            let jwt = JwtAuthenticator::builder()
+                .keys(keys)
+                .issuer(ISS)
+                .audience(AUD)
+                .require_access_token_typ()
+                .build()
+                .unwrap();
+            let MaybeReady::Ready(Ok(Some(principal))) = jwt.verify(token.as_str()) else {
+                panic!("{alg}: the token does not verify");
+            };
+            assert_eq!(principal.subject(), "alice");
+        }
+    }
+}
+
+#[tokio::test]
+async fn hmac_issuer_hands_its_secret_to_a_verifier_in_the_same_process() {
+    let issuer = TokenIssuer::builder(
+        ISS,
+        AUD,
+        SigningKey::generate(SigningAlgorithm::Hs256).unwrap(),
+    )
+    .build();
+    assert!(keys_from_jwks(&issuer).is_empty(), "never published");
+    let keys = issuer.verification_keys();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].is_symmetric());
+    let jwt = JwtAuthenticator::builder()
+        .keys(keys)
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .require_access_token_typ()
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|p: Principal| async move { p.subject().to_owned() }),
+        )
+        .route_layer(AuthLayer::new(jwt));
+    let token = issuer.issue(&Grant::new("alice", "web")).unwrap();
+    assert_eq!(status(&app, token.as_str()).await, StatusCode::OK);
+    let forged = format!("{}x", &token.as_str()[..token.as_str().len() - 1]);
+    assert_eq!(status(&app, &forged).await, StatusCode::UNAUTHORIZED);
 }
