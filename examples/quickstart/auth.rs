@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use portcullis::core::Principal;
+use portcullis::Principal;
 use portcullis_password::{HashErrorKind, Password, PolicyError, ResetErrorKind, Verification};
 use portcullis_tokens::{AccessToken, ErrorKind as TokenErrorKind, Grant, IssuedRefreshToken};
 use serde::Deserialize;

@@ -40,14 +40,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
-use portcullis::{
-    apikey::{ApiKeys, KeyFormat},
-    core::AuthLayer,
-    jwt::{JwtAuthenticator, Key},
-    ratelimit::{
-        Check, ClientIpKey, GovernorBackend, LoginRateLimitLayer, Quota, RateLimitBackend,
-        RateLimitLayer,
-    },
+use portcullis::{AuthLayer, MaybeReady, jwt::JwtAuthenticator};
+use portcullis_apikey::{ApiKeys, KeyFormat};
+use portcullis_ratelimit::{
+    BackendError, ClientIpKey, Decision, GovernorBackend, LoginRateLimitLayer, Quota,
+    RateLimitBackend, RateLimitLayer,
 };
 use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
 use portcullis_redis::{Redis, RedisRateLimit, RedisRevocation};
@@ -106,7 +103,7 @@ enum IpLimit {
 }
 
 impl RateLimitBackend<IpAddr> for IpLimit {
-    fn check(&self, key: &IpAddr) -> Check {
+    fn check(&self, key: &IpAddr) -> MaybeReady<Result<Decision, BackendError>> {
         match self {
             Self::Local(b) => b.check(key),
             Self::Shared(b) => RateLimitBackend::<IpAddr>::check(b, key),
@@ -194,15 +191,8 @@ async fn run(config: Config) -> Result<(), String> {
     let (signing_key, key_origin, key_path) = keys::signing_key(&config.data_dir)?;
     let (csrf_key, _) = keys::csrf_key(&config.data_dir)?;
     let issuer = TokenIssuer::builder(config.public_url.clone(), AUDIENCE, signing_key).build();
-    let verification_keys = issuer.jwks()["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|jwk| Key::from_jwk_value(jwk, None))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot load the verification key: {e}"))?;
     let jwt = JwtAuthenticator::builder()
-        .keys(verification_keys)
+        .keys(issuer.verification_keys())
         .issuer(config.public_url.clone())
         .audience(AUDIENCE)
         .require_access_token_typ()
@@ -250,6 +240,10 @@ async fn run(config: Config) -> Result<(), String> {
         issuer.active_kid(),
         key_origin.as_str(),
         key_path.display()
+    );
+    println!(
+        "  tokens:      issuer {url}, audience {AUDIENCE}, keys {url}/.well-known/jwks.json",
+        url = config.public_url.trim_end_matches('/')
     );
     println!(
         "  passwords:   argon2id m={} KiB t={} p={}",
@@ -319,7 +313,7 @@ fn router(
     ip_limit: IpLimit,
     issuer: TokenIssuer,
 ) -> Router {
-    let bearer = || jwt.clone().into_layer().realm(http::REALM);
+    let bearer = || AuthLayer::new(jwt.clone()).realm(http::REALM);
 
     // Bearer (JWT) only.
     let user_routes = Router::new()

@@ -3,7 +3,7 @@
 
 use std::{fmt, time::SystemTime};
 
-use portcullis::core::{Revocation, RevocationCheck, RevocationQuery};
+use portcullis::{AuthError, MaybeReady, Revocation, RevocationQuery};
 use portcullis_redis::RedisRevocation;
 use portcullis_tokens::{
     DEFAULT_CUTOFF_RETENTION, Error as TokenError, MemoryRevocation, RevocationStore, RevokedToken,
@@ -77,7 +77,7 @@ fn store_error(e: impl std::error::Error + Send + Sync + 'static) -> TokenError 
 }
 
 impl Revocation for Revocations {
-    fn check(&self, query: &RevocationQuery<'_>) -> RevocationCheck {
+    fn check(&self, query: &RevocationQuery<'_>) -> MaybeReady<Result<(), AuthError>> {
         match self {
             Self::Local { memory, .. } => memory.check(query),
             Self::Redis(redis) => redis.check(query),
