@@ -29,29 +29,41 @@ fn bench(c: &mut Criterion) {
     });
 
     let ours = GovernorBackend::new(quota);
+    // What the layer asks without success headers: whether to admit.
     c.bench_function("GovernorBackend::check_now", |b| {
         b.iter(|| black_box(ours.check_now(black_box(&key)).is_allowed()))
     });
-    c.bench_function("GovernorBackend::check_admission_now", |b| {
-        b.iter(|| black_box(ours.check_admission_now(black_box(&key)).is_allowed()))
+    // With success headers: the counts for `r` and `t` too.
+    c.bench_function("GovernorBackend::check_now + counts", |b| {
+        b.iter(|| {
+            let d = ours.check_now(black_box(&key));
+            black_box((d.is_allowed(), d.remaining(), d.reset()))
+        })
     });
 
-    let mut svc = RateLimitLayer::new(ClientIpKey::new(), quota).layer(tower::service_fn(
-        |_: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) },
-    ));
     let peer = ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    c.bench_function("RateLimit service call (layer + no-op inner)", |b| {
-        b.iter(|| {
-            let req = Request::get("/")
-                .extension(peer)
-                .body(Body::empty())
-                .unwrap();
-            rt.block_on(svc.call(req)).unwrap()
-        })
-    });
+    for (name, on_success) in [
+        ("RateLimit service call (layer + no-op inner)", false),
+        ("RateLimit service call, headers_on_success", true),
+    ] {
+        let mut svc = RateLimitLayer::new(ClientIpKey::new(), quota)
+            .headers_on_success(on_success)
+            .layer(tower::service_fn(|_: Request<Body>| async {
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }));
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let req = Request::get("/")
+                    .extension(peer)
+                    .body(Body::empty())
+                    .unwrap();
+                rt.block_on(svc.call(req)).unwrap()
+            })
+        });
+    }
     let mut bare = tower::service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(Response::new(Body::empty()))
     });

@@ -11,7 +11,10 @@
 //!
 //! `q` is the quota (the burst), `w` the window in seconds (the time in which a spent
 //! quota is fully replenished), `r` the remaining quota units and `t` the seconds until
-//! more quota is available (rounded up: a client that waits `t` seconds is served).
+//! more quota is available: one unit more than `r` (rounded up, so a client that waits
+//! `t` seconds is served). `t` means the same on a response that was let through and
+//! on a `429`: the last request a burst admits (`r=0`) and the refusal right after it
+//! carry the same `t`, which the refusal's `Retry-After` repeats.
 //!
 //! [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/
 //! [RFC 9651]: https://www.rfc-editor.org/rfc/rfc9651
@@ -19,6 +22,7 @@
 use std::{fmt::Write as _, time::Duration};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use portcullis_core::internal::quoted_string;
 
 /// The `RateLimit-Policy` field name.
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -28,7 +32,7 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// A policy's name as an sf-string (`"api"`): visible ASCII and space, `"` and `\`
 /// escaped; anything else is dropped.
 pub(crate) fn sf_string(name: &str) -> String {
-    portcullis_core::quoted_string(name)
+    quoted_string(name)
 }
 
 /// Whole seconds, rounded up.
@@ -54,6 +58,13 @@ pub(crate) fn limit_value(quoted_name: &str, remaining: u32, reset: Duration) ->
 pub(crate) fn insert(headers: &mut HeaderMap, policy: &HeaderValue, limit: HeaderValue) {
     headers.insert(RATELIMIT_POLICY.clone(), policy.clone());
     headers.insert(RATELIMIT.clone(), limit);
+}
+
+/// Both fields, to be added to a response.
+pub(crate) fn fields(policy: &HeaderValue, limit: HeaderValue) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(2);
+    insert(&mut headers, policy, limit);
+    headers
 }
 
 #[cfg(test)]

@@ -3,21 +3,23 @@
 use std::{fmt, hash::Hash, net::IpAddr};
 
 use http::{HeaderName, HeaderValue, request::Parts};
-use portcullis_core::{AuthError, ClientIp, ClientIpResolver, Principal, PrincipalKind};
+use portcullis_core::{
+    AuthError, ClientIp, ClientIpResolver, Principal, PrincipalKind, internal::missing_peer_error,
+};
 
 use crate::peer::peer_addr;
 
 /// Finds the rate-limit key of a request from its head.
 ///
-/// Closures `Fn(&Parts) -> Result<K, KeyError>` are extractors too:
+/// Closures `Fn(&Parts) -> Result<K, KeyExtractError>` are extractors too:
 ///
 /// ```
 /// use http::request::Parts;
-/// use portcullis_ratelimit::{KeyError, KeyExtractor};
+/// use portcullis_ratelimit::{KeyExtractError, KeyExtractor};
 ///
-/// let tenant = |parts: &Parts| -> Result<String, KeyError> {
+/// let tenant = |parts: &Parts| -> Result<String, KeyExtractError> {
 ///     parts.uri.path().split('/').nth(2).map(str::to_owned)
-///         .ok_or_else(|| KeyError::invalid("the path names no tenant"))
+///         .ok_or_else(|| KeyExtractError::invalid("the path names no tenant"))
 /// };
 /// # fn is_extractor<K: KeyExtractor>(_: &K) {}
 /// # is_extractor(&tenant);
@@ -30,10 +32,10 @@ pub trait KeyExtractor: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`KeyError`] when there is none: a configuration error (`500`, e.g. no
+    /// [`KeyExtractError`] when there is none: a configuration error (`500`, e.g. no
     /// `Principal` because the layer sits outside the auth layer) or a bad request
     /// (`400`). Never a silent pass.
-    fn extract(&self, parts: &Parts) -> Result<Self::Key, KeyError>;
+    fn extract(&self, parts: &Parts) -> Result<Self::Key, KeyExtractError>;
 
     /// What the key is (`ip`, `subject`, `api_key`, `header`), for events.
     fn kind(&self) -> &'static str {
@@ -43,12 +45,12 @@ pub trait KeyExtractor: Send + Sync + 'static {
 
 impl<F, K> KeyExtractor for F
 where
-    F: Fn(&Parts) -> Result<K, KeyError> + Send + Sync + 'static,
+    F: Fn(&Parts) -> Result<K, KeyExtractError> + Send + Sync + 'static,
     K: Clone + Hash + Eq + Send + Sync + 'static,
 {
     type Key = K;
 
-    fn extract(&self, parts: &Parts) -> Result<K, KeyError> {
+    fn extract(&self, parts: &Parts) -> Result<K, KeyExtractError> {
         self(parts)
     }
 }
@@ -56,14 +58,26 @@ where
 /// Why a request has no rate-limit key; rendered as the inner [`AuthError`].
 #[derive(Debug, Clone)]
 // Boxed: a key is found on nearly every request, and a pointer-sized error keeps
-// `Result<Key, KeyError>` small for the extractors' return values.
-pub struct KeyError(Box<AuthError>);
+// `Result<Key, KeyExtractError>` small for the extractors' return values.
+pub struct KeyExtractError(Box<Reason>);
 
-impl KeyError {
-    /// A configuration error: `500` with `description` (which must say how to fix it
-    /// and never contain request data), logged at `ERROR`.
-    pub fn missing(description: &'static str) -> Self {
-        Self::from(AuthError::internal("missing_rate_limit_key").with_description(description))
+#[derive(Debug, Clone)]
+struct Reason {
+    error: AuthError,
+    advice: Option<&'static str>,
+}
+
+impl KeyExtractError {
+    /// A configuration error: `500`. `advice` says how to fix the server (say, where
+    /// the layer belongs); it goes to the log at `ERROR` (target
+    /// `portcullis::config`), never to the client, who is told only that the server
+    /// cannot rate limit the request. It must never contain request data.
+    pub fn missing(advice: &'static str) -> Self {
+        Self(Box::new(Reason {
+            error: AuthError::internal("missing_rate_limit_key")
+                .with_description("the server cannot determine the rate limit key of the request"),
+            advice: Some(advice),
+        }))
     }
 
     /// The client's fault: `400` with `description`.
@@ -75,38 +89,48 @@ impl KeyError {
 
     /// The error that will be rendered.
     pub fn error(&self) -> &AuthError {
-        &self.0
+        &self.0.error
     }
 
-    pub(crate) fn into_error(self) -> AuthError {
-        *self.0
+    /// How to fix the server, for the log ([`missing`](Self::missing)).
+    pub fn advice(&self) -> Option<&'static str> {
+        self.0.advice
+    }
+
+    pub(crate) fn into_parts(self) -> (AuthError, Option<&'static str>) {
+        let reason = *self.0;
+        (reason.error, reason.advice)
     }
 }
 
-impl From<AuthError> for KeyError {
+impl From<AuthError> for KeyExtractError {
     fn from(error: AuthError) -> Self {
-        Self(Box::new(error))
+        Self(Box::new(Reason {
+            error,
+            advice: None,
+        }))
     }
 }
 
-impl fmt::Display for KeyError {
+impl fmt::Display for KeyExtractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Display::fmt(&self.0.error, f)
     }
 }
 
-impl std::error::Error for KeyError {
+impl std::error::Error for KeyExtractError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
+        Some(&self.0.error)
     }
 }
 
 /// Keys on the client IP (socket peer, or through trusted proxies), masked as the
 /// resolver says (IPv6 `/64` by default).
 ///
-/// A request without a peer address is a configuration error (`500`): serve axum with
-/// `into_make_service_with_connect_info::<SocketAddr>()`, or insert
-/// [`PeerAddr`](portcullis_core::PeerAddr).
+/// The peer address is read as [`peer_addr`](crate::peer_addr) says: a
+/// [`PeerAddr`](portcullis_core::PeerAddr) extension, or, with the `axum` feature,
+/// axum's `ConnectInfo<SocketAddr>`. A request without one is a configuration error:
+/// `500`, with how to fix it in the log.
 #[derive(Debug, Clone, Default)]
 pub struct ClientIpKey {
     resolver: ClientIpResolver,
@@ -134,8 +158,7 @@ impl ClientIpKey {
     ///
     /// A `500` when the request carries no peer address.
     pub fn client_ip(&self, parts: &Parts) -> Result<ClientIp, AuthError> {
-        self.resolve(parts)
-            .ok_or_else(portcullis_core::client_ip::missing_peer_error)
+        self.resolve(parts).ok_or_else(missing_peer_error)
     }
 
     /// The client IP, or `None` without a peer address: small enough to come back in
@@ -151,7 +174,7 @@ impl ClientIpKey {
 impl KeyExtractor for ClientIpKey {
     type Key = IpAddr;
 
-    fn extract(&self, parts: &Parts) -> Result<IpAddr, KeyError> {
+    fn extract(&self, parts: &Parts) -> Result<IpAddr, KeyExtractError> {
         match self.resolve(parts) {
             Some(ip) => Ok(self.resolver.key(ip)),
             None => Err(no_peer()),
@@ -167,24 +190,24 @@ const NO_PRINCIPAL: &str = "no authenticated principal to rate limit by: \
                             put the rate limit layer inside the auth layer";
 
 #[cold]
-fn no_peer() -> KeyError {
-    KeyError::from(portcullis_core::client_ip::missing_peer_error())
+fn no_peer() -> KeyExtractError {
+    KeyExtractError::from(missing_peer_error())
 }
 
 /// Keys on the authenticated [`Principal`]'s subject.
 ///
 /// The layer must run after (inside) an auth layer; without a principal the request
-/// is refused with a `500` that says so.
+/// is refused with a `500`, and the log says where the layer belongs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubjectKey;
 
 impl KeyExtractor for SubjectKey {
     type Key = Box<str>;
 
-    fn extract(&self, parts: &Parts) -> Result<Box<str>, KeyError> {
+    fn extract(&self, parts: &Parts) -> Result<Box<str>, KeyExtractError> {
         match parts.extensions.get::<Principal>() {
             Some(p) => Ok(p.subject().into()),
-            None => Err(KeyError::missing(NO_PRINCIPAL)),
+            None => Err(KeyExtractError::missing(NO_PRINCIPAL)),
         }
     }
 
@@ -204,11 +227,11 @@ pub struct ApiKeyIdKey;
 impl KeyExtractor for ApiKeyIdKey {
     type Key = Box<str>;
 
-    fn extract(&self, parts: &Parts) -> Result<Box<str>, KeyError> {
+    fn extract(&self, parts: &Parts) -> Result<Box<str>, KeyExtractError> {
         let p = parts
             .extensions
             .get::<Principal>()
-            .ok_or_else(|| KeyError::missing(NO_PRINCIPAL))?;
+            .ok_or_else(|| KeyExtractError::missing(NO_PRINCIPAL))?;
         Ok(match (p.kind(), p.token_id()) {
             (PrincipalKind::ApiKey, Some(id)) => format!("key:{id}"),
             _ => format!("sub:{}", p.subject()),
@@ -240,13 +263,13 @@ impl HeaderKey {
 impl KeyExtractor for HeaderKey {
     type Key = HeaderValue;
 
-    fn extract(&self, parts: &Parts) -> Result<HeaderValue, KeyError> {
+    fn extract(&self, parts: &Parts) -> Result<HeaderValue, KeyExtractError> {
         match parts.headers.get(&self.name) {
             Some(v) if !v.is_empty() && v.len() <= 128 => Ok(v.clone()),
-            Some(_) => Err(KeyError::invalid(
+            Some(_) => Err(KeyExtractError::invalid(
                 "the header this endpoint is rate limited by is empty or too long",
             )),
-            None => Err(KeyError::invalid(
+            None => Err(KeyExtractError::invalid(
                 "the request lacks the header this endpoint is rate limited by",
             )),
         }

@@ -1,27 +1,16 @@
-//! RateLimitLayer: quotas, headers, shared state, configuration errors, the key cap.
+//! RateLimitLayer: quotas, the RateLimit fields, gRPC, shared state, the key cap and a
+//! real server.
 
 mod common;
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    num::NonZeroU32,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
-use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
-use common::parse_sf_list;
-use governor::clock::FakeRelativeClock;
+use axum::{Router, body::Body, routing::get};
+use common::{parse_sf_list, peer};
+use governor::{RateLimiter, clock::FakeRelativeClock};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use portcullis_core::{
-    AuthEvent, AuthLayer, Authentication, Authenticator, ClientIpResolver, Events, Principal,
-    PrincipalKind,
-};
-use portcullis_ratelimit::{
-    ApiKeyIdKey, ClientIpKey, GovernorBackend, HeaderKey, KeyError, Quota, RateLimitLayer,
-    SubjectKey,
-};
+use http_body_util::{BodyExt, Full};
+use portcullis_ratelimit::{ClientIpKey, Decision, GovernorBackend, Quota, RateLimitLayer};
 use tower::{Layer, Service, ServiceExt};
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -45,15 +34,24 @@ where
 }
 
 fn from(ip: &str) -> Request<Body> {
-    let addr = SocketAddr::new(ip.parse().unwrap(), 5000);
     Request::get("/")
-        .extension(ConnectInfo(addr))
+        .extension(peer(ip))
         .body(Body::empty())
         .unwrap()
 }
 
 fn header(r: &Response<Body>, name: &str) -> String {
     r.headers()[name].to_str().unwrap().to_owned()
+}
+
+/// `(r, t)` of a `RateLimit` field.
+fn limit_of(r: &Response<Body>) -> (i64, i64) {
+    let limit = parse_sf_list(&header(r, "ratelimit")).unwrap();
+    (limit[0].params["r"], limit[0].params["t"])
+}
+
+async fn problem(res: Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
 }
 
 #[tokio::test]
@@ -86,9 +84,9 @@ async fn quota_is_enforced_with_draft_headers() {
     assert_eq!(limit[0].params["r"], 0);
     assert_eq!(limit[0].params["t"], 20);
     assert_eq!(header(&res, "content-type"), "application/problem+json");
-    let body: serde_json::Value =
-        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body = problem(res).await;
     assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["retry_after"], 20);
 
     // Another client is not affected.
     let res = app.clone().oneshot(from("192.0.2.2")).await.unwrap();
@@ -100,6 +98,50 @@ async fn quota_is_enforced_with_draft_headers() {
     assert_eq!(res.status(), StatusCode::OK);
     let res = app.oneshot(from("192.0.2.1")).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Regression: the last `200` of a burst said `t=60` (the time to a full quota) and
+/// the `429` right after it `t=12` (the time to the next unit). `t` is now the time
+/// until more quota is available on both, as the draft defines it.
+#[tokio::test]
+async fn walking_a_key_through_its_burst_tells_one_consistent_story() {
+    let clock = FakeRelativeClock::default();
+    // A burst of 5, one unit back every 12 s.
+    let backend = GovernorBackend::with_clock(Quota::per_minute(nz(5)), clock.clone());
+    let app =
+        app(RateLimitLayer::with_backend(ClientIpKey::new(), backend).headers_on_success(true));
+    let send = || app.clone().oneshot(from("192.0.2.40"));
+
+    // Spaced 3 s apart: `r` counts down by one per request, `t` counts down to the
+    // moment the first spent unit comes back, 12 s after the first request.
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let res = send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        seen.push(limit_of(&res));
+        clock.advance(Duration::from_secs(3));
+    }
+    // Request 5, at 12 s, spends the first unit just as it comes back: `r` stays 1,
+    // and the next unit is 12 s away.
+    assert_eq!(seen, [(4, 12), (3, 9), (2, 6), (1, 3), (1, 12)]);
+
+    // Spend the rest at 15 s: the last admitted request and the refusal right after
+    // it agree on `t`, and `Retry-After` says the same.
+    let last = send().await.unwrap();
+    assert_eq!(last.status(), StatusCode::OK);
+    let (r, t) = limit_of(&last);
+    assert_eq!(r, 0);
+    let refused = send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limit_of(&refused), (0, t));
+    assert_eq!(header(&refused, "retry-after"), t.to_string());
+    assert_eq!(problem(refused).await["retry_after"], t);
+
+    // After `t` seconds, one more request is served, as promised.
+    clock.advance(Duration::from_secs(t as u64));
+    let res = send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(limit_of(&res).0, 0);
 }
 
 #[tokio::test]
@@ -114,26 +156,34 @@ async fn no_headers_on_success_by_default() {
 }
 
 #[test]
-fn an_admission_check_decides_and_counts_like_a_full_check() {
-    // Twin backends on one fake clock: one asked with `check_now`, one with
-    // `check_admission_now` (what the layer uses without success headers).
+fn governor_backend_decides_as_governor_does() {
+    // Our GCRA beside governor's own keyed limiter on one fake clock: the same
+    // admissions and the same waits, and counts that agree with governor's snapshot.
     let clock = FakeRelativeClock::default();
     let quota = Quota::per_minute(nz(3)).allow_burst(nz(3));
-    let full = GovernorBackend::<IpAddr, _>::with_clock(quota, clock.clone());
-    let admit = GovernorBackend::<IpAddr, _>::with_clock(quota, clock.clone());
+    let ours = GovernorBackend::<IpAddr, _>::with_clock(quota, clock.clone());
+    let theirs = RateLimiter::dashmap_with_clock(quota, clock.clone())
+        .with_middleware::<governor::middleware::StateInformationMiddleware>();
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
     let mut refused = 0;
     for step in 0..12 {
-        let (a, b) = (full.check_now(&ip), admit.check_admission_now(&ip));
-        assert_eq!(a.is_allowed(), b.is_allowed(), "step {step}");
-        if a.is_allowed() {
-            assert!(a.reset() > Duration::ZERO, "a full check has counts");
-            assert_eq!((b.remaining(), b.reset()), (0, Duration::ZERO));
-        } else {
-            refused += 1;
-            assert_eq!(a.retry_after(), b.retry_after(), "step {step}");
-            assert_eq!(a.reset(), b.reset(), "step {step}");
-            assert!(b.retry_after() > Duration::ZERO);
+        let (a, b) = (ours.check_now(&ip), theirs.check_key(&ip));
+        assert_eq!(a.is_allowed(), b.is_ok(), "step {step}");
+        match b {
+            Ok(snapshot) => {
+                assert_eq!(
+                    a.remaining(),
+                    snapshot.remaining_burst_capacity(),
+                    "step {step}"
+                );
+                assert!(a.reset() > Duration::ZERO && a.reset() <= Duration::from_secs(20));
+            }
+            Err(not_until) => {
+                refused += 1;
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+                assert_eq!(a.retry_after(), wait, "step {step}");
+                assert_eq!(a, Decision::denied(wait));
+            }
         }
         clock.advance(Duration::from_secs(7));
     }
@@ -158,6 +208,7 @@ async fn without_success_headers_a_refusal_still_carries_exact_fields() {
     // The next cell is due 30 s after the first request: 25 s from now.
     assert_eq!(header(&res, "retry-after"), "25");
     assert_eq!(header(&res, "ratelimit"), r#""default";r=0;t=25"#);
+    assert_eq!(problem(res).await["retry_after"], 25);
 }
 
 #[tokio::test]
@@ -199,254 +250,28 @@ async fn clones_of_a_layer_share_one_state() {
 }
 
 #[tokio::test]
-async fn missing_peer_address_is_a_500_that_explains() {
-    let app = app(RateLimitLayer::new(
-        ClientIpKey::new(),
-        Quota::per_hour(nz(2)),
-    ));
-    let res = app
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&body);
-    assert!(
-        text.contains("into_make_service_with_connect_info"),
-        "{text}"
-    );
-}
-
-#[tokio::test]
-async fn subject_key_without_principal_is_a_500_never_a_pass() {
-    let app = app(RateLimitLayer::new(SubjectKey, Quota::per_hour(nz(2))));
-    let res = app.oneshot(from("192.0.2.1")).await.unwrap();
-    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("inside the auth layer"));
-}
-
-struct Users;
-
-impl Authenticator for Users {
-    fn authenticate(&self, parts: &http::request::Parts) -> Authentication {
-        let p = match parts.headers.get("x-user").and_then(|v| v.to_str().ok()) {
-            Some(k) if k.starts_with("key-") => Some(
-                Principal::builder("owner", PrincipalKind::ApiKey)
-                    .token_id(k)
-                    .build(),
-            ),
-            Some(u) => Some(Principal::builder(u, PrincipalKind::User).build()),
-            None => None,
-        };
-        Authentication::Ready(Ok(p))
-    }
-}
-
-#[tokio::test]
-async fn subject_and_api_key_keys_inside_the_auth_layer() {
-    for (limit, a, b) in [
-        (
-            RateLimitLayer::new(SubjectKey, Quota::per_hour(nz(1))).policy_name("s"),
-            "alice",
-            "bob",
-        ),
-        (
-            RateLimitLayer::new(SubjectKey, Quota::per_hour(nz(1))).policy_name("s2"),
-            "carol",
-            "dave",
-        ),
-    ] {
-        let app = Router::new()
-            .route("/", get(|| async { "ok" }))
-            .layer(limit)
-            .layer(AuthLayer::new(Users));
-        let req = |u: &str| {
-            Request::get("/")
-                .header("x-user", u)
-                .body(Body::empty())
-                .unwrap()
-        };
-        assert_eq!(app.clone().oneshot(req(a)).await.unwrap().status(), 200);
-        assert_eq!(app.clone().oneshot(req(a)).await.unwrap().status(), 429);
-        assert_eq!(app.clone().oneshot(req(b)).await.unwrap().status(), 200);
-    }
-
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .layer(RateLimitLayer::new(ApiKeyIdKey, Quota::per_hour(nz(1))))
-        .layer(AuthLayer::new(Users));
-    let req = |u: &str| {
+async fn answers_in_the_body_type_of_a_plain_service() {
+    // Not axum: a service answering `Full<Bytes>`; the refusal is written into it.
+    let mut svc = RateLimitLayer::new(ClientIpKey::new(), Quota::per_hour(nz(1)))
+        .headers_on_success(true)
+        .layer(tower::service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("ok"))))
+        }));
+    let req = || {
         Request::get("/")
-            .header("x-user", u)
-            .body(Body::empty())
+            .extension(peer("192.0.2.3"))
+            .body(())
             .unwrap()
     };
-    // Two keys of the same owner are limited separately.
-    assert_eq!(
-        app.clone().oneshot(req("key-1")).await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        app.clone().oneshot(req("key-1")).await.unwrap().status(),
-        429
-    );
-    assert_eq!(
-        app.clone().oneshot(req("key-2")).await.unwrap().status(),
-        200
-    );
-    // A user principal is keyed by subject in its own key space.
-    assert_eq!(
-        app.clone().oneshot(req("owner")).await.unwrap().status(),
-        200
-    );
-}
-
-#[tokio::test]
-async fn header_key_and_closure_key() {
-    let app = app(RateLimitLayer::new(
-        HeaderKey::new("x-tenant".parse().unwrap()),
-        Quota::per_hour(nz(1)),
-    ));
-    let req = |t: Option<&str>| {
-        let mut b = Request::get("/");
-        if let Some(t) = t {
-            b = b.header("x-tenant", t);
-        }
-        b.body(Body::empty()).unwrap()
-    };
-    assert_eq!(
-        app.clone().oneshot(req(Some("a"))).await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        app.clone().oneshot(req(Some("a"))).await.unwrap().status(),
-        429
-    );
-    assert_eq!(app.clone().oneshot(req(None)).await.unwrap().status(), 400);
-    let long = "x".repeat(200);
-    assert_eq!(app.oneshot(req(Some(&long))).await.unwrap().status(), 400);
-
-    let by_path = |parts: &http::request::Parts| -> Result<String, KeyError> {
-        Ok(parts.uri.path().to_owned())
-    };
-    let app = Router::new()
-        .route("/{x}", get(|| async { "ok" }))
-        .layer(RateLimitLayer::new(by_path, Quota::per_hour(nz(1))));
-    let get = |p: &str| Request::get(p).body(Body::empty()).unwrap();
-    assert_eq!(app.clone().oneshot(get("/a")).await.unwrap().status(), 200);
-    assert_eq!(app.clone().oneshot(get("/a")).await.unwrap().status(), 429);
-    assert_eq!(app.oneshot(get("/b")).await.unwrap().status(), 200);
-}
-
-#[tokio::test]
-async fn ipv6_clients_share_their_64_and_spoofed_xff_is_ignored() {
-    let key = ClientIpKey::with_resolver(
-        ClientIpResolver::new()
-            .trust_proxies(["10.0.0.0/8"])
-            .unwrap(),
-    );
-    let app = app(RateLimitLayer::new(key, Quota::per_hour(nz(1))));
-    assert_eq!(
-        app.clone()
-            .oneshot(from("2001:db8:0:1::1"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.clone()
-            .oneshot(from("2001:db8:0:1:ffff::9"))
-            .await
-            .unwrap()
-            .status(),
-        429
-    );
-    assert_eq!(
-        app.clone()
-            .oneshot(from("2001:db8:0:2::1"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-
-    // An untrusted client cannot pick a fresh key with X-Forwarded-For.
-    let spoof = |xff: &str| {
-        let mut r = from("198.51.100.7");
-        r.headers_mut()
-            .insert("x-forwarded-for", xff.parse().unwrap());
-        r
-    };
-    assert_eq!(
-        app.clone()
-            .oneshot(spoof("1.1.1.1"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.clone()
-            .oneshot(spoof("2.2.2.2"))
-            .await
-            .unwrap()
-            .status(),
-        429
-    );
-
-    // Through the trusted proxy, the forwarded client is the key.
-    let proxied = |client: &str| {
-        let mut r = from("10.0.0.1");
-        r.headers_mut().insert(
-            "x-forwarded-for",
-            format!("{client}, 10.0.0.5").parse().unwrap(),
-        );
-        r
-    };
-    assert_eq!(
-        app.clone()
-            .oneshot(proxied("203.0.113.1"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.clone()
-            .oneshot(proxied("203.0.113.1"))
-            .await
-            .unwrap()
-            .status(),
-        429
-    );
-    assert_eq!(
-        app.oneshot(proxied("203.0.113.2")).await.unwrap().status(),
-        200
-    );
-}
-
-#[tokio::test]
-async fn throttled_event_is_emitted() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let events = Events::new(move |e: &AuthEvent<'_>| {
-        if let AuthEvent::Throttled {
-            policy, key_kind, ..
-        } = e
-        {
-            log.lock().unwrap().push(format!("{policy}/{key_kind}"));
-        }
-    });
-    let app = app(
-        RateLimitLayer::new(ClientIpKey::new(), Quota::per_hour(nz(1)))
-            .policy_name("api")
-            .with_events(events),
-    );
-    let _ = app.clone().oneshot(from("192.0.2.1")).await.unwrap();
-    let _ = app.oneshot(from("192.0.2.1")).await.unwrap();
-    assert_eq!(*seen.lock().unwrap(), ["api/ip"]);
+    let ok = svc.ready().await.unwrap().call(req()).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["ratelimit"], r#""default";r=0;t=3600"#);
+    assert_eq!(ok.into_body().collect().await.unwrap().to_bytes(), "ok");
+    let refused = svc.ready().await.unwrap().call(req()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["retry_after"], 3600);
 }
 
 #[tokio::test]
@@ -514,16 +339,19 @@ async fn key_cap_holds_under_a_spray_and_limited_keys_stay_limited() {
     assert_eq!(res.status(), 200);
 }
 
+#[cfg(feature = "axum")]
 #[tokio::test]
-async fn same_body_layer_wraps_a_whole_router_on_a_real_server() {
+async fn layer_wraps_a_whole_router_on_a_real_server() {
+    use std::net::SocketAddr;
+
     use http_body_util::Empty;
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
     let router = Router::new().route("/", get(|| async { "ok" }));
-    let layer = RateLimitLayer::new(ClientIpKey::new(), Quota::per_hour(nz(3)))
-        .headers_on_success(true)
-        .same_body();
-    // The layered router answers `Response<Body>`, so axum serves it as it is.
+    let layer =
+        RateLimitLayer::new(ClientIpKey::new(), Quota::per_hour(nz(3))).headers_on_success(true);
+    // The layered router answers `Response<Body>`, so axum serves it as it is; the peer
+    // comes from axum's `ConnectInfo`.
     let app = layer.layer(router);
     let make =
         axum::ServiceExt::<Request<Body>>::into_make_service_with_connect_info::<SocketAddr>(app);
@@ -555,11 +383,13 @@ async fn same_body_layer_wraps_a_whole_router_on_a_real_server() {
     // Before routing: an unknown path counts against the same quota.
     let (status, limit, _) = get("/nowhere").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(limit.as_deref(), Some(r#""default";r=1;t=2400"#));
+    assert_eq!(limit.as_deref(), Some(r#""default";r=1;t=1200"#));
     assert_eq!(get("/").await.0, StatusCode::OK);
-    let (status, _, body) = get("/").await;
+    let (status, limit, body) = get("/").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limit.as_deref(), Some(r#""default";r=0;t=1200"#));
     let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(problem["code"], "rate_limited");
+    assert_eq!(problem["retry_after"], 1200);
     server.abort();
 }

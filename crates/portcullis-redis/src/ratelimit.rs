@@ -10,7 +10,8 @@ use std::{
 };
 
 use http::HeaderValue;
-use portcullis_ratelimit::{BackendError, Check, Decision, Quota, RateLimitBackend};
+use portcullis_core::MaybeReady;
+use portcullis_ratelimit::{BackendError, Decision, Quota, RateLimitBackend};
 use redis::Script;
 
 use crate::{FailurePolicy, Redis, client::duration_micros};
@@ -19,7 +20,8 @@ use crate::{FailurePolicy, Redis, client::duration_micros};
 ///
 /// `KEYS[1]` holds the theoretical arrival time (TAT). `ARGV[1]` is the emission
 /// interval `t`, `ARGV[2]` the tolerance `tau = t * (burst - 1)`. Returns
-/// `{allowed, remaining, wait}`: `wait` is the time until the next request fits.
+/// `{allowed, remaining, next}`: `next` is the time until more quota is available
+/// (one unit more than `remaining`; when refused, until the next request fits).
 /// The key expires when its TAT passes, which is exactly when its state is fresh again.
 const GCRA: &str = r"
 local t = tonumber(ARGV[1])
@@ -34,7 +36,8 @@ if now < earliest then
 end
 local new = tat + t
 redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000))
-return {1, math.floor((now + tau + t - new) / t), 0}
+local remaining = math.floor((now + tau + t - new) / t)
+return {1, remaining, new - now - tau + remaining * t}
 ";
 
 /// Turns a rate-limit key into the bytes of its Redis key.
@@ -149,8 +152,8 @@ struct Inner {
 ///   instance grant or refuse extra requests.)
 /// - **Keys die**: each key (`{prefix}rl:{name}:{key}`) expires with `PX` exactly
 ///   when its state would be fresh again; nothing needs cleaning up.
-/// - **Same answers and headers** as the governor backend: `remaining`, the time to a
-///   full quota, and `Retry-After` when refused.
+/// - **Same answers and headers** as the governor backend: `remaining`, the time until
+///   more quota is available, and `Retry-After` when refused.
 /// - **Timeout** per check (default 250 ms), then the [`FailurePolicy`]: closed by
 ///   default (`503`), or open (the request passes, a `WARN` is logged).
 ///
@@ -261,15 +264,13 @@ impl RedisRateLimit {
             })
             .await;
         match reply {
-            Ok((allowed, remaining, wait_us)) => {
+            Ok((allowed, remaining, next_us)) => {
+                let next = Duration::from_micros(u64::try_from(next_us).unwrap_or(0));
                 if allowed == 1 {
                     let remaining = u32::try_from(remaining.max(0)).unwrap_or(u32::MAX);
-                    let burst = inner.quota.burst_size().get();
-                    let reset = inner.quota.replenish_interval() * burst.saturating_sub(remaining);
-                    Ok(Decision::allowed(remaining, reset))
+                    Ok(Decision::allowed(remaining, next))
                 } else {
-                    let wait = Duration::from_micros(u64::try_from(wait_us).unwrap_or(0));
-                    Ok(Decision::denied(wait))
+                    Ok(Decision::denied(next))
                 }
             }
             Err(error) => {
@@ -290,9 +291,9 @@ impl RedisRateLimit {
 }
 
 impl<K: RedisKey + Send + Sync + 'static> RateLimitBackend<K> for RedisRateLimit {
-    fn check(&self, key: &K) -> Check {
+    fn check(&self, key: &K) -> MaybeReady<Result<Decision, BackendError>> {
         let redis_key = self.redis_key(key);
-        Check::Pending(Box::pin(Self::run(Arc::clone(&self.inner), redis_key)))
+        MaybeReady::pending(Self::run(Arc::clone(&self.inner), redis_key))
     }
 
     fn quota(&self) -> (NonZeroU32, Duration) {

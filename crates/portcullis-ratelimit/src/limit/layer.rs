@@ -1,11 +1,8 @@
-use std::{fmt, marker::PhantomData, num::NonZeroU32, sync::Arc};
+use std::{fmt, num::NonZeroU32, sync::Arc};
 
 use governor::{Quota, clock::Clock};
 use http::HeaderValue;
-use portcullis_core::{
-    Events,
-    body::{SameBody, Wrapped},
-};
+use portcullis_core::Events;
 use tower_layer::Layer;
 
 use super::RateLimit;
@@ -14,9 +11,7 @@ use crate::{GovernorBackend, KeyExtractor, RateLimitBackend, headers};
 /// Applies [`RateLimit`] to a service. See the [module docs](crate::limit).
 ///
 /// Cloning the layer shares the extractor and the backend, so every clone (and every
-/// service it builds) counts against one state. `M` is the
-/// [`BodyMode`](portcullis_core::body::BodyMode) of its responses (see
-/// [`same_body`](Self::same_body)).
+/// service it builds) counts against one state.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -29,17 +24,12 @@ use crate::{GovernorBackend, KeyExtractor, RateLimitBackend, headers};
 /// let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(layer);
 /// ```
 #[must_use]
-pub struct RateLimitLayer<
-    K: KeyExtractor,
-    B = GovernorBackend<<K as KeyExtractor>::Key>,
-    M = Wrapped,
-> {
+pub struct RateLimitLayer<K: KeyExtractor, B = GovernorBackend<<K as KeyExtractor>::Key>> {
     extractor: Arc<K>,
     backend: Arc<B>,
     name: Arc<str>,
     on_success: bool,
     events: Events,
-    mode: PhantomData<fn() -> M>,
 }
 
 pub(crate) struct Shared<K, B> {
@@ -59,7 +49,7 @@ impl<K: KeyExtractor> RateLimitLayer<K> {
     }
 }
 
-impl<K: KeyExtractor, C: Clock + Clone, M> RateLimitLayer<K, GovernorBackend<K::Key, C>, M> {
+impl<K: KeyExtractor, C: Clock + Clone> RateLimitLayer<K, GovernorBackend<K::Key, C>> {
     /// Caps the keys tracked by the local backend (default 100,000). Resets its state:
     /// call it while configuring.
     pub fn max_keys(mut self, max_keys: NonZeroU32) -> Self {
@@ -79,28 +69,11 @@ impl<K: KeyExtractor, B> RateLimitLayer<K, B> {
             name: Arc::from("default"),
             on_success: false,
             events: Events::default(),
-            mode: PhantomData,
         }
     }
 }
 
-impl<K: KeyExtractor, B, M> RateLimitLayer<K, B, M> {
-    /// Answers in the inner service's own body type ([`SameBody`]; it must implement
-    /// `From<Bytes>`, as axum's `Body` does) instead of a
-    /// [`ResponseBody`](portcullis_core::body::ResponseBody) around it. With axum this
-    /// saves boxing every response body again, and lets the layer wrap a whole
-    /// `Router` handed to `axum::serve`, limiting requests before they are routed.
-    pub fn same_body(self) -> RateLimitLayer<K, B, SameBody> {
-        RateLimitLayer {
-            extractor: self.extractor,
-            backend: self.backend,
-            name: self.name,
-            on_success: self.on_success,
-            events: self.events,
-            mode: PhantomData,
-        }
-    }
-
+impl<K: KeyExtractor, B> RateLimitLayer<K, B> {
     /// The policy name in the `RateLimit-Policy` / `RateLimit` fields and events
     /// (default `"default"`).
     pub fn policy_name(mut self, name: impl Into<Arc<str>>) -> Self {
@@ -109,7 +82,9 @@ impl<K: KeyExtractor, B, M> RateLimitLayer<K, B, M> {
     }
 
     /// Also send `RateLimit-Policy` and `RateLimit` on responses that were let
-    /// through (default: only on `429`).
+    /// through (default: only on `429`), so that clients can slow down before they
+    /// are refused. See [the crate docs](crate#ratelimit-fields-on-every-response)
+    /// for what the fields say.
     pub fn headers_on_success(mut self, on: bool) -> Self {
         self.on_success = on;
         self
@@ -127,7 +102,7 @@ impl<K: KeyExtractor, B, M> RateLimitLayer<K, B, M> {
     }
 }
 
-impl<K: KeyExtractor, B, M> Clone for RateLimitLayer<K, B, M> {
+impl<K: KeyExtractor, B> Clone for RateLimitLayer<K, B> {
     fn clone(&self) -> Self {
         Self {
             extractor: Arc::clone(&self.extractor),
@@ -135,12 +110,11 @@ impl<K: KeyExtractor, B, M> Clone for RateLimitLayer<K, B, M> {
             name: Arc::clone(&self.name),
             on_success: self.on_success,
             events: self.events.clone(),
-            mode: PhantomData,
         }
     }
 }
 
-impl<K: KeyExtractor, B, M> fmt::Debug for RateLimitLayer<K, B, M> {
+impl<K: KeyExtractor, B> fmt::Debug for RateLimitLayer<K, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
             .field("extractor", &std::any::type_name::<K>())
@@ -151,8 +125,8 @@ impl<K: KeyExtractor, B, M> fmt::Debug for RateLimitLayer<K, B, M> {
     }
 }
 
-impl<S, K: KeyExtractor, B: RateLimitBackend<K::Key>, M> Layer<S> for RateLimitLayer<K, B, M> {
-    type Service = RateLimit<S, K, B, M>;
+impl<S, K: KeyExtractor, B: RateLimitBackend<K::Key>> Layer<S> for RateLimitLayer<K, B> {
+    type Service = RateLimit<S, K, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let (q, w) = self.backend.quota();
@@ -167,7 +141,6 @@ impl<S, K: KeyExtractor, B: RateLimitBackend<K::Key>, M> Layer<S> for RateLimitL
                 on_success: self.on_success,
                 events: self.events.clone(),
             }),
-            mode: PhantomData,
         }
     }
 }

@@ -1,35 +1,28 @@
-// A rejection is the refusal path: built once and returned at once; boxing it would
-// only add an allocation.
-#![allow(clippy::result_large_err)]
-
 use std::{
-    fmt,
-    marker::PhantomData,
-    mem,
+    fmt, mem,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
-use http::{Request, Response, request::Parts};
+use http::{HeaderMap, Request, Response, request::Parts};
 use portcullis_core::{
-    AuthError, AuthEvent, DefaultRenderer, RenderRejection,
-    body::{BodyMode, Wrapped},
+    AuthError, AuthEvent, DefaultRenderer, MaybeReady, RenderRejection, auth::ResponseFuture,
+    body::RejectionBody,
 };
 use tower_service::Service;
 
-use super::{ResponseFuture, future::Fields, layer::Shared};
-use crate::{BackendError, Check, Decision, KeyExtractor, RateLimitBackend, headers};
+use super::layer::Shared;
+use crate::{BackendError, Decision, KeyExtractor, RateLimitBackend, headers};
 
 /// Rate-limits requests before the inner service sees them. Made by
 /// [`RateLimitLayer`](super::RateLimitLayer); see the [module docs](crate::limit).
-pub struct RateLimit<S, K, B, M = Wrapped> {
+pub struct RateLimit<S, K, B> {
     pub(super) inner: S,
     pub(super) shared: Arc<Shared<K, B>>,
-    pub(super) mode: PhantomData<fn() -> M>,
 }
 
-impl<S, K, B, M> RateLimit<S, K, B, M> {
+impl<S, K, B> RateLimit<S, K, B> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -46,17 +39,16 @@ impl<S, K, B, M> RateLimit<S, K, B, M> {
     }
 }
 
-impl<S: Clone, K, B, M> Clone for RateLimit<S, K, B, M> {
+impl<S: Clone, K, B> Clone for RateLimit<S, K, B> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
-            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, K, B, M> fmt::Debug for RateLimit<S, K, B, M> {
+impl<S: fmt::Debug, K, B> fmt::Debug for RateLimit<S, K, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
@@ -65,105 +57,126 @@ impl<S: fmt::Debug, K, B, M> fmt::Debug for RateLimit<S, K, B, M> {
     }
 }
 
-impl<S, K, B, M, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, K, B, M>
+impl<S, K, B, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, K, B>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     K: KeyExtractor,
     B: RateLimitBackend<K::Key>,
-    M: BodyMode<ResBody>,
     ReqBody: Send + 'static,
+    ResBody: RejectionBody,
 {
-    type Response = Response<M::Body>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, M>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
+    // A deferred decision resolves to what to answer next, itself a future by design.
+    #[allow(clippy::async_yields_async)]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (parts, body) = req.into_parts();
         let key = match self.shared.extractor.extract(&parts) {
             Ok(key) => key,
             Err(error) => {
-                let error = error.into_error();
-                if error.status().is_server_error() {
+                let (error, advice) = error.into_parts();
+                if let Some(advice) = advice {
                     tracing::error!(
                         target: "portcullis::config",
                         reason = error.reason(),
-                        "rate limit key unavailable: {}",
-                        error.description()
+                        "rate limit key unavailable: {advice}"
                     );
                 }
-                return ResponseFuture::rejected(reject(&self.shared, &parts, &error));
+                return ResponseFuture::rejected(reject(&parts, &error));
             }
         };
-        // Without success headers, an allowed request's counts are never read.
-        let check = if self.shared.on_success {
-            self.shared.backend.check(&key)
-        } else {
-            self.shared.backend.check_admission(&key)
-        };
-        match check {
-            Check::Ready(result) => match decide(&self.shared, &parts, result) {
-                Ok(fields) => ResponseFuture::called(
-                    self.inner.call(Request::from_parts(parts, body)),
-                    fields,
-                ),
-                Err(response) => ResponseFuture::rejected(response),
-            },
-            Check::Pending(check) => {
+        match self.shared.backend.check(&key) {
+            MaybeReady::Ready(result) => answer(&self.shared, &mut self.inner, parts, body, result),
+            MaybeReady::Pending(check) => {
+                // The inner service is called once the backend has answered: take the
+                // one that is ready, leave a clone.
                 let clone = self.inner.clone();
                 let mut inner = mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(&self.shared);
-                ResponseFuture::checking(check, move |result| {
-                    let fields = decide(&shared, &parts, result)?;
-                    Ok((inner.call(Request::from_parts(parts, body)), fields))
+                ResponseFuture::deferred(async move {
+                    let result = check.await;
+                    answer(&shared, &mut inner, parts, body, result)
                 })
             }
         }
     }
 }
 
-fn decide<K: KeyExtractor, B>(
+/// Calls the inner service (with the fields, if asked for) or refuses. Always
+/// inlined: a call would move the request head through memory once more.
+#[inline(always)]
+fn answer<S, K, B, ReqBody>(
+    shared: &Shared<K, B>,
+    inner: &mut S,
+    parts: Parts,
+    body: ReqBody,
+    result: Result<Decision, BackendError>,
+) -> ResponseFuture<S::Future>
+where
+    S: Service<Request<ReqBody>>,
+    K: KeyExtractor,
+{
+    match result {
+        Ok(decision) if decision.is_allowed() => {
+            let future = inner.call(Request::from_parts(parts, body));
+            if shared.on_success {
+                ResponseFuture::called_with_headers(future, success_fields(shared, &decision))
+            } else {
+                // Without success headers an allowed request's counts are never
+                // worked out.
+                ResponseFuture::called(future)
+            }
+        }
+        Ok(decision) => ResponseFuture::rejected(throttled(shared, &parts, &decision)),
+        Err(error) => ResponseFuture::rejected(unavailable(&parts, error)),
+    }
+}
+
+fn success_fields<K, B>(shared: &Shared<K, B>, decision: &Decision) -> HeaderMap {
+    headers::fields(
+        &shared.policy,
+        headers::limit_value(&shared.name, decision.remaining(), decision.reset()),
+    )
+}
+
+#[cold]
+fn unavailable(parts: &Parts, error: BackendError) -> Response<Bytes> {
+    tracing::warn!(target: "portcullis::ratelimit", error = %error, "rate limit backend failed");
+    let error = AuthError::unavailable("rate_limit_backend").with_source(error);
+    reject(parts, &error)
+}
+
+#[cold]
+#[inline(never)]
+fn throttled<K: KeyExtractor, B>(
     shared: &Shared<K, B>,
     parts: &Parts,
-    result: Result<Decision, BackendError>,
-) -> Result<Fields, Response<Bytes>> {
-    let decision = match result {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(target: "portcullis::ratelimit", error = %e, "rate limit backend failed");
-            let error = AuthError::unavailable("rate_limit_backend").with_source(e);
-            return Err(reject(shared, parts, &error));
-        }
-    };
-    if decision.is_allowed() {
-        return Ok(shared.on_success.then(|| {
-            Box::new((
-                shared.policy.clone(),
-                headers::limit_value(&shared.name, decision.remaining(), decision.reset()),
-            ))
-        }));
-    }
+    decision: &Decision,
+) -> Response<Bytes> {
     let retry_after = decision.retry_after();
     shared.events.emit(&AuthEvent::Throttled {
         policy: shared.name.trim_matches('"'),
         key_kind: shared.extractor.kind(),
         retry_after,
     });
-    let error = AuthError::rate_limited(retry_after);
-    let mut response = reject(shared, parts, &error);
+    // `AuthError` renders `Retry-After` and names the wait in the problem body too
+    // (`retry_after`, in seconds).
+    let mut response = reject(parts, &AuthError::rate_limited(retry_after));
     headers::insert(
         response.headers_mut(),
         &shared.policy,
         headers::limit_value(&shared.name, 0, decision.reset()),
     );
-    Err(response)
+    response
 }
 
-fn reject<K, B>(shared: &Shared<K, B>, parts: &Parts, error: &AuthError) -> Response<Bytes> {
-    let _ = shared;
+fn reject(parts: &Parts, error: &AuthError) -> Response<Bytes> {
     tracing::trace!(
         target: "portcullis::rejection",
         status = error.status().as_u16(),

@@ -2,7 +2,6 @@ use std::{
     collections::hash_map::RandomState,
     fmt,
     hash::{BuildHasher, Hasher},
-    marker::PhantomData,
     net::IpAddr,
     num::NonZeroU32,
     sync::Arc,
@@ -14,10 +13,7 @@ use governor::{
     clock::{Clock, DefaultClock, Reference},
 };
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE, request::Parts};
-use portcullis_core::{
-    ClientIpResolver, Events,
-    body::{SameBody, Wrapped},
-};
+use portcullis_core::{ClientIpResolver, Events};
 use sha2::{Digest, Sha256};
 use tower_layer::Layer;
 
@@ -44,9 +40,8 @@ type FailureFn = dyn Fn(StatusCode) -> bool + Send + Sync;
 /// let app: Router = Router::new().route("/login", post(login).layer(LoginRateLimitLayer::new()));
 /// ```
 #[must_use]
-pub struct LoginRateLimitLayer<C: Clock + Clone = DefaultClock, M = Wrapped> {
+pub struct LoginRateLimitLayer<C: Clock + Clone = DefaultClock> {
     pub(super) shared: Arc<LoginShared<C>>,
-    mode: PhantomData<fn() -> M>,
 }
 
 pub(crate) struct LoginShared<C: Clock + Clone> {
@@ -138,12 +133,11 @@ impl<C: Clock + Clone> LoginRateLimitLayer<C> {
                 ),
                 name,
             }),
-            mode: PhantomData,
         }
     }
 }
 
-impl<C: Clock + Clone, M> LoginRateLimitLayer<C, M> {
+impl<C: Clock + Clone> LoginRateLimitLayer<C> {
     fn edit(mut self, f: impl FnOnce(&mut LoginShared<C>)) -> Self {
         let s = &*self.shared;
         let mut next = LoginShared {
@@ -248,17 +242,6 @@ impl<C: Clock + Clone, M> LoginRateLimitLayer<C, M> {
         self.edit(|s| s.events = events)
     }
 
-    /// Answers in the inner service's own body type ([`SameBody`]; it must implement
-    /// `From<Bytes>`, as axum's `Body` does) instead of a
-    /// [`ResponseBody`](portcullis_core::body::ResponseBody) around it, which saves
-    /// axum boxing every response body again. See [`portcullis_core::body`].
-    pub fn same_body(self) -> LoginRateLimitLayer<C, SameBody> {
-        LoginRateLimitLayer {
-            shared: self.shared,
-            mode: PhantomData,
-        }
-    }
-
     /// IPs and accounts currently tracked (for tests and metrics).
     pub fn tracked(&self) -> (usize, usize) {
         (
@@ -325,16 +308,15 @@ fn default_account(parts: &Parts, body: &[u8], fields: &[Box<str>]) -> Option<St
     }
 }
 
-impl<C: Clock + Clone, M> Clone for LoginRateLimitLayer<C, M> {
+impl<C: Clock + Clone> Clone for LoginRateLimitLayer<C> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
-            mode: PhantomData,
         }
     }
 }
 
-impl<C: Clock + Clone, M> fmt::Debug for LoginRateLimitLayer<C, M> {
+impl<C: Clock + Clone> fmt::Debug for LoginRateLimitLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.shared;
         f.debug_struct("LoginRateLimitLayer")
@@ -348,14 +330,13 @@ impl<C: Clock + Clone, M> fmt::Debug for LoginRateLimitLayer<C, M> {
     }
 }
 
-impl<S, C: Clock + Clone, M> Layer<S> for LoginRateLimitLayer<C, M> {
-    type Service = LoginRateLimit<S, C, M>;
+impl<S, C: Clock + Clone> Layer<S> for LoginRateLimitLayer<C> {
+    type Service = LoginRateLimit<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
         LoginRateLimit {
             inner,
             shared: Arc::clone(&self.shared),
-            mode: PhantomData,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The login throttle: [`LoginRateLimitLayer`] → [`LoginRateLimit`] →
-//! [`ResponseFuture`].
+//! [`ResponseFuture`](portcullis_core::auth::ResponseFuture).
 //!
 //! Put it on the login route; the handler stays as it is. For each attempt:
 //!
@@ -16,7 +16,7 @@
 //!    failure; `2xx` clears the account's failures (not the IP's); anything else
 //!    refunds it.
 //!
-//! A refused attempt gets the same `429` (problem+json, `Retry-After`,
+//! A refused attempt gets the same `429` (problem+json naming the wait, `Retry-After`,
 //! `RateLimit-Policy`, `RateLimit`) whichever bucket refused it and whether or not the
 //! account exists; the layer never knows which accounts exist. Counting before the
 //! handler runs means parallel guesses are counted at once, not after they finish.
@@ -39,5 +39,5 @@ mod service;
 pub use self::{
     backoff::Backoff,
     layer::{DEFAULT_BODY_LIMIT, LoginRateLimitLayer},
-    service::{LoginRateLimit, ResponseFuture},
+    service::LoginRateLimit,
 };

@@ -1,6 +1,52 @@
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use portcullis_core::PeerAddr;
+
+/// The peer extension a server would insert, for a client at `ip`.
+pub fn peer(ip: &str) -> PeerAddr {
+    PeerAddr(SocketAddr::new(ip.parse().unwrap(), 5000))
+}
+
+/// Log lines written while the guard lives, on this thread.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Captures every event of this thread (a current-thread test runtime) until the
+    /// guard drops.
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// One parsed Item of a Structured Field List (RFC 9651 §3.1): a string bare item
 /// with integer parameters, the only shapes the RateLimit draft uses.
