@@ -55,6 +55,7 @@
 //! | `redis` | `redis` | Redis backends: shared rate limits, revocation, refresh tokens, API keys |
 //! | `sql` | `sql` | PostgreSQL and SQLite backends (sqlx): refresh tokens, API keys |
 //! | `tonic` | | the layers wrap tonic servers directly |
+//! | `axum` | | rate limits read the client address from axum's `ConnectInfo` |
 //! | `full` | all of the above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

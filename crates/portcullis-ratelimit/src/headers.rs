@@ -61,10 +61,11 @@ pub(crate) fn insert(headers: &mut HeaderMap, policy: &HeaderValue, limit: Heade
 }
 
 /// Both fields, to be added to a response.
-pub(crate) fn fields(policy: &HeaderValue, limit: HeaderValue) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(2);
-    insert(&mut headers, policy, limit);
-    headers
+pub(crate) fn fields(policy: &HeaderValue, limit: HeaderValue) -> [(HeaderName, HeaderValue); 2] {
+    [
+        (RATELIMIT_POLICY.clone(), policy.clone()),
+        (RATELIMIT.clone(), limit),
+    ]
 }
 
 #[cfg(test)]

@@ -6,11 +6,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Response};
+use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::body::RejectionBody;
 
+type Headers = Box<[(HeaderName, HeaderValue)]>;
 type Deferred<F> = Pin<Box<dyn Future<Output = ResponseFuture<F>> + Send + 'static>>;
 
 pin_project! {
@@ -33,7 +34,7 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            headers: Option<Box<HeaderMap>>,
+            headers: Option<Headers>,
         },
         Rejected {
             response: Option<Response<Bytes>>,
@@ -56,12 +57,17 @@ impl<F> ResponseFuture<F> {
     }
 
     /// The inner service's response future, with `headers` added to its response
-    /// (replacing any of the same names).
-    pub fn called_with_headers(future: F, headers: HeaderMap) -> Self {
+    /// (each replacing any field of the same name), for example
+    /// `[(name, value), (other, value)]`.
+    pub fn called_with_headers(
+        future: F,
+        headers: impl Into<Box<[(HeaderName, HeaderValue)]>>,
+    ) -> Self {
+        let headers = headers.into();
         Self {
             kind: Kind::Called {
                 future,
-                headers: (!headers.is_empty()).then(|| Box::new(headers)),
+                headers: (!headers.is_empty()).then_some(headers),
             },
         }
     }
@@ -103,19 +109,8 @@ where
                     return match future.poll(cx) {
                         Poll::Ready(Ok(mut response)) => {
                             let target = response.headers_mut();
-                            let mut last = None;
-                            for (name, value) in *extra {
-                                match name {
-                                    Some(name) => {
-                                        target.insert(&name, value);
-                                        last = Some(name);
-                                    }
-                                    None => {
-                                        if let Some(name) = &last {
-                                            target.append(name, value);
-                                        }
-                                    }
-                                }
+                            for (name, value) in extra {
+                                target.insert(name, value);
                             }
                             Poll::Ready(Ok(response))
                         }

@@ -5,7 +5,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, request::Parts};
+use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
 use portcullis_core::{
     AuthError, AuthEvent, DefaultRenderer, MaybeReady, RenderRejection, auth::ResponseFuture,
     body::RejectionBody,
@@ -138,7 +138,10 @@ where
     }
 }
 
-fn success_fields<K, B>(shared: &Shared<K, B>, decision: &Decision) -> HeaderMap {
+fn success_fields<K, B>(
+    shared: &Shared<K, B>,
+    decision: &Decision,
+) -> [(HeaderName, HeaderValue); 2] {
     headers::fields(
         &shared.policy,
         headers::limit_value(&shared.name, decision.remaining(), decision.reset()),
