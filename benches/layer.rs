@@ -1,6 +1,7 @@
 //! What each layer costs per request, in process, beside its floors.
 //!
-//! `cargo bench --bench layer`
+//! `cargo bench --bench layer` (the side-by-side comparisons with peers are in
+//! `bench/`: `bench/compare.sh`)
 //!
 //! Every variant serves the same axum route to the same request (an `Authorization`
 //! header carrying a 409-byte HS256 token, an `x-api-key` header and a peer address),
@@ -27,31 +28,54 @@ use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use jsonwebtoken::{EncodingKey, Header};
-use portcullis::apikey::{ApiKeyStore, ApiKeys, KeyFormat, MemoryStore};
-use portcullis::core::{AuthLayer, Authentication, Authenticator, Principal, PrincipalKind};
-use portcullis::jwt::{Algorithm, JwtAuthenticator, Key};
-use portcullis::ratelimit::{ClientIpKey, Quota, RateLimitLayer};
+use portcullis_apikey::{ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, KeyHasher, MemoryStore};
+use portcullis_core::{AuthLayer, AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind};
+use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
+use portcullis_ratelimit::{ClientIpKey, Quota, RateLimitLayer};
 use tower::{Service, ServiceExt, util::MapRequestLayer};
-
-#[path = "../crates/portcullis-jwt/examples/support/bench_token.rs"]
-mod bench_token;
-use bench_token::AUDIENCE;
-#[path = "../crates/portcullis-apikey/examples/support/bench_record.rs"]
-mod bench_record;
 
 const SECRET: &[u8] = b"bench-only-hs256-secret-32-bytes";
 const ISSUER: &str = "https://auth.example.com/";
+const AUDIENCE: &str = "https://api.example.com";
 
 struct Fixed(Principal);
 
 impl Authenticator for Fixed {
-    fn authenticate(&self, _: &Parts) -> Authentication {
-        Authentication::Ready(Ok(Some(self.0.clone())))
+    fn authenticate(&self, _: &Parts) -> MaybeReady<AuthResult> {
+        MaybeReady::Ready(Ok(Some(self.0.clone())))
     }
 }
 
+/// The bench token: a realistic claims set, 409 bytes with HS256, valid until 2100.
 fn token(alg: jsonwebtoken::Algorithm, key: &EncodingKey) -> String {
-    bench_token::sign(&Header::new(alg), key, ISSUER)
+    let claims = serde_json::json!({
+        "iss": ISSUER,
+        "sub": "user-7f3a9c2e-41d8-4b9a-a7e3-2c1d5f8e9b04",
+        "aud": AUDIENCE,
+        "exp": 4_102_444_800u64,
+        "iat": 1_700_000_000u64,
+        "jti": "9f1c2b7e4d3a8f6e5c1b0a9d8e7f6a5b",
+        "scope": "openid profile orders:read",
+        "roles": ["user"],
+    });
+    jsonwebtoken::encode(&Header::new(alg), &claims, key).expect("sign")
+}
+
+/// An active service key's record for `key`.
+fn record(key: &portcullis_apikey::ParsedKey<'_>) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: key.id().to_owned(),
+        owner: "svc-bench".into(),
+        name: "bench".into(),
+        scopes: vec!["hello:read".into()],
+        roles: vec!["service".into()],
+        created_at: std::time::SystemTime::now(),
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        rotated_to: None,
+        digest: KeyHasher::sha256().digest(key),
+    }
 }
 
 fn key_file(name: &str) -> Vec<u8> {
@@ -106,8 +130,7 @@ fn bench(c: &mut Criterion) {
     let api_key = api_key.expose_secret().to_owned();
     let store = MemoryStore::new();
     let parsed = format.parse(&api_key).unwrap();
-    rt.block_on(store.create(bench_record::record(&parsed, "bench")))
-        .unwrap();
+    rt.block_on(store.create(record(&parsed))).unwrap();
     let api_keys = ApiKeys::new(store, format);
 
     let principal = Principal::builder("alice", PrincipalKind::User)
@@ -136,12 +159,12 @@ fn bench(c: &mut Criterion) {
         ),
         (
             "jwt_hs256_hit",
-            hello().route_layer(jwt(hs_key).into_layer()),
+            hello().route_layer(AuthLayer::new(jwt(hs_key))),
             &hs256,
         ),
         (
             "jwt_es256_hit",
-            hello().route_layer(jwt(es_key).into_layer()),
+            hello().route_layer(AuthLayer::new(jwt(es_key))),
             &es256,
         ),
         (

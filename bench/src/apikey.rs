@@ -1,12 +1,11 @@
-//! The record the API-key benchmarks store for the key they present. Included with
-//! `#[path]` by `apikey_bench_server` and the workspace's `benches/layer.rs`.
+//! The record the API-key benchmarks store for the key they present.
 
 use std::time::SystemTime;
 
 use portcullis_apikey::{ApiKeyRecord, KeyHasher, ParsedKey};
 
 /// An active service key's record for `key`, its digest taken with SHA-256.
-pub(crate) fn record(key: &ParsedKey<'_>, name: &str) -> ApiKeyRecord {
+pub fn record(key: &ParsedKey<'_>, name: &str) -> ApiKeyRecord {
     ApiKeyRecord {
         id: key.id().to_owned(),
         owner: "svc-bench".into(),

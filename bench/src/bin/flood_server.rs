@@ -2,7 +2,8 @@
 //! default argon2id parameters; `GET /ping` is a cheap route whose throughput must
 //! hold up while `/login` is flooded.
 //!
-//! `BENCH_ADDR=127.0.0.1:38123 cargo run --release -p portcullis-password --example flood_server`
+//! `BENCH_ADDR=127.0.0.1:38123 cargo run --release -p portcullis-bench --bin flood_server`
+//! (`bench/compare.sh flood` runs it)
 //!
 //! `FLOOD_NICE=off` leaves hashing threads at normal priority (for comparison).
 

@@ -3,8 +3,9 @@
 //! base64url of payload and signature + one claims parse into a map), `cold` (our
 //! HS256 verification, cache off), `hitfloor` (SHA-256 of the token + one DashMap hit),
 //! `hit` (our verification from the cache); `router-bare` / `router-hit`: one request
-//! through an axum hello-world router, bare or behind the layer (cache hits). `N` sets the iterations (default 20,000);
-//! run once with `N=0` to subtract the set-up:
+//! through an axum hello-world router, bare or behind the layer (cache hits). `N` sets
+//! the iterations (default 20,000); run once with `N=0` to subtract the set-up
+//! (`BIN=$CARGO_TARGET_DIR/release/instructions`):
 //!
 //! ```text
 //! for m in floor cold hitfloor hit; do
@@ -13,9 +14,12 @@
 //!   echo "$m $(( (b - a) / 20000 )) instructions/op"
 //! done
 //! ```
+
 use base64::Engine as _;
+use portcullis_core::{AuthLayer, MaybeReady};
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
 use std::time::Duration;
+
 fn main() {
     const NOW: u64 = 1_700_000_000;
     let secret = b"bench-only-hs256-secret-32-bytes";
@@ -69,7 +73,7 @@ fn main() {
             let hello =
                 axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
             let mut app = if mode == "router-hit" {
-                hello.route_layer(b.build().unwrap().into_layer())
+                hello.route_layer(AuthLayer::new(b.build().unwrap()))
             } else {
                 hello
             };
@@ -101,10 +105,7 @@ fn main() {
             };
             for _ in 0..n {
                 let r = auth.verify(std::hint::black_box(&token));
-                assert!(matches!(
-                    r,
-                    portcullis_core::Authentication::Ready(Ok(Some(_)))
-                ));
+                assert!(matches!(r, MaybeReady::Ready(Ok(Some(_)))));
             }
         }
     }

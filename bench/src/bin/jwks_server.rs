@@ -4,31 +4,25 @@
 //! provider's.
 //!
 //! ```text
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --features jwks --example bench_jwks_server -- bare
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --features jwks --example bench_jwks_server -- jwks-es256
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --features jwks --example bench_jwks_server -- static-es256
-//! cargo run --release --features jwks --example bench_jwks_server -- token   # prints a token
+//! BENCH_ADDR=127.0.0.1:38123 jwks_server bare | jwks-es256 | static-es256
+//! jwks_server token   # prints a token
 //! ```
 //!
-//! The key is the crate's test-only P-256 key, published under `kid` `bench-es256`;
-//! the token expires in 2100 so one minted token serves every run.
+//! The key is the JWT crate's test-only P-256 key, published under `kid`
+//! `bench-es256`; the token expires in 2100 so one minted token serves every run.
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::{Json, Router, routing::get};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use jsonwebtoken::{EncodingKey, Header};
+use portcullis_bench::{
+    contenders::hello,
+    keys::{AUDIENCE, Alg, key_file},
+};
+use portcullis_core::AuthLayer;
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key, jwks::RemoteKeys};
 use serde_json::{Value, json};
 
-#[path = "support/bench_token.rs"]
-mod bench_token;
-use bench_token::AUDIENCE;
 const KID: &str = "bench-es256";
-
-fn key_file(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 fn jwk() -> Value {
     let pem = pem::parse(key_file("test-only-p256-private.pem")).expect("pem");
@@ -47,10 +41,7 @@ fn issuer(port: u16) -> String {
 }
 
 fn token(iss: &str) -> String {
-    let key = EncodingKey::from_ec_pem(&key_file("test-only-p256-private.pem")).expect("key");
-    let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
-    header.kid = Some(KID.into());
-    bench_token::sign(&header, &key, iss)
+    Alg::Es256.signer().with_kid_and_issuer(KID, iss).token()
 }
 
 /// Serves discovery metadata and the JWK Set on `127.0.0.1:port`.
@@ -70,7 +61,7 @@ async fn provider(port: u16) {
     tokio::spawn(async move { axum::serve(listener, app).await.expect("provider") });
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "bare".into());
     let provider_port: u16 = std::env::var("BENCH_JWKS_PORT")
@@ -78,7 +69,7 @@ async fn main() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(38124);
     let iss = issuer(provider_port);
-    let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
+    let hello = hello();
     let app = match mode.as_str() {
         "bare" => hello,
         "jwks-es256" => {
@@ -89,7 +80,7 @@ async fn main() {
                 .audience(AUDIENCE)
                 .build()
                 .expect("configuration");
-            hello.route_layer(jwt.into_layer())
+            hello.route_layer(AuthLayer::new(jwt))
         }
         // The same key configured statically, for comparison.
         "static-es256" => {
@@ -100,7 +91,7 @@ async fn main() {
                 .audience(AUDIENCE)
                 .build()
                 .expect("configuration");
-            hello.route_layer(jwt.into_layer())
+            hello.route_layer(AuthLayer::new(jwt))
         }
         "token" => {
             println!("{}", token(&iss));

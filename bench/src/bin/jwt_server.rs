@@ -1,155 +1,114 @@
-//! An axum hello-world for load comparisons, bare or behind the JWT layer.
+//! The JWT contenders as HTTP servers (an axum hello-world on `$BENCH_ADDR`, one
+//! single-threaded runtime), and the token files the load generator sends.
 //!
 //! ```text
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- bare
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- noop
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- core-only
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- hs256
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- hs256-cold
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- es256-cached
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- hs256-same-body
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- es256-same-body
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- hs256-outer
-//! BENCH_ADDR=127.0.0.1:38123 cargo run --release --example jwt_bench_server -- es256-outer
-//! cargo run --release --example jwt_bench_server -- token-hs256   # prints a token
-//! cargo run --release --example jwt_bench_server -- token-es256   # prints a token
+//! jwt_server serve CONTENDER ALG      # on $BENCH_ADDR (default 127.0.0.1:38123)
+//! jwt_server tokens ALG SHAPE N PREFIX
 //! ```
 //!
-//! Keys are the crate's test-only keys; tokens expire in 2100 so one minted token
-//! serves every run.
+//! CONTENDER: `bare`; `noop` (a `route_layer` doing nothing: axum's own price for a
+//! layer on the route); `portcullis` (the JWT layer as the README puts it,
+//! `route_layer(AuthLayer::new(jwt))`, verified-token cache on); `portcullis-nocache`;
+//! `portcullis-outer` (the same layer around the whole router); with the `peers`
+//! feature `axum-jwt-auth`, `jwt-authorizer` and `jwt-authorizer-bare` (its axum 0.7
+//! bare route). ALG: `HS256`, `ES256`, `EdDSA`, `RS256`.
+//!
+//! `tokens` writes `PREFIX.tokens` (the distinct tokens, one a line) and `PREFIX.seq`
+//! (for each of N requests, the 1-based line of its token), for `bench/load.lua`.
 
-use axum::{Router, ServiceExt, extract::Request, routing::get};
-use jsonwebtoken::{EncodingKey, Header};
-use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
+use std::io::{BufWriter, Write};
+
+use axum::{Router, ServiceExt, extract::Request};
+use portcullis_bench::{
+    contenders::{self, hello},
+    keys::Alg,
+    shapes::Shape,
+};
+use portcullis_core::AuthLayer;
 use tower::Layer;
 
-#[path = "support/bench_token.rs"]
-mod bench_token;
-use bench_token::AUDIENCE;
-
-const SECRET: &[u8] = b"bench-only-hs256-secret-32-bytes";
-const ISSUER: &str = "https://auth.example.com/";
-
-fn key_file(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+fn usage() -> ! {
+    eprintln!("usage: jwt_server serve CONTENDER ALG | jwt_server tokens ALG SHAPE N PREFIX");
+    std::process::exit(2);
 }
 
-fn token(alg: jsonwebtoken::Algorithm, key: &EncodingKey) -> String {
-    bench_token::sign(&Header::new(alg), key, ISSUER)
+fn alg(name: Option<String>) -> Alg {
+    name.as_deref()
+        .and_then(Alg::parse)
+        .unwrap_or_else(|| usage())
 }
 
-struct Fixed(portcullis_core::Principal);
-
-impl portcullis_core::Authenticator for Fixed {
-    fn authenticate(&self, _: &axum::http::request::Parts) -> portcullis_core::Authentication {
-        portcullis_core::Authentication::Ready(Ok(Some(self.0.clone())))
+fn main() {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("serve") => {
+            let contender = args.next().unwrap_or_else(|| usage());
+            serve(&contender, alg(args.next()));
+        }
+        Some("tokens") => {
+            let alg = alg(args.next());
+            let shape = args
+                .next()
+                .as_deref()
+                .and_then(Shape::parse)
+                .unwrap_or_else(|| usage());
+            let n: usize = args
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| usage());
+            let prefix = args.next().unwrap_or_else(|| usage());
+            let traffic = shape.traffic(&alg.signer(), n, 3);
+            let mut out =
+                BufWriter::new(std::fs::File::create(format!("{prefix}.tokens")).unwrap());
+            for token in traffic.tokens() {
+                writeln!(out, "{token}").unwrap();
+            }
+            out.flush().unwrap();
+            let mut out = BufWriter::new(std::fs::File::create(format!("{prefix}.seq")).unwrap());
+            for i in traffic.indices() {
+                writeln!(out, "{}", i + 1).unwrap();
+            }
+            out.flush().unwrap();
+            eprintln!(
+                "{prefix}: {} requests, {} distinct tokens",
+                traffic.len(),
+                traffic.tokens().len()
+            );
+        }
+        _ => usage(),
     }
 }
 
-fn es256_key() -> Key {
-    Key::from_pem(Algorithm::ES256, key_file("test-only-p256-public.pem")).expect("key")
-}
-
-fn authenticator(key: Key, cache: bool) -> JwtAuthenticator {
-    let builder = JwtAuthenticator::builder()
-        .key(key)
-        .issuer(ISSUER)
-        .audience(AUDIENCE);
-    let builder = if cache {
-        builder
-    } else {
-        builder.without_cache()
-    };
-    builder.build().expect("configuration")
-}
-
-#[tokio::main]
-async fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "bare".into());
-    let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
+#[tokio::main(flavor = "current_thread")]
+async fn serve(contender: &str, alg: Alg) {
     let addr = std::env::var("BENCH_ADDR").unwrap_or_else(|_| "127.0.0.1:38123".into());
-    // The `same_body()` layers wrapped around the whole router rather than put on its
-    // route: authentication before routing, without axum's own price for a layer.
-    let outer = match mode.as_str() {
-        "hs256-outer" => Some(Key::hmac(Algorithm::HS256, SECRET).expect("key")),
-        "es256-outer" => Some(es256_key()),
-        _ => None,
-    };
-    if let Some(key) = outer {
-        let app = authenticator(key, true)
-            .into_layer()
-            .same_body()
-            .layer(hello);
-        let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
-        eprintln!("{mode} listening on {addr}");
-        let make = ServiceExt::<Request>::into_make_service(app);
-        return axum::serve(listener, make).await.expect("serve");
-    }
-    let app = match mode.as_str() {
-        "bare" => hello,
-        // axum's own cost of layering a route: a `route_layer` that does nothing.
-        "noop" => hello.route_layer(tower::util::MapRequestLayer::new(
-            |r: axum::http::Request<axum::body::Body>| r,
-        )),
-        // The core layer alone, with a ready principal shaped like the JWT layer's
-        // (typed claims included): what the layer costs before any token is read.
-        "core-only" => {
-            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
-            let auth = authenticator(key, true);
-            let token = token(
-                jsonwebtoken::Algorithm::HS256,
-                &EncodingKey::from_secret(SECRET),
-            );
-            let principal = match auth.verify(&token) {
-                portcullis_core::Authentication::Ready(Ok(Some(p))) => p,
-                _ => panic!("the bench token verifies"),
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    eprintln!("{contender} {} listening on {addr}", alg.name());
+    let app: Router = match contender {
+        "bare" => hello(),
+        "noop" => hello().route_layer(tower::util::MapRequestLayer::new(|r: Request| r)),
+        "portcullis" => contenders::portcullis(alg, true),
+        "portcullis-nocache" => contenders::portcullis(alg, false),
+        "portcullis-outer" => {
+            let app = AuthLayer::new(contenders::jwt(alg, true)).layer(hello());
+            let make = ServiceExt::<Request>::into_make_service(app);
+            return axum::serve(listener, make).await.expect("serve");
+        }
+        #[cfg(feature = "peers")]
+        "axum-jwt-auth" => contenders::peers::axum_jwt_auth(alg),
+        #[cfg(feature = "peers")]
+        "jwt-authorizer" | "jwt-authorizer-bare" => {
+            let app = if contender == "jwt-authorizer" {
+                contenders::peers::jwt_authorizer(alg).await
+            } else {
+                contenders::peers::axum07_hello()
             };
-            hello.route_layer(portcullis_core::AuthLayer::new(Fixed(principal)))
-        }
-        // The default configuration, which caches HMAC-verified tokens too.
-        "hs256" => {
-            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
-            hello.route_layer(authenticator(key, true).into_layer())
-        }
-        // Every request verified from scratch: signature, claims parse, principal.
-        "hs256-cold" => {
-            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
-            hello.route_layer(authenticator(key, false).into_layer())
-        }
-        "es256-cached" => hello.route_layer(authenticator(es256_key(), true).into_layer()),
-        // The same layers answering in axum's own body type: nothing for axum to box.
-        "hs256-same-body" => {
-            let key = Key::hmac(Algorithm::HS256, SECRET).expect("key");
-            hello.route_layer(authenticator(key, true).into_layer().same_body())
-        }
-        "es256-same-body" => {
-            hello.route_layer(authenticator(es256_key(), true).into_layer().same_body())
-        }
-        "token-hs256" => {
-            println!(
-                "{}",
-                token(
-                    jsonwebtoken::Algorithm::HS256,
-                    &EncodingKey::from_secret(SECRET)
-                )
-            );
-            return;
-        }
-        "token-es256" => {
-            let key =
-                EncodingKey::from_ec_pem(&key_file("test-only-p256-private.pem")).expect("key");
-            println!("{}", token(jsonwebtoken::Algorithm::ES256, &key));
-            return;
+            return axum07::serve(listener, app).await.expect("serve");
         }
         other => {
-            eprintln!(
-                "unknown mode {other:?}: bare | noop | core-only | hs256 | hs256-cold | es256-cached | hs256-same-body | es256-same-body | hs256-outer | es256-outer | token-hs256 | token-es256"
-            );
+            eprintln!("unknown contender {other:?} (peers need the `peers` feature)");
             std::process::exit(2);
         }
     };
-    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
-    eprintln!("{mode} listening on {addr}");
     axum::serve(listener, app).await.expect("serve");
 }

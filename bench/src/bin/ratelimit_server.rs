@@ -1,21 +1,16 @@
-//! A hello-world axum server for load comparisons, on $BENCH_ADDR:
+//! A hello-world axum server for load comparisons, on $BENCH_ADDR, each client key hot
+//! and never limited (a quota of 1e9 per second):
 //!
-//! - `bare`, `noop` (a `Router::layer` that does nothing), `ours` (a hot key never
-//!   limited), `ours-same-body` (the same with `same_body()`) and `tower_governor` (the
-//!   same quota), each put on the router with `Router::layer`;
-//! - `ours-outer` and `tower_governor-outer`: the layer wrapped around the whole router
-//!   (`ours` with `same_body()`, so that the router's `Response<Body>` is kept), limiting
-//!   before routing and without axum's own price for a `Router::layer`.
-//!
-//! ```text
-//! benches/load/ab.sh 5 8 -- bare './target/release/examples/ratelimit_bench_server bare' 'http://ADDR/' \
-//!   -- ours './target/release/examples/ratelimit_bench_server ours' 'http://ADDR/' \
-//!   -- tower_governor './target/release/examples/ratelimit_bench_server tower_governor' 'http://ADDR/'
-//! ```
+//! - `bare`, `noop` (a `Router::layer` that does nothing), `portcullis` (the rate-limit
+//!   layer as the README puts it, `Router::layer`) and `tower_governor` (the same
+//!   quota, the same placement);
+//! - `portcullis-outer` and `tower_governor-outer`: the layer wrapped around the whole
+//!   router, limiting before routing, without axum's own price for a `Router::layer`.
 
 use std::{net::SocketAddr, num::NonZeroU32};
 
-use axum::{Router, ServiceExt, extract::Request, routing::get};
+use axum::{Router, ServiceExt, extract::Request};
+use portcullis_bench::contenders::hello;
 use portcullis_ratelimit::{ClientIpKey, Quota, RateLimitLayer};
 use tower::Layer;
 use tower_governor::{GovernorLayer, governor::GovernorConfigBuilder};
@@ -24,9 +19,8 @@ use tower_governor::{GovernorLayer, governor::GovernorConfigBuilder};
 async fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "bare".into());
     let addr = std::env::var("BENCH_ADDR").unwrap_or_else(|_| "127.0.0.1:38123".into());
-    // A quota no load run reaches: 1e9 per second, burst 1e9.
     let burst = NonZeroU32::new(1_000_000_000).unwrap();
-    let router = Router::new().route("/", get(|| async { "hello" }));
+    let router = hello();
     let ours = RateLimitLayer::new(ClientIpKey::new(), Quota::per_second(burst));
     let governor = || {
         let config = GovernorConfigBuilder::default()
@@ -38,8 +32,8 @@ async fn main() {
     };
     let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
     match mode.as_str() {
-        "ours-outer" => {
-            let app = ours.same_body().layer(router);
+        "portcullis-outer" => {
+            let app = ours.layer(router);
             let make =
                 ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
             return axum::serve(listener, make).await.unwrap();
@@ -52,16 +46,15 @@ async fn main() {
         }
         _ => {}
     }
-    let app = match mode.as_str() {
+    let app: Router = match mode.as_str() {
         "bare" => router,
         // axum's own cost of a layer: a `Router::layer` that does nothing.
-        "noop" => router.layer(tower::util::MapRequestLayer::new(
-            |r: axum::http::Request<axum::body::Body>| r,
-        )),
-        "ours" => router.layer(ours),
-        "ours-same-body" => router.layer(ours.same_body()),
+        "noop" => router.layer(tower::util::MapRequestLayer::new(|r: Request| r)),
+        "portcullis" => router.layer(ours),
         "tower_governor" => router.layer(governor()),
-        other => panic!("unknown mode {other}"),
+        other => panic!(
+            "unknown mode {other}: bare | noop | portcullis | tower_governor | portcullis-outer | tower_governor-outer"
+        ),
     };
     axum::serve(
         listener,

@@ -3,7 +3,7 @@
 //! connection; concurrent checks are pipelined on it).
 //!
 //! ```text
-//! cargo run --release -p portcullis-redis --example redis_bench -- [SECONDS] [TASKS]
+//! cargo run --release -p portcullis-bench --bin redis_bench -- [SECONDS] [TASKS]
 //! ```
 //!
 //! Reads `REDIS_URL` (default `redis://127.0.0.1:6379`). Keys live under a random

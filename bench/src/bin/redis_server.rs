@@ -3,11 +3,11 @@
 //! so the figures are the cost of the check.
 //!
 //! ```text
-//! cargo run --release -p portcullis-redis --example redis_bench_server -- bare|governor|redis
+//! cargo run --release -p portcullis-bench --bin redis_server -- bare|governor|redis
 //! ```
 //!
 //! Listens on `BENCH_ADDR` (default `127.0.0.1:38123`); the Redis mode reads
-//! `REDIS_URL` (default `redis://127.0.0.1:6379`). Used with `benches/load/ab.sh`.
+//! `REDIS_URL` (default `redis://127.0.0.1:6379`). `bench/compare.sh redis` runs it.
 
 use std::{net::SocketAddr, num::NonZeroU32};
 
@@ -15,7 +15,7 @@ use axum::{Router, routing::get};
 use portcullis_ratelimit::{ClientIpKey, Quota, RateLimitLayer};
 use portcullis_redis::{Redis, RedisRateLimit};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "bare".into());
     let addr = std::env::var("BENCH_ADDR").unwrap_or_else(|_| "127.0.0.1:38123".into());

@@ -2,8 +2,8 @@
 //! process.
 //!
 //! ```text
-//! cargo run --release -p portcullis-ratelimit --example spray -- ours [KEYS]
-//! cargo run --release -p portcullis-ratelimit --example spray -- tower_governor [KEYS]
+//! cargo run --release -p portcullis-bench --bin spray -- ours [KEYS]
+//! cargo run --release -p portcullis-bench --bin spray -- tower_governor [KEYS]
 //! ```
 //!
 //! Calls the layered service directly (no network) with `ConnectInfo` set, then
@@ -90,8 +90,7 @@ async fn main() {
         "ours" => {
             let layer = RateLimitLayer::new(ClientIpKey::new(), quota);
             let backend = layer.backend().clone();
-            let svc = layer.layer(inner).map_response(|r| r.map(Body::new));
-            let (refused, victim) = spray(svc, keys).await;
+            let (refused, victim) = spray(layer.layer(inner), keys).await;
             (refused, victim, backend.tracked(), status_kb("VmRSS:"))
         }
         "tower_governor" => {

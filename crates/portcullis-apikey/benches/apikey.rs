@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, request::Parts};
 use portcullis_apikey::{ApiKeyStore, ApiKeys, KeyFormat, KeyHasher, MemoryStore, NewApiKey};
-use portcullis_core::{Authentication, Authenticator};
+use portcullis_core::{AuthResult, Authenticator, MaybeReady};
 
 fn parts(header: &str, value: &str) -> Parts {
     let mut value = http::HeaderValue::from_str(value).unwrap();
@@ -22,12 +22,12 @@ fn parts(header: &str, value: &str) -> Parts {
         .0
 }
 
-fn ok(auth: Authentication) -> bool {
-    matches!(auth, Authentication::Ready(Ok(Some(_))))
+fn ok(auth: MaybeReady<AuthResult>) -> bool {
+    matches!(auth, MaybeReady::Ready(Ok(Some(_))))
 }
 
-fn refused(auth: Authentication) -> bool {
-    matches!(auth, Authentication::Ready(Err(_)))
+fn refused(auth: MaybeReady<AuthResult>) -> bool {
+    matches!(auth, MaybeReady::Ready(Err(_)))
 }
 
 fn bench(c: &mut Criterion) {
@@ -39,12 +39,13 @@ fn bench(c: &mut Criterion) {
     // A realistic store: 10,000 keys, the one under test among them.
     let issued = runtime.block_on(async {
         for i in 0..10_000 {
-            keys.issue(NewApiKey::new(format!("owner-{i}"), "bulk"))
+            keys.issue(NewApiKey::owned_by(format!("owner-{i}")).name("bulk"))
                 .await
                 .unwrap();
         }
         keys.issue(
-            NewApiKey::new("svc-billing", "exporter")
+            NewApiKey::owned_by("svc-billing")
+                .name("exporter")
                 .scopes(["invoices:read", "invoices:write"])
                 .roles(["service"]),
         )
@@ -85,7 +86,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             matches!(
                 auth.authenticate(black_box(&none)),
-                Authentication::Ready(Ok(None))
+                MaybeReady::Ready(Ok(None))
             )
         })
     });
@@ -108,10 +109,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| peppered.digest(black_box(&parsed)))
     });
     let id = issued.id().to_owned();
-    g.bench_function("floor/memory_store_find_now", |b| {
-        b.iter(|| store.find_now(black_box(&id)).is_some())
+    g.bench_function("floor/memory_store_find", |b| {
+        b.iter(|| matches!(store.find(black_box(&id)), MaybeReady::Ready(Ok(Some(_)))))
     });
-    let record = store.find_now(&id).unwrap().unwrap().unwrap();
+    let MaybeReady::Ready(Ok(Some(record))) = store.find(&id) else {
+        panic!("the key is in the memory store");
+    };
     g.bench_function("floor/principal_build", |b| {
         b.iter(|| {
             let r = black_box(&record);
@@ -174,8 +177,8 @@ fn bench(c: &mut Criterion) {
 struct Fixed(portcullis_core::Principal);
 
 impl Authenticator for Fixed {
-    fn authenticate(&self, _: &Parts) -> Authentication {
-        Authentication::Ready(Ok(Some(self.0.clone())))
+    fn authenticate(&self, _: &Parts) -> MaybeReady<AuthResult> {
+        MaybeReady::Ready(Ok(Some(self.0.clone())))
     }
 }
 

@@ -9,7 +9,11 @@ use tower::ServiceExt;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = ApiKeys::new(MemoryStore::new(), KeyFormat::new("pk_live_")?);
     let issued = keys
-        .issue(NewApiKey::new("svc-billing", "exporter").scopes(["invoices:read"]))
+        .issue(
+            NewApiKey::owned_by("svc-billing")
+                .name("exporter")
+                .scopes(["invoices:read"]),
+        )
         .await?;
     println!("your key (shown once): {}", issued.key().expose_secret());
 

@@ -6,15 +6,15 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use dashmap::{DashMap, mapref::entry::Entry};
 use http::{HeaderMap, HeaderName, HeaderValue, request::Parts};
 use portcullis_core::{
-    AuthError, Authentication, Authenticator, Principal, PrincipalKind,
-    credentials::{authorization_bearer, header_text},
+    AuthError, AuthResult, Authenticator, MaybeReady, credentials::authorization_bearer,
+    internal::header_text,
 };
 
 use crate::{
     ApiKeyRecord, ApiKeyStore, Clock, KeyDigest, KeyFormat, KeyHasher, StoreError, SystemClock,
+    cache::{Debounce, Principals},
 };
 
 /// The default header an API key is read from.
@@ -63,7 +63,10 @@ impl<S> Core<S> {
 ///   not this authenticator's (`Ok(None)`): a JWT authenticator next to it in a tuple
 ///   takes them.
 ///
-/// A key in both places, or the key header twice, is `400 invalid_request`.
+/// A key in both places, or the key header twice, is `400 invalid_request`; so is the
+/// key header next to a bearer token of another kind (a JWT): one request, one
+/// credential (the problem body then says the request "carries more than one kind of
+/// credential").
 ///
 /// # How it is checked
 ///
@@ -75,15 +78,19 @@ impl<S> Core<S> {
 ///    all get the same `401 invalid_token` and description
 ///    ([RFC 6750 §3.1](https://www.rfc-editor.org/rfc/rfc6750#section-3.1)); the
 ///    distinction is only in the error's `reason`, for logs and events.
-/// 4. A [`Principal`] of kind [`PrincipalKind::ApiKey`]: subject = the key's owner,
-///    token id = the key id, the key's scopes and roles, its expiry.
+/// 4. A [`Principal`](portcullis_core::Principal) of kind
+///    [`PrincipalKind::ApiKey`](portcullis_core::PrincipalKind::ApiKey): subject = the
+///    key's owner, token id = the key id, the key's scopes and roles, its expiry.
 ///
 /// A store failure is `503`, never `401`. The key's last use is recorded at most once
 /// per key per [interval](Self::with_last_use_interval) per process, whatever the
 /// backend.
 ///
-/// With a store that answers synchronously ([`MemoryStore`](crate::MemoryStore)), a
-/// request is decided without allocating a future.
+/// With a store that answers at once ([`MemoryStore`](crate::MemoryStore)), a request
+/// is decided without allocating a future. The principal made from a record is kept
+/// (shared by clones of the authenticator) and reused while the store answers the same
+/// record; any change to the record (revocation, rotation, expiry, grants) makes a new
+/// one on the next request.
 ///
 /// Put tuples in the order `(api_key, jwt)` to also refuse an `X-API-Key` sent together
 /// with a bearer JWT; `(jwt, api_key)` lets the JWT decide such requests.
@@ -92,6 +99,7 @@ pub struct ApiKeyAuthenticator<S> {
     header: HeaderName,
     bearer: bool,
     debounce: Option<Arc<Debounce>>,
+    principals: Arc<Principals>,
 }
 
 impl<S> Clone for ApiKeyAuthenticator<S> {
@@ -101,6 +109,7 @@ impl<S> Clone for ApiKeyAuthenticator<S> {
             header: self.header.clone(),
             bearer: self.bearer,
             debounce: self.debounce.clone(),
+            principals: Arc::clone(&self.principals),
         }
     }
 }
@@ -133,6 +142,7 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
             header: DEFAULT_HEADER,
             bearer: true,
             debounce: Some(Arc::new(Debounce::new(DEFAULT_LAST_USE_INTERVAL))),
+            principals: Arc::default(),
         }
     }
 
@@ -215,9 +225,12 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
             }
         };
         match (from_header, authorization_bearer(headers)) {
-            (Some(_), Ok(Some(_))) => {
+            // The key in both places (RFC 6750 §2: one method per request).
+            (Some(_), Ok(Some(token))) if self.bearer && self.core.format.has_prefix(token) => {
                 Err(AuthError::invalid_request("credentials_in_several_places"))
             }
+            (Some(_), Ok(Some(_))) => Err(AuthError::invalid_request("conflicting_credentials")
+                .with_description("the request carries more than one kind of credential")),
             (Some(found), Ok(None)) => Ok(Some(found)),
             (Some(_), Err(error)) => Err(error),
             (None, Ok(Some(token))) if self.bearer && self.core.format.has_prefix(token) => {
@@ -253,76 +266,76 @@ impl<'a> Found<'a> {
 }
 
 impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
-    fn authenticate(&self, parts: &Parts) -> Authentication {
+    fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
         let found = match self.credential(&parts.headers) {
             Ok(Some(found)) => found,
-            Ok(None) => return Authentication::Ready(Ok(None)),
-            Err(error) => return Authentication::Ready(Err(error)),
+            Ok(None) => return MaybeReady::Ready(Ok(None)),
+            Err(error) => return MaybeReady::Ready(Err(error)),
         };
         let Ok(parsed) = self.core.format.parse_bytes(found.bytes()) else {
             if let Found::Header { value, .. } = found
                 && header_text(value).is_none()
             {
-                return Authentication::Ready(Err(AuthError::invalid_request(
+                return MaybeReady::Ready(Err(AuthError::invalid_request(
                     "api_key_header_not_ascii",
                 )));
             }
-            return refuse(None, "api_key_malformed");
+            return MaybeReady::Ready(Err(refusal(None, "api_key_malformed")));
         };
         let id = parsed.id();
         let digest = self.core.hasher.digest(&parsed);
-        // A few milliseconds late at most: a key may look expired that much early.
-        let now = self.core.clock.now_or_later();
-
-        match self.core.store.find_now(id) {
-            Some(Ok(found)) => {
-                let Some(shared) = found.as_deref() else {
-                    return refuse(Some(id), "api_key_unknown");
-                };
-                let record = match check(Some(shared.record()), id, &digest, now) {
-                    Ok(record) => record,
-                    Err(error) => return Authentication::Ready(Err(error)),
-                };
-                // Built once per record version, then shared.
-                let principal = shared.principal_or_init(principal_of);
-                let touch = self
-                    .debounce
-                    .as_ref()
-                    .is_some_and(|d| d.claim(id, record.last_used_at, now));
-                if !touch {
-                    return Authentication::Ready(Ok(Some(principal)));
-                }
-                match self.core.store.record_last_use_now(id, now) {
-                    Some(result) => {
-                        report_touch(id, result);
-                        Authentication::Ready(Ok(Some(principal)))
-                    }
-                    None => {
-                        let core = Arc::clone(&self.core);
-                        let id = id.to_owned();
-                        Authentication::pending(async move {
-                            report_touch(&id, core.store.record_last_use(&id, now).await);
-                            Ok(Some(principal))
-                        })
-                    }
-                }
-            }
-            Some(Err(error)) => Authentication::Ready(Err(store_failed(id, error))),
-            None => {
-                let core = Arc::clone(&self.core);
-                let debounce = self.debounce.clone();
+        let now = self.core.clock.now();
+        match self.core.store.find(id) {
+            MaybeReady::Ready(found) => self.decide(id, &digest, now, found),
+            MaybeReady::Pending(lookup) => {
+                let this = self.clone();
                 let id = id.to_owned();
-                Authentication::pending(async move {
-                    let found = core
-                        .store
-                        .find(&id)
-                        .await
-                        .map_err(|e| store_failed(&id, e))?;
-                    let record = check(found.as_ref(), &id, &digest, now)?;
-                    let principal = principal_of(record);
-                    if debounce.is_some_and(|d| d.claim(&id, record.last_used_at, now)) {
-                        report_touch(&id, core.store.record_last_use(&id, now).await);
+                MaybeReady::pending(async move {
+                    match this.decide(&id, &digest, now, lookup.await) {
+                        MaybeReady::Ready(result) => result,
+                        MaybeReady::Pending(touch) => touch.await,
                     }
+                })
+            }
+        }
+    }
+}
+
+impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
+    /// Decides on the store's answer for key `id` presented with `digest` at `now`;
+    /// waits only to record the key's last use with a store that cannot answer at once.
+    fn decide(
+        &self,
+        id: &str,
+        digest: &KeyDigest,
+        now: SystemTime,
+        found: Result<Option<Arc<ApiKeyRecord>>, StoreError>,
+    ) -> MaybeReady<AuthResult> {
+        let found = match found {
+            Ok(found) => found,
+            Err(error) => return MaybeReady::Ready(Err(store_failed(id, error))),
+        };
+        let record = match check(found, id, digest, now) {
+            Ok(record) => record,
+            Err(error) => return MaybeReady::Ready(Err(error)),
+        };
+        let principal = self.principals.get(id, &record);
+        let touch = self
+            .debounce
+            .as_ref()
+            .is_some_and(|d| d.claim(id, record.last_used_at, now));
+        if !touch {
+            return MaybeReady::Ready(Ok(Some(principal)));
+        }
+        match self.core.store.record_last_use(id, now) {
+            MaybeReady::Ready(result) => {
+                report_touch(id, result);
+                MaybeReady::Ready(Ok(Some(principal)))
+            }
+            MaybeReady::Pending(write) => {
+                let id = id.to_owned();
+                MaybeReady::pending(async move {
+                    report_touch(&id, write.await);
                     Ok(Some(principal))
                 })
             }
@@ -331,12 +344,12 @@ impl<S: ApiKeyStore> Authenticator for ApiKeyAuthenticator<S> {
 }
 
 /// Decides whether the found record accepts the presented key's digest at `now`.
-fn check<'r>(
-    found: Option<&'r ApiKeyRecord>,
+fn check(
+    found: Option<Arc<ApiKeyRecord>>,
     id: &str,
     digest: &KeyDigest,
     now: SystemTime,
-) -> Result<&'r ApiKeyRecord, AuthError> {
+) -> Result<Arc<ApiKeyRecord>, AuthError> {
     let Some(record) = found else {
         return Err(refusal(Some(id), "api_key_unknown"));
     };
@@ -354,27 +367,11 @@ fn check<'r>(
     Ok(record)
 }
 
-fn principal_of(record: &ApiKeyRecord) -> Principal {
-    let mut builder = Principal::builder(record.owner.as_str(), PrincipalKind::ApiKey)
-        .token_id(record.id.as_str())
-        .scopes(record.scopes.iter().map(String::as_str))
-        .roles(record.roles.iter().map(String::as_str))
-        .issued_at(record.created_at);
-    if let Some(exp) = record.expires_at {
-        builder = builder.expires_at(exp);
-    }
-    builder.build()
-}
-
 /// Every refusal is the same `invalid_token` with the generic description; only the
 /// reason (for logs) differs. Logs carry the public id at most, never the key.
 fn refusal(id: Option<&str>, reason: &'static str) -> AuthError {
     tracing::debug!(target: "portcullis::apikey", key_id = id, reason, "api key refused");
     AuthError::invalid_token(reason)
-}
-
-fn refuse(id: Option<&str>, reason: &'static str) -> Authentication {
-    Authentication::Ready(Err(refusal(id, reason)))
 }
 
 fn store_failed(id: &str, error: StoreError) -> AuthError {
@@ -390,75 +387,5 @@ fn report_touch(id: &str, result: Result<(), StoreError>) {
             error = %error,
             "could not record api key use"
         );
-    }
-}
-
-/// Per-process guard so that each key's last use is written at most once per interval,
-/// whatever the backend and however many requests race.
-struct Debounce {
-    interval: Duration,
-    // One entry per key that authenticated in this process (only genuine keys get
-    // here, so an attacker cannot grow it).
-    written: DashMap<Box<str>, SystemTime, foldhash::fast::RandomState>,
-}
-
-impl Debounce {
-    fn new(interval: Duration) -> Self {
-        Self {
-            interval,
-            written: DashMap::default(),
-        }
-    }
-
-    fn fresh(&self, at: SystemTime, now: SystemTime) -> bool {
-        // A time in the future (clock skew) counts as fresh.
-        now.duration_since(at)
-            .map_or(true, |age| age < self.interval)
-    }
-
-    /// Whether the caller should write `now` as the key's last use.
-    fn claim(&self, id: &str, recorded: Option<SystemTime>, now: SystemTime) -> bool {
-        if recorded.is_some_and(|at| self.fresh(at, now)) {
-            return false;
-        }
-        if let Some(mut at) = self.written.get_mut(id) {
-            if self.fresh(*at, now) {
-                return false;
-            }
-            *at = now;
-            return true;
-        }
-        match self.written.entry(id.into()) {
-            Entry::Occupied(mut slot) => {
-                if self.fresh(*slot.get(), now) {
-                    return false;
-                }
-                slot.insert(now);
-                true
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(now);
-                true
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::UNIX_EPOCH;
-
-    use super::*;
-
-    #[test]
-    fn debounce_writes_once_per_interval() {
-        let d = Debounce::new(Duration::from_secs(60));
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
-        assert!(d.claim("k", None, t0));
-        assert!(!d.claim("k", None, t0 + Duration::from_secs(59)));
-        assert!(d.claim("k", None, t0 + Duration::from_secs(60)));
-        assert!(d.claim("other", None, t0));
-        // A recent write recorded by another process also counts.
-        assert!(!d.claim("fresh", Some(t0), t0 + Duration::from_secs(1)));
     }
 }

@@ -3,10 +3,12 @@
 use std::fmt;
 
 use hmac::{Hmac, Mac};
+use portcullis_core::internal::{from_hex, hex};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
-use crate::{ConfigError, ParsedKey};
+use crate::{ApiKeyConfigError, ParsedKey};
 
 /// The SHA-256 (or HMAC-SHA256) digest of a whole key, as stored.
 ///
@@ -26,45 +28,33 @@ impl KeyDigest {
         &self.0
     }
 
-    /// Constant-time equality ([`portcullis_core::constant_time_eq`]).
+    /// Constant-time equality (through [`subtle`]).
     pub fn ct_eq(&self, other: &KeyDigest) -> bool {
-        portcullis_core::constant_time_eq(&self.0, &other.0)
+        // Compared as four 64-bit words: `subtle` puts an optimisation barrier on every
+        // element it compares, so four words cost far less than 32 bytes.
+        self.words()[..].ct_eq(&other.words()[..]).into()
+    }
+
+    fn words(&self) -> [u64; 4] {
+        std::array::from_fn(|i| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(word)
+        })
     }
 
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        out
+        hex(&self.0)
     }
 
     /// Parses 64 hex digits (either case).
     ///
     /// # Errors
     ///
-    /// When `hex` is not exactly 64 hex digits.
-    pub fn from_hex(hex: &str) -> Result<Self, InvalidDigest> {
-        let bytes = hex.as_bytes();
-        if bytes.len() != 64 {
-            return Err(InvalidDigest(()));
-        }
-        let nibble = |c: u8| -> Result<u8, InvalidDigest> {
-            match c {
-                b'0'..=b'9' => Ok(c - b'0'),
-                b'a'..=b'f' => Ok(c - b'a' + 10),
-                b'A'..=b'F' => Ok(c - b'A' + 10),
-                _ => Err(InvalidDigest(())),
-            }
-        };
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        }
-        Ok(Self(out))
+    /// When `text` is not exactly 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<Self, InvalidDigest> {
+        from_hex(text).map(Self).ok_or(InvalidDigest(()))
     }
 }
 
@@ -146,12 +136,14 @@ impl KeyHasher {
     /// # Errors
     ///
     /// When the pepper is shorter than 32 bytes.
-    pub fn hmac_sha256(pepper: &[u8]) -> Result<Self, ConfigError> {
+    pub fn hmac_sha256(pepper: &[u8]) -> Result<Self, ApiKeyConfigError> {
         if pepper.len() < 32 {
-            return Err(ConfigError::new("api key pepper must be at least 32 bytes"));
+            return Err(ApiKeyConfigError::new(
+                "api key pepper must be at least 32 bytes",
+            ));
         }
         let mac = Hmac::<Sha256>::new_from_slice(pepper)
-            .map_err(|_| ConfigError::new("api key pepper was refused by HMAC"))?;
+            .map_err(|_| ApiKeyConfigError::new("api key pepper was refused by HMAC"))?;
         Ok(Self(Kind::Hmac(Box::new(mac))))
     }
 

@@ -4,25 +4,26 @@ use std::{error::Error as StdError, fmt};
 
 use crate::{RandomnessError, StoreError, StoreErrorKind};
 
-/// An invalid configuration value (a prefix, a pepper, a header name).
+/// An invalid configuration value: a key prefix ([`KeyFormat::new`](crate::KeyFormat::new))
+/// or a pepper ([`KeyHasher::hmac_sha256`](crate::KeyHasher::hmac_sha256)).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct ApiKeyConfigError {
     message: &'static str,
 }
 
-impl ConfigError {
+impl ApiKeyConfigError {
     pub(crate) fn new(message: &'static str) -> Self {
         Self { message }
     }
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for ApiKeyConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message)
     }
 }
 
-impl StdError for ConfigError {}
+impl StdError for ApiKeyConfigError {}
 
 /// Why a key-management call on [`ApiKeys`](crate::ApiKeys) failed.
 #[derive(Debug)]

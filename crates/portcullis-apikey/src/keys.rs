@@ -5,8 +5,9 @@ use std::{fmt, sync::Arc, time::Duration};
 use portcullis_core::{AuthEvent, Events};
 
 use crate::{
-    ApiKeyAuthenticator, ApiKeyError, ApiKeyErrorKind, ApiKeyRecord, ApiKeyStore, Clock,
-    ConfigError, KeyFormat, KeyHasher, NewApiKey, SecretKey, StoreErrorKind, authenticator::Core,
+    ApiKeyAuthenticator, ApiKeyConfigError, ApiKeyError, ApiKeyErrorKind, ApiKeyRecord,
+    ApiKeyStore, Clock, KeyFormat, KeyHasher, NewApiKey, SecretKey, StoreErrorKind,
+    authenticator::Core, record::Expiry,
 };
 
 /// How many fresh ids [`ApiKeys::issue`] tries when the store reports an id collision
@@ -24,7 +25,7 @@ const ISSUE_ATTEMPTS: usize = 3;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let keys = ApiKeys::new(MemoryStore::new(), KeyFormat::new("pk_live_").unwrap());
-/// let issued = keys.issue(NewApiKey::new("alice", "laptop")).await.unwrap();
+/// let issued = keys.issue(NewApiKey::owned_by("alice").name("laptop")).await.unwrap();
 /// // Show `issued.key().expose_secret()` to alice, once. The store has only a digest.
 /// assert_eq!(keys.list("alice").await.unwrap().len(), 1);
 /// assert!(keys.revoke(issued.id()).await.unwrap());
@@ -97,7 +98,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     /// # Errors
     ///
     /// When the pepper is too short.
-    pub fn with_pepper(self, pepper: &[u8]) -> Result<Self, ConfigError> {
+    pub fn with_pepper(self, pepper: &[u8]) -> Result<Self, ApiKeyConfigError> {
         Ok(self.with_hasher(KeyHasher::hmac_sha256(pepper)?))
     }
 
@@ -147,13 +148,19 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for an empty owner or a zero lifetime; `Randomness` when the OS
-    /// random source fails; `Store` when the store fails.
+    /// `InvalidInput` for an empty owner or an expiry that is not in the future (a
+    /// zero lifetime); `Randomness` when the OS random source fails; `Store` when the
+    /// store fails.
     pub async fn issue(&self, spec: NewApiKey) -> Result<IssuedKey, ApiKeyError> {
-        if spec.owner.is_empty() || spec.expires_in == Some(Duration::ZERO) {
+        let now = self.core.clock.now();
+        let expires_at = match spec.expiry {
+            None => None,
+            Some(Expiry::In(lifetime)) => Some(now + lifetime),
+            Some(Expiry::At(instant)) => Some(instant),
+        };
+        if spec.owner.is_empty() || expires_at.is_some_and(|exp| exp <= now) {
             return Err(ApiKeyError::new(ApiKeyErrorKind::InvalidInput));
         }
-        let now = self.core.clock.now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -165,7 +172,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
                 scopes: spec.scopes.clone(),
                 roles: spec.roles.clone(),
                 created_at: now,
-                expires_at: spec.expires_in.map(|d| now + d),
+                expires_at,
                 revoked_at: None,
                 last_used_at: None,
                 rotated_to: None,
@@ -193,7 +200,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     ///
     /// When the store fails.
     pub async fn get(&self, id: &str) -> Result<Option<ApiKeyRecord>, ApiKeyError> {
-        Ok(self.core.store.find(id).await?)
+        Ok(self.core.store.find(id).await?.map(Arc::unwrap_or_clone))
     }
 
     /// Every key of `owner`, oldest first, revoked and expired ones included.
@@ -247,6 +254,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             .store
             .find(id)
             .await?
+            .map(Arc::unwrap_or_clone)
             .ok_or_else(|| ApiKeyError::new(ApiKeyErrorKind::NotFound))?;
         if !old.is_active_at(now) {
             return Err(ApiKeyError::new(ApiKeyErrorKind::Inactive));

@@ -12,7 +12,7 @@
 //! # async fn main() {
 //! let keys = ApiKeys::new(MemoryStore::new(), KeyFormat::new("pk_live_").unwrap());
 //! let issued = keys
-//!     .issue(NewApiKey::new("svc-billing", "exporter").scopes(["invoices:read"]))
+//!     .issue(NewApiKey::owned_by("svc-billing").name("exporter").scopes(["invoices:read"]))
 //!     .await
 //!     .unwrap();
 //!
@@ -56,7 +56,9 @@
 //! `AuthLayer::new((api_key, jwt))` accepts either: the API-key authenticator claims
 //! `X-API-Key` and bearer tokens carrying its prefix and leaves other bearer tokens to
 //! the JWT authenticator. A present but invalid key is refused; it never falls through
-//! to the other authenticator.
+//! to the other authenticator. In this order, a request carrying both an `X-API-Key`
+//! and a bearer JWT is refused with `400 invalid_request` ("the request carries more
+//! than one kind of credential"); in the order `(jwt, api_key)` the JWT decides it.
 //!
 //! # Security
 //!
@@ -69,6 +71,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authenticator;
+mod cache;
 mod clock;
 mod digest;
 mod error;
@@ -81,9 +84,9 @@ pub use crate::{
     authenticator::{ApiKeyAuthenticator, DEFAULT_HEADER, DEFAULT_LAST_USE_INTERVAL},
     clock::{Clock, ManualClock, SystemClock},
     digest::{InvalidDigest, KeyDigest, KeyHasher},
-    error::{ApiKeyError, ApiKeyErrorKind, ConfigError},
+    error::{ApiKeyConfigError, ApiKeyError, ApiKeyErrorKind},
     format::{KeyFormat, MalformedKey, ParsedKey, RandomnessError, SecretKey},
     keys::{ApiKeys, IssuedKey},
-    record::{ApiKeyRecord, NewApiKey, SharedRecord},
-    store::{ApiKeyStore, MemoryStore, NowResult, StoreError, StoreErrorKind, StoreFuture},
+    record::{ApiKeyRecord, NewApiKey},
+    store::{ApiKeyStore, MemoryStore, StoreError, StoreErrorKind, StoreFuture},
 };

@@ -1,8 +1,7 @@
 //! [`ApiKeyRecord`]: what a store keeps about a key (never the key itself).
 
-use std::{fmt, ops::Deref, sync::OnceLock, time::SystemTime};
+use std::time::{Duration, SystemTime};
 
-use portcullis_core::Principal;
 use serde::{Deserialize, Serialize};
 
 use crate::KeyDigest;
@@ -45,18 +44,19 @@ impl ApiKeyRecord {
     }
 }
 
-/// What to make a key for: owner, label, grants and lifetime. Passed to
+/// What to make a key for: its owner, then a label, grants and lifetime. Passed to
 /// [`ApiKeys::issue`](crate::ApiKeys::issue).
 ///
 /// ```
 /// use std::time::Duration;
 /// use portcullis_apikey::NewApiKey;
 ///
-/// let spec = NewApiKey::new("svc-billing", "billing exporter")
+/// let spec = NewApiKey::owned_by("svc-billing")
+///     .name("billing exporter")
 ///     .scopes(["invoices:read"])
 ///     .roles(["service"])
 ///     .expires_in(Duration::from_secs(90 * 24 * 3600));
-/// # let _ = spec;
+/// assert_eq!(spec.owner(), "svc-billing");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -65,19 +65,36 @@ pub struct NewApiKey {
     pub(crate) name: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) roles: Vec<String>,
-    pub(crate) expires_in: Option<std::time::Duration>,
+    pub(crate) expiry: Option<Expiry>,
+}
+
+/// When a new key stops working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// This long after it is made.
+    In(Duration),
+    /// At this instant.
+    At(SystemTime),
 }
 
 impl NewApiKey {
-    /// A key for `owner`, labelled `name`, with no grants and no expiry.
-    pub fn new(owner: impl Into<String>, name: impl Into<String>) -> Self {
+    /// A key owned by `owner`, the subject requests made with it act as
+    /// ([`Principal::subject`](portcullis_core::Principal::subject)). No label, no
+    /// grants, no expiry until set.
+    pub fn owned_by(owner: impl Into<String>) -> Self {
         Self {
             owner: owner.into(),
-            name: name.into(),
+            name: String::new(),
             scopes: Vec::new(),
             roles: Vec::new(),
-            expires_in: None,
+            expiry: None,
         }
+    }
+
+    /// Sets the human label ("CI deploy key"), shown in listings only.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Sets the scopes.
@@ -100,82 +117,22 @@ impl NewApiKey {
         self
     }
 
-    /// Lets the key expire `lifetime` after it is made.
-    pub fn expires_in(mut self, lifetime: std::time::Duration) -> Self {
-        self.expires_in = Some(lifetime);
+    /// Lets the key expire `lifetime` after it is made. Rotation gives the replacement
+    /// the same lifetime.
+    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+        self.expiry = Some(Expiry::In(lifetime));
         self
     }
-}
 
-/// An [`ApiKeyRecord`] as an in-process store shares it with the authenticator (see
-/// [`ApiKeyStore::find_now`](crate::ApiKeyStore::find_now)), with a slot where the
-/// authenticator keeps the [`Principal`] it derives from the record.
-///
-/// A store that hands out the same `Arc<SharedRecord>` while a record is unchanged
-/// (as [`MemoryStore`](crate::MemoryStore) does) lets repeated requests with one key
-/// reuse one principal: a reference-count increment instead of a dozen allocations.
-/// Changing the record through [`record_mut`](Self::record_mut), or cloning it (as
-/// `Arc::make_mut` does), empties the slot, so a principal never outlives the record
-/// version it was made from.
-pub struct SharedRecord {
-    record: ApiKeyRecord,
-    principal: OnceLock<Principal>,
-}
-
-impl SharedRecord {
-    /// Wraps a record, with an empty principal slot.
-    pub fn new(record: ApiKeyRecord) -> Self {
-        Self {
-            record,
-            principal: OnceLock::new(),
-        }
+    /// Lets the key expire at `instant`. Rotation gives the replacement the lifetime
+    /// this key had (from its creation to `instant`).
+    pub fn expires_at(mut self, instant: SystemTime) -> Self {
+        self.expiry = Some(Expiry::At(instant));
+        self
     }
 
-    /// The record.
-    pub fn record(&self) -> &ApiKeyRecord {
-        &self.record
-    }
-
-    /// The record, for changing it; empties the principal slot.
-    pub fn record_mut(&mut self) -> &mut ApiKeyRecord {
-        self.principal = OnceLock::new();
-        &mut self.record
-    }
-
-    /// Unwraps the record.
-    pub fn into_record(self) -> ApiKeyRecord {
-        self.record
-    }
-
-    pub(crate) fn principal_or_init(
-        &self,
-        init: impl FnOnce(&ApiKeyRecord) -> Principal,
-    ) -> Principal {
-        self.principal.get_or_init(|| init(&self.record)).clone()
-    }
-}
-
-impl From<ApiKeyRecord> for SharedRecord {
-    fn from(record: ApiKeyRecord) -> Self {
-        Self::new(record)
-    }
-}
-
-impl Clone for SharedRecord {
-    fn clone(&self) -> Self {
-        Self::new(self.record.clone())
-    }
-}
-
-impl Deref for SharedRecord {
-    type Target = ApiKeyRecord;
-    fn deref(&self) -> &ApiKeyRecord {
-        &self.record
-    }
-}
-
-impl fmt::Debug for SharedRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SharedRecord").field(&self.record).finish()
+    /// The owner.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 }

@@ -3,17 +3,22 @@
 use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::SystemTime};
 
 use dashmap::{DashMap, mapref::entry::Entry};
+use portcullis_core::MaybeReady;
 
-use crate::{ApiKeyRecord, SharedRecord};
+use crate::ApiKeyRecord;
 
-/// The boxed future every [`ApiKeyStore`] method returns.
+/// The boxed future of the [`ApiKeyStore`] methods that manage keys (create, list,
+/// revoke, rotate).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// The answer of a synchronous fast path: `None` when the store cannot answer without
-/// waiting (then the async method is used), otherwise the result.
-pub type NowResult<T> = Option<Result<T, StoreError>>;
-
 /// Where API-key records live. Object safe: `Arc<dyn ApiKeyStore>` is a store too.
+///
+/// The two methods the authenticator calls on every request, [`find`](Self::find) and
+/// [`record_last_use`](Self::record_last_use), return a [`MaybeReady`]: a store that
+/// answers without I/O (memory, a local cache) returns [`MaybeReady::Ready`]; a network
+/// backend returns [`MaybeReady::pending`] with a `'static` future (clone the pool or
+/// connection handle and the id into it). The other methods manage keys and return a
+/// [`StoreFuture`].
 ///
 /// # Contract for backends
 ///
@@ -22,6 +27,8 @@ pub type NowResult<T> = Option<Result<T, StoreError>>;
 ///   with a new key).
 /// - A store never sees a key, only its [`KeyDigest`](crate::KeyDigest); it does not
 ///   compare digests (the authenticator does, in constant time).
+/// - [`find`](Self::find) answers the record as it is now: a revocation, rotation or
+///   expiry change is seen by the next request.
 /// - [`revoke`](Self::revoke) and [`rotate`](Self::rotate) are atomic per key: two
 ///   concurrent rotations of one key give at most one success; a revoked key stays
 ///   revoked.
@@ -30,9 +37,6 @@ pub type NowResult<T> = Option<Result<T, StoreError>>;
 ///   there never refuses a request.
 /// - Store failures are [`StoreErrorKind::Backend`]: the authenticator answers `503`,
 ///   never `401`, so an outage does not look like a bad key.
-/// - The `*_now` methods are optional synchronous fast paths for stores that can answer
-///   without I/O (memory, a local cache): they let the authenticator decide without
-///   allocating a future. Their defaults return `None` ("ask the async method").
 pub trait ApiKeyStore: Send + Sync + 'static {
     /// Stores a new record.
     ///
@@ -42,16 +46,11 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     fn create(&self, record: ApiKeyRecord) -> StoreFuture<'_, ()>;
 
     /// The record with public id `id`, revoked and expired ones included.
-    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>>;
-
-    /// Synchronous fast path of [`find`](Self::find). Default: `None`.
     ///
-    /// Return the same `Arc` while the record is unchanged and a new one when it
-    /// changes: the authenticator caches the principal inside it.
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
-        let _ = id;
-        None
-    }
+    /// # Errors
+    ///
+    /// `Backend` when the store fails.
+    fn find(&self, id: &str) -> MaybeReady<Result<Option<Arc<ApiKeyRecord>>, StoreError>>;
 
     /// Every record owned by `owner`, revoked and expired ones included, oldest first.
     fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>>;
@@ -80,26 +79,22 @@ pub trait ApiKeyStore: Send + Sync + 'static {
         now: SystemTime,
     ) -> StoreFuture<'a, ()>;
 
-    /// Records that the key authenticated a request at `at`. Unknown ids are ignored.
-    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()>;
-
-    /// Synchronous fast path of [`record_last_use`](Self::record_last_use). Default:
-    /// `None`.
-    fn record_last_use_now(&self, id: &str, at: SystemTime) -> NowResult<()> {
-        let _ = (id, at);
-        None
-    }
+    /// Records that the key authenticated a request at `at`, unless a later use is
+    /// recorded already. Unknown ids are ignored.
+    ///
+    /// # Errors
+    ///
+    /// `Backend` when the store fails (the authenticator logs it and lets the request
+    /// through).
+    fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>>;
 }
 
 impl<S: ApiKeyStore + ?Sized> ApiKeyStore for Arc<S> {
     fn create(&self, record: ApiKeyRecord) -> StoreFuture<'_, ()> {
         (**self).create(record)
     }
-    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+    fn find(&self, id: &str) -> MaybeReady<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
         (**self).find(id)
-    }
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
-        (**self).find_now(id)
     }
     fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
         (**self).list_by_owner(owner)
@@ -116,11 +111,8 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for Arc<S> {
     ) -> StoreFuture<'a, ()> {
         (**self).rotate(old_id, replacement, old_expires_at, now)
     }
-    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()> {
+    fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
         (**self).record_last_use(id, at)
-    }
-    fn record_last_use_now(&self, id: &str, at: SystemTime) -> NowResult<()> {
-        (**self).record_last_use_now(id, at)
     }
 }
 
@@ -196,17 +188,16 @@ impl StdError for StoreError {
 /// The in-memory [`ApiKeyStore`], on a sharded [`DashMap`]. The default for a single
 /// process; records are lost on restart.
 ///
-/// Records are kept as `Arc<SharedRecord>` and replaced on write (copy on write), so
-/// the authenticator's lookup ([`find_now`](ApiKeyStore::find_now)) is one shard read
-/// lock and one reference-count increment: no allocation, no future, and the
-/// authenticator reuses the principal it built for the unchanged record.
-/// [`list_by_owner`](ApiKeyStore::list_by_owner) scans every record.
+/// [`find`](ApiKeyStore::find) and [`record_last_use`](ApiKeyStore::record_last_use)
+/// answer at once ([`MaybeReady::Ready`]); a lookup takes one shard read lock and
+/// allocates nothing. Writes replace a record's `Arc` rather than change the shared
+/// one. [`list_by_owner`](ApiKeyStore::list_by_owner) scans every record.
 ///
 /// Cloning a `MemoryStore` shares the records.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     // Looked up by ids that clients send: a hash seeded at random per store.
-    records: Arc<DashMap<Box<str>, Arc<SharedRecord>, foldhash::fast::RandomState>>,
+    records: Arc<DashMap<Box<str>, Arc<ApiKeyRecord>, foldhash::fast::RandomState>>,
 }
 
 impl MemoryStore {
@@ -225,17 +216,17 @@ impl MemoryStore {
         self.records.is_empty()
     }
 
-    fn create_now(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
+    fn insert(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
         match self.records.entry(record.id.as_str().into()) {
             Entry::Occupied(_) => Err(StoreError::new(StoreErrorKind::Conflict)),
             Entry::Vacant(slot) => {
-                slot.insert(Arc::new(SharedRecord::new(record)));
+                slot.insert(Arc::new(record));
                 Ok(())
             }
         }
     }
 
-    fn revoke_now(&self, id: &str, at: SystemTime) -> Result<bool, StoreError> {
+    fn mark_revoked(&self, id: &str, at: SystemTime) -> Result<bool, StoreError> {
         let mut slot = self
             .records
             .get_mut(id)
@@ -243,11 +234,11 @@ impl MemoryStore {
         if slot.revoked_at.is_some() {
             return Ok(false);
         }
-        Arc::make_mut(&mut *slot).record_mut().revoked_at = Some(at);
+        Arc::make_mut(&mut *slot).revoked_at = Some(at);
         Ok(true)
     }
 
-    fn rotate_now(
+    fn mark_rotated(
         &self,
         old_id: &str,
         replacement: ApiKeyRecord,
@@ -257,7 +248,7 @@ impl MemoryStore {
         let new_id = replacement.id.clone();
         // Reserve the new id first: nobody knows its key yet, so the record is inert
         // until we return. Never hold two shard locks at once.
-        self.create_now(replacement)?;
+        self.insert(replacement)?;
         let outcome = match self.records.get_mut(old_id) {
             None => Err(StoreError::new(StoreErrorKind::NotFound)),
             Some(mut slot) => {
@@ -266,7 +257,7 @@ impl MemoryStore {
                 } else if slot.rotated_to.is_some() {
                     Err(StoreError::new(StoreErrorKind::Conflict))
                 } else {
-                    let record = Arc::make_mut(&mut *slot).record_mut();
+                    let record = Arc::make_mut(&mut *slot);
                     record.rotated_to = Some(new_id.clone());
                     record.expires_at = Some(match record.expires_at {
                         Some(exp) if exp < old_expires_at => exp,
@@ -280,14 +271,6 @@ impl MemoryStore {
             self.records.remove(new_id.as_str());
         }
         outcome
-    }
-
-    fn touch_now(&self, id: &str, at: SystemTime) {
-        if let Some(mut slot) = self.records.get_mut(id)
-            && slot.last_used_at.is_none_or(|t| t < at)
-        {
-            Arc::make_mut(&mut *slot).record_mut().last_used_at = Some(at);
-        }
     }
 }
 
@@ -305,15 +288,11 @@ fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> 
 
 impl ApiKeyStore for MemoryStore {
     fn create(&self, record: ApiKeyRecord) -> StoreFuture<'_, ()> {
-        ready(self.create_now(record))
+        ready(self.insert(record))
     }
 
-    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
-        ready(Ok(self.records.get(id).map(|r| r.record().clone())))
-    }
-
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
-        Some(Ok(self.records.get(id).map(|r| Arc::clone(&r))))
+    fn find(&self, id: &str) -> MaybeReady<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
+        MaybeReady::Ready(Ok(self.records.get(id).map(|r| Arc::clone(&r))))
     }
 
     fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
@@ -321,14 +300,14 @@ impl ApiKeyStore for MemoryStore {
             .records
             .iter()
             .filter(|r| r.owner == owner)
-            .map(|r| r.record().clone())
+            .map(|r| ApiKeyRecord::clone(&r))
             .collect();
         list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         ready(Ok(list))
     }
 
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
-        ready(self.revoke_now(id, at))
+        ready(self.mark_revoked(id, at))
     }
 
     fn rotate<'a>(
@@ -338,16 +317,15 @@ impl ApiKeyStore for MemoryStore {
         old_expires_at: SystemTime,
         now: SystemTime,
     ) -> StoreFuture<'a, ()> {
-        ready(self.rotate_now(old_id, replacement, old_expires_at, now))
+        ready(self.mark_rotated(old_id, replacement, old_expires_at, now))
     }
 
-    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()> {
-        self.touch_now(id, at);
-        ready(Ok(()))
-    }
-
-    fn record_last_use_now(&self, id: &str, at: SystemTime) -> NowResult<()> {
-        self.touch_now(id, at);
-        Some(Ok(()))
+    fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
+        if let Some(mut slot) = self.records.get_mut(id)
+            && slot.last_used_at.is_none_or(|t| t < at)
+        {
+            Arc::make_mut(&mut *slot).last_used_at = Some(at);
+        }
+        MaybeReady::Ready(Ok(()))
     }
 }

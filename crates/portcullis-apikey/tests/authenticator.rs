@@ -1,25 +1,18 @@
-//! The authenticator through axum: header forms, refusals, store contact, lifecycle.
+//! The authenticator through axum: header forms, refusals, store contact, outages.
 
 mod common;
 
 use std::{
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, atomic::Ordering},
     time::{Duration, UNIX_EPOCH},
 };
 
-use common::{CountingStore, Seen, app, send, setup, t0};
+use common::{CountingStore, Seen, app, send, setup, spec, t0};
 use http::{HeaderName, StatusCode};
 use portcullis_apikey::{
     ApiKeyAuthenticator, ApiKeyErrorKind, ApiKeyStore, ApiKeys, KeyHasher, MemoryStore, NewApiKey,
 };
-use portcullis_core::{AuthEvent, Events};
-
-fn spec() -> NewApiKey {
-    NewApiKey::new("svc-billing", "exporter")
-        .scopes(["invoices:read", "invoices:write"])
-        .roles(["service"])
-        .expires_in(Duration::from_secs(3600))
-}
+use portcullis_core::{Authenticator, MaybeReady};
 
 #[tokio::test]
 async fn x_api_key_header_yields_an_api_key_principal() {
@@ -40,9 +33,17 @@ async fn x_api_key_header_yields_an_api_key_principal() {
             issued.id()
         )
     );
-    // The memory store answers synchronously: no async lookup was needed.
-    assert_eq!(calls.find_now.load(Ordering::SeqCst), 1);
-    assert_eq!(calls.find.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.find.load(Ordering::SeqCst), 1);
+    // The memory store answers at once, and so does the authenticator: no future.
+    let (parts, ()) = http::Request::get("/")
+        .header("x-api-key", issued.key().to_header_value())
+        .body(())
+        .unwrap()
+        .into_parts();
+    assert!(matches!(
+        keys.authenticator().authenticate(&parts),
+        MaybeReady::Ready(Ok(Some(_)))
+    ));
 }
 
 #[tokio::test]
@@ -105,29 +106,75 @@ async fn both_headers_or_a_repeated_header_are_invalid_request() {
     let (keys, _, calls) = setup(CountingStore::default());
     let issued = keys.issue(spec()).await.unwrap();
     let before = calls.total();
-    let app = app(keys.authenticator(), &Seen::default());
+    let seen = Seen::default();
+    let app = app(keys.authenticator(), &seen);
     let key = issued.key().expose_secret();
     let bearer = format!("Bearer {key}");
-    for headers in [
-        vec![("x-api-key", key), ("authorization", bearer.as_str())],
-        vec![("x-api-key", key), ("authorization", "Bearer eyJ.eyJ.sig")],
-        vec![("x-api-key", key), ("x-api-key", key)],
-        vec![("x-api-key", "  ")],
+    let malformed = "the request's credentials are malformed";
+    for (headers, reason, description) in [
+        (
+            vec![("x-api-key", key), ("authorization", bearer.as_str())],
+            "credentials_in_several_places",
+            malformed,
+        ),
+        (
+            vec![("x-api-key", key), ("authorization", "Bearer eyJ.eyJ.sig")],
+            "conflicting_credentials",
+            "the request carries more than one kind of credential",
+        ),
+        (
+            vec![("x-api-key", key), ("x-api-key", key)],
+            "duplicate_api_key_header",
+            malformed,
+        ),
+        (vec![("x-api-key", "  ")], "empty_api_key_header", malformed),
     ] {
-        let (status, response, _) = send(&app, &headers).await;
+        let (status, response, body) = send(&app, &headers).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{headers:?}");
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
         assert!(
-            response.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .contains(r#"error="invalid_request""#)
+            challenge.contains(r#"error="invalid_request""#),
+            "{challenge}"
         );
+        assert!(
+            challenge.contains(&format!(r#"error_description="{description}""#)),
+            "{challenge}"
+        );
+        assert!(body.contains(description), "{body}");
+        assert!(!body.contains(key), "{body}");
+        assert_eq!(seen.last(), Some(reason));
     }
     assert_eq!(
         calls.total(),
         before,
         "no store call for malformed requests"
     );
+}
+
+#[tokio::test]
+async fn a_key_header_next_to_a_bearer_token_conflicts_even_without_bearer_keys() {
+    let (keys, _, _) = setup(CountingStore::default());
+    let issued = keys.issue(spec()).await.unwrap();
+    let seen = Seen::default();
+    // Bearer keys switched off: a prefixed bearer token is then not a key, so the
+    // request carries a key and some other credential.
+    let app = app(keys.authenticator().without_bearer(), &seen);
+    let key = issued.key().expose_secret();
+    let bearer = format!("Bearer {key}");
+    let (status, _, body) = send(&app, &[("x-api-key", key), ("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("the request carries more than one kind of credential"),
+        "{body}"
+    );
+    assert_eq!(seen.last(), Some("conflicting_credentials"));
+    // Another authorization scheme is not a bearer credential: the key decides.
+    let (status, _, _) = send(
+        &app,
+        &[("x-api-key", key), ("authorization", "Basic YWxpY2U6cHc=")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -196,201 +243,6 @@ async fn right_id_wrong_secret_is_refused_by_the_digest_compare() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_unknown"));
     assert_eq!(forged_body, unknown_body);
-}
-
-#[tokio::test]
-async fn revoked_keys_are_refused_and_reported() {
-    let store = CountingStore::default();
-    let clock = portcullis_apikey::ManualClock::new(t0());
-    let revoked = Arc::new(Mutex::new(Vec::new()));
-    let log = revoked.clone();
-    let keys = ApiKeys::new(store, common::format())
-        .with_clock(clock)
-        .with_events(Events::new(move |e: &AuthEvent<'_>| {
-            if let AuthEvent::ApiKeyRevoked { key_id } = e {
-                log.lock().unwrap().push(key_id.to_string());
-            }
-        }));
-    let issued = keys.issue(spec()).await.unwrap();
-    let seen = Seen::default();
-    let app = app(keys.authenticator(), &seen);
-    let key = issued.key().expose_secret();
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
-    assert!(keys.revoke(issued.id()).await.unwrap());
-    assert!(
-        !keys.revoke(issued.id()).await.unwrap(),
-        "second revoke is a no-op"
-    );
-    assert_eq!(*revoked.lock().unwrap(), [issued.id().to_owned()]);
-    let (status, response, body) = send(&app, &[("x-api-key", key)]).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(seen.last(), Some("api_key_revoked"));
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
-    );
-    assert!(body.contains("the credential is invalid"), "{body}");
-    let record = keys.get(issued.id()).await.unwrap().unwrap();
-    assert_eq!(record.revoked_at, Some(t0()));
-    assert_eq!(
-        keys.revoke("nope000000").await.unwrap_err().kind(),
-        ApiKeyErrorKind::NotFound
-    );
-}
-
-#[tokio::test]
-async fn expired_keys_are_refused_at_the_instant_they_expire() {
-    let (keys, clock, _) = setup(CountingStore::default());
-    let issued = keys.issue(spec()).await.unwrap();
-    let seen = Seen::default();
-    let app = app(keys.authenticator(), &seen);
-    let key = issued.key().expose_secret();
-    clock.advance(Duration::from_secs(3599));
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
-    clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        send(&app, &[("x-api-key", key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(seen.last(), Some("api_key_expired"));
-}
-
-#[tokio::test]
-async fn rotated_key_works_within_grace_and_fails_after() {
-    let (keys, clock, _) = setup(CountingStore::default());
-    let old = keys.issue(spec()).await.unwrap();
-    let seen = Seen::default();
-    let app = app(keys.authenticator(), &seen);
-    clock.advance(Duration::from_secs(600));
-    let new = keys
-        .rotate(old.id(), Duration::from_secs(300))
-        .await
-        .unwrap();
-    assert_ne!(new.id(), old.id());
-    assert_ne!(new.key().expose_secret(), old.key().expose_secret());
-    // Same owner and grants; a fresh lifetime of the same length.
-    assert_eq!(new.record().owner, "svc-billing");
-    assert_eq!(new.record().scopes, old.record().scopes);
-    assert_eq!(
-        new.record().expires_at,
-        Some(t0() + Duration::from_secs(600 + 3600))
-    );
-    let old_record = keys.get(old.id()).await.unwrap().unwrap();
-    assert_eq!(old_record.rotated_to.as_deref(), Some(new.id()));
-    assert_eq!(old_record.expires_at, Some(t0() + Duration::from_secs(900)));
-
-    let old_key = old.key().expose_secret();
-    let new_key = new.key().expose_secret();
-    clock.advance(Duration::from_secs(299));
-    assert_eq!(
-        send(&app, &[("x-api-key", old_key)]).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        send(&app, &[("x-api-key", new_key)]).await.0,
-        StatusCode::OK
-    );
-    clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        send(&app, &[("x-api-key", old_key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(seen.last(), Some("api_key_expired"));
-    assert_eq!(
-        send(&app, &[("x-api-key", new_key)]).await.0,
-        StatusCode::OK
-    );
-
-    // The old key cannot be rotated again (expired), nor can a key rotated earlier.
-    assert_eq!(
-        keys.rotate(old.id(), Duration::ZERO)
-            .await
-            .unwrap_err()
-            .kind(),
-        ApiKeyErrorKind::Inactive
-    );
-    let other = keys.issue(spec()).await.unwrap();
-    keys.rotate(other.id(), Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(
-        keys.rotate(other.id(), Duration::from_secs(60))
-            .await
-            .unwrap_err()
-            .kind(),
-        ApiKeyErrorKind::Conflict
-    );
-    keys.revoke(new.id()).await.unwrap();
-    assert_eq!(
-        keys.rotate(new.id(), Duration::ZERO)
-            .await
-            .unwrap_err()
-            .kind(),
-        ApiKeyErrorKind::Inactive
-    );
-}
-
-#[tokio::test]
-async fn grace_never_extends_a_key_beyond_its_own_expiry() {
-    let (keys, clock, _) = setup(CountingStore::default());
-    let old = keys.issue(spec()).await.unwrap();
-    clock.advance(Duration::from_secs(3000));
-    keys.rotate(old.id(), Duration::from_secs(86_400))
-        .await
-        .unwrap();
-    let record = keys.get(old.id()).await.unwrap().unwrap();
-    assert_eq!(record.expires_at, Some(t0() + Duration::from_secs(3600)));
-}
-
-#[tokio::test]
-async fn concurrent_rotations_give_at_most_one_success() {
-    let (keys, _, _) = setup(CountingStore::default());
-    let old = keys.issue(spec()).await.unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let keys = keys.clone();
-        let id = old.id().to_owned();
-        tasks.push(tokio::spawn(async move {
-            keys.rotate(&id, Duration::from_secs(60)).await.is_ok()
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        ok += usize::from(t.await.unwrap());
-    }
-    assert_eq!(ok, 1);
-    // The failed attempts left no stray records behind.
-    assert_eq!(keys.list("svc-billing").await.unwrap().len(), 2);
-}
-
-#[tokio::test]
-async fn last_use_is_written_at_most_once_a_minute() {
-    let (keys, clock, calls) = setup(CountingStore::default());
-    let issued = keys.issue(spec()).await.unwrap();
-    let app = app(keys.authenticator(), &Seen::default());
-    let key = issued.key().expose_secret();
-    for _ in 0..5 {
-        assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
-    }
-    assert_eq!(calls.touches(), 1);
-    assert_eq!(
-        keys.get(issued.id()).await.unwrap().unwrap().last_used_at,
-        Some(t0())
-    );
-    clock.advance(Duration::from_secs(59));
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
-    assert_eq!(calls.touches(), 1);
-    clock.advance(Duration::from_secs(1));
-    for _ in 0..3 {
-        assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
-    }
-    assert_eq!(calls.touches(), 2);
-    assert_eq!(
-        keys.get(issued.id()).await.unwrap().unwrap().last_used_at,
-        Some(t0() + Duration::from_secs(60))
-    );
 }
 
 #[tokio::test]
@@ -502,10 +354,19 @@ async fn peppered_digests_need_the_same_pepper() {
 #[tokio::test]
 async fn management_lists_by_owner_and_guards_ownership() {
     let (keys, clock, _) = setup(CountingStore::default());
-    let a1 = keys.issue(NewApiKey::new("alice", "one")).await.unwrap();
+    let a1 = keys
+        .issue(NewApiKey::owned_by("alice").name("one"))
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(1));
-    let a2 = keys.issue(NewApiKey::new("alice", "two")).await.unwrap();
-    let b = keys.issue(NewApiKey::new("bob", "b")).await.unwrap();
+    let a2 = keys
+        .issue(NewApiKey::owned_by("alice").name("two"))
+        .await
+        .unwrap();
+    let b = keys
+        .issue(NewApiKey::owned_by("bob").name("b"))
+        .await
+        .unwrap();
     let listed: Vec<_> = keys
         .list("alice")
         .await
@@ -528,14 +389,14 @@ async fn management_lists_by_owner_and_guards_ownership() {
     );
     assert!(keys.revoke_owned("bob", b.id()).await.unwrap());
     assert_eq!(
-        keys.issue(NewApiKey::new("", "x"))
+        keys.issue(NewApiKey::owned_by("").name("x"))
             .await
             .unwrap_err()
             .kind(),
         ApiKeyErrorKind::InvalidInput
     );
     assert_eq!(
-        keys.issue(NewApiKey::new("a", "x").expires_in(Duration::ZERO))
+        keys.issue(NewApiKey::owned_by("a").expires_in(Duration::ZERO))
             .await
             .unwrap_err()
             .kind(),
@@ -581,6 +442,6 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<portcullis_apikey::SecretKey>();
     fn assert_send<T: Send>(_: &T) {}
     let keys = ApiKeys::new(MemoryStore::new(), common::format());
-    assert_send(&keys.issue(NewApiKey::new("a", "b")));
+    assert_send(&keys.issue(NewApiKey::owned_by("a")));
     assert_send(&keys.rotate("x", Duration::ZERO));
 }

@@ -11,7 +11,8 @@ use http::{StatusCode, request::Parts};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use portcullis_apikey::{ApiKeys, IssuedKey, MemoryStore, NewApiKey};
 use portcullis_core::{
-    Authentication, Authenticator, Principal, PrincipalKind, credentials::authorization_bearer,
+    AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind,
+    credentials::authorization_bearer,
 };
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
 use serde_json::json;
@@ -48,7 +49,11 @@ fn token(sub: &str) -> String {
 async fn issued() -> (ApiKeys<MemoryStore>, IssuedKey) {
     let keys = ApiKeys::new(MemoryStore::new(), common::format());
     let issued = keys
-        .issue(NewApiKey::new("svc-billing", "exporter").scopes(["invoices:read"]))
+        .issue(
+            NewApiKey::owned_by("svc-billing")
+                .name("exporter")
+                .scopes(["invoices:read"]),
+        )
         .await
         .unwrap();
     (keys, issued)
@@ -126,7 +131,7 @@ async fn api_key_then_jwt_never_lets_an_invalid_key_fall_through() {
     assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
 
     // An invalid key next to a valid JWT: refused, not authenticated by the JWT.
-    let (status, response, _) = send(
+    let (status, response, body) = send(
         &app,
         &[("x-api-key", &typo(key)), ("authorization", &jwt_bearer)],
     )
@@ -138,9 +143,27 @@ async fn api_key_then_jwt_never_lets_an_invalid_key_fall_through() {
             .unwrap()
             .contains("invalid_request")
     );
+    // Not "malformed": the refusal says what is wrong.
+    assert!(
+        body.contains("the request carries more than one kind of credential"),
+        "{body}"
+    );
+    assert!(!body.contains("malformed"), "{body}");
+    assert_eq!(seen.last(), Some("conflicting_credentials"));
     // Even a valid key with a JWT is two credentials at once.
-    let (status, _, _) = send(&app, &[("x-api-key", key), ("authorization", &jwt_bearer)]).await;
+    let (status, response, body) =
+        send(&app, &[("x-api-key", key), ("authorization", &jwt_bearer)]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(
+                r#"error_description="the request carries more than one kind of credential""#
+            )
+    );
+    assert!(body.contains(r#""code":"invalid_request""#), "{body}");
+    assert_eq!(seen.last(), Some("conflicting_credentials"));
 
     let forged = format!("Bearer {}", common::forge_same_id(key));
     assert_eq!(
@@ -154,8 +177,8 @@ async fn api_key_then_jwt_never_lets_an_invalid_key_fall_through() {
 struct AnyBearer;
 
 impl Authenticator for AnyBearer {
-    fn authenticate(&self, parts: &Parts) -> Authentication {
-        Authentication::Ready(
+    fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
+        MaybeReady::Ready(
             authorization_bearer(&parts.headers).map(|token| {
                 token.map(|_| Principal::builder("anyone", PrincipalKind::User).build())
             }),

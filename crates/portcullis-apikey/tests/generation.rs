@@ -168,10 +168,10 @@ proptest! {
 mod header_parsing {
     use http::{HeaderValue, Request};
     use portcullis_apikey::{ApiKeyAuthenticator, MemoryStore};
-    use portcullis_core::{Authentication, Authenticator};
+    use portcullis_core::{AuthResult, Authenticator, MaybeReady};
     use proptest::prelude::*;
 
-    fn authenticate(headers: &[(&str, &[u8])]) -> Authentication {
+    fn authenticate(headers: &[(&str, &[u8])]) -> MaybeReady<AuthResult> {
         let auth = ApiKeyAuthenticator::new(MemoryStore::new(), super::common::format());
         let mut req = Request::get("/");
         for (name, value) in headers {
@@ -197,14 +197,14 @@ mod header_parsing {
                 vec![("x-api-key", prefixed.as_bytes()), ("authorization", authz.as_slice())],
             ] {
                 // The memory store answers synchronously: never a pending future.
-                prop_assert!(matches!(authenticate(&headers), Authentication::Ready(_)));
+                prop_assert!(matches!(authenticate(&headers), MaybeReady::Ready(_)));
             }
         }
     }
 
     fn refusal(headers: &[(&str, &[u8])]) -> (u16, &'static str) {
         match authenticate(headers) {
-            Authentication::Ready(Err(error)) => (error.status().as_u16(), error.reason()),
+            MaybeReady::Ready(Err(error)) => (error.status().as_u16(), error.reason()),
             other => panic!("expected a refusal, got {other:?}"),
         }
     }

@@ -71,7 +71,7 @@ fn no_key_material_in_trace_logs_debug_or_bodies() {
             .route_layer(AuthLayer::new(keys.authenticator()));
 
         let issued = keys
-            .issue(NewApiKey::new("alice", "laptop").scopes(["read"]))
+            .issue(NewApiKey::owned_by("alice").name("laptop").scopes(["read"]))
             .await
             .unwrap();
         let key = issued.key().expose_secret().to_owned();

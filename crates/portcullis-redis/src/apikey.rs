@@ -5,12 +5,13 @@ use std::{collections::HashMap, fmt, sync::Arc, time::Duration, time::SystemTime
 use portcullis_apikey::{
     ApiKeyRecord, ApiKeyStore, KeyDigest, StoreError, StoreErrorKind, StoreFuture,
 };
+use portcullis_core::{
+    MaybeReady,
+    internal::{from_unix_micros as from_micros, unix_micros as micros},
+};
 use redis::{RedisError, Script};
 
-use crate::{
-    Error, ErrorKind, FailurePolicy, Redis,
-    client::{from_micros, micros},
-};
+use crate::{Error, ErrorKind, FailurePolicy, Redis};
 
 // Layout: {prefix}ak:k:{id} is a hash (times in µs since the Unix epoch):
 //   o owner, n name, sc scopes (JSON), ro roles (JSON), c created, d digest (hex),
@@ -106,7 +107,9 @@ struct Inner {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let redis = Redis::open("redis://127.0.0.1:6379")?;
 /// let keys = ApiKeys::new(RedisApiKeyStore::new(&redis), KeyFormat::new("pk_live_")?);
-/// let issued = keys.issue(NewApiKey::new("svc-billing", "exporter")).await?;
+/// let issued = keys
+///     .issue(NewApiKey::owned_by("svc-billing").name("exporter"))
+///     .await?;
 /// # let _ = issued;
 /// # Ok(()) }
 /// ```
@@ -253,17 +256,22 @@ impl ApiKeyStore for RedisApiKeyStore {
         })
     }
 
-    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
-        Box::pin(async move {
-            let key = self.record_key(id);
-            let mut conn = self.inner.redis.conn();
-            let map: HashMap<String, String> = self
+    fn find(&self, id: &str) -> MaybeReady<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
+        let store = self.clone();
+        let id = id.to_owned();
+        MaybeReady::pending(async move {
+            let key = store.record_key(&id);
+            let mut conn = store.inner.redis.conn();
+            let map: HashMap<String, String> = store
                 .call(async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await })
                 .await?;
             if map.is_empty() {
                 return Ok(None);
             }
-            parse(id, &map).map(Some).map_err(|e| self.failed(e))
+            match parse(&id, &map) {
+                Ok(record) => Ok(Some(Arc::new(record))),
+                Err(e) => Err(store.failed(e)),
+            }
         })
     }
 
@@ -346,12 +354,14 @@ impl ApiKeyStore for RedisApiKeyStore {
         })
     }
 
-    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut invocation = self.inner.touch.prepare_invoke();
-            invocation.key(self.record_key(id)).arg(micros(at));
-            let mut conn = self.inner.redis.conn();
-            let _: i64 = self
+    fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
+        let store = self.clone();
+        let key = self.record_key(id);
+        MaybeReady::pending(async move {
+            let mut invocation = store.inner.touch.prepare_invoke();
+            invocation.key(key).arg(micros(at));
+            let mut conn = store.inner.redis.conn();
+            let _: i64 = store
                 .call(async move { invocation.invoke_async(&mut conn).await })
                 .await?;
             Ok(())

@@ -1,16 +1,17 @@
 //! [`SqlApiKeyStore`]: durable API-key records.
 
-use std::{fmt, time::SystemTime};
+use std::{fmt, sync::Arc, time::SystemTime};
 
 use portcullis_apikey::{
     ApiKeyRecord, ApiKeyStore, KeyDigest, StoreError, StoreErrorKind, StoreFuture,
 };
+use portcullis_core::{
+    MaybeReady,
+    internal::{from_unix_micros as from_micros, unix_micros as micros},
+};
 use sqlx::Row;
 
-use crate::{
-    SqlDatabase,
-    db::{from_micros, micros, on_pool},
-};
+use crate::{SqlDatabase, db::on_pool};
 
 const SELECT_OLD_PG: &str = "SELECT revoked_at, expires_at, rotated_to FROM portcullis_api_keys \
                              WHERE id = $1 FOR UPDATE";
@@ -138,18 +139,20 @@ impl ApiKeyStore for SqlApiKeyStore {
         })
     }
 
-    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
-        Box::pin(async move {
+    fn find(&self, id: &str) -> MaybeReady<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
+        let pool = self.db.pool.clone();
+        let id = id.to_owned();
+        MaybeReady::pending(async move {
             let found: Result<Option<ApiKeyRecord>, sqlx::Error> =
-                on_pool!(&self.db.pool, |pool, dialect| async {
+                on_pool!(&pool, |pool, dialect| async {
                     let row = sqlx::query(SELECT_BY_ID)
-                        .bind(id)
+                        .bind(&id)
                         .fetch_optional(pool)
                         .await?;
                     row.as_ref().map(record_from).transpose()
                 }
                 .await);
-            found.map_err(backend)
+            found.map(|record| record.map(Arc::new)).map_err(backend)
         })
     }
 
@@ -269,14 +272,16 @@ impl ApiKeyStore for SqlApiKeyStore {
         })
     }
 
-    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let result: Result<(), sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
+    fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
+        let pool = self.db.pool.clone();
+        let id = id.to_owned();
+        MaybeReady::pending(async move {
+            let result: Result<(), sqlx::Error> = on_pool!(&pool, |pool, dialect| {
                 sqlx::query(
                     "UPDATE portcullis_api_keys SET last_used_at = $2 \
                      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
                 )
-                .bind(id)
+                .bind(&id)
                 .bind(micros(at))
                 .execute(pool)
                 .await

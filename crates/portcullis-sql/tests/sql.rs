@@ -344,7 +344,7 @@ async fn data_survives_a_restart(opener: Opener<'_>) {
         let second = refresh.rotate(first.token.as_str(), "web").await.unwrap();
         let keys = ApiKeys::new(SqlApiKeyStore::new(db.clone()), format.clone());
         let issued = keys
-            .issue(NewApiKey::new("svc", "exporter").scopes(["read"]))
+            .issue(NewApiKey::owned_by("svc").name("exporter").scopes(["read"]))
             .await
             .unwrap();
         close(db).await;
@@ -434,7 +434,7 @@ async fn api_key_store_contract(opener: Opener<'_>) {
         StoreErrorKind::Conflict
     );
     assert_eq!(
-        store.find("k1").await.unwrap().unwrap(),
+        *store.find("k1").await.unwrap().unwrap(),
         record("k1", "alice", 1)
     );
     assert!(store.find("nope").await.unwrap().is_none());
@@ -503,7 +503,7 @@ async fn api_key_store_contract(opener: Opener<'_>) {
     let old = store.find("k1").await.unwrap().unwrap();
     assert_eq!(old.rotated_to.as_deref(), Some("k4"));
     assert_eq!(old.expires_at, Some(at(100)));
-    assert_eq!(store.find("k4").await.unwrap().unwrap(), new);
+    assert_eq!(*store.find("k4").await.unwrap().unwrap(), new);
     assert_eq!(
         store
             .rotate("k1", record("k5", "alice", 5), at(100), at(80))

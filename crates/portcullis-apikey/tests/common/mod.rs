@@ -13,14 +13,15 @@ use axum::{Router, body::Body, routing::get};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_apikey::{
-    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, ManualClock, MemoryStore, NowResult,
-    SharedRecord, StoreError, StoreFuture,
+    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, ManualClock, MemoryStore, NewApiKey, StoreError,
+    StoreFuture,
 };
-use portcullis_core::{AuthEvent, AuthLayer, Events, Principal};
+use portcullis_core::{AuthEvent, AuthLayer, Events, MaybeReady, Principal};
 use tower::ServiceExt;
 
-/// Wraps a [`MemoryStore`], counting every call; can hide the synchronous fast paths
-/// (to exercise the async path) or fail every call (to exercise outages).
+/// Wraps a [`MemoryStore`], counting every call; can answer the authenticator's calls
+/// later, like a network backend (to exercise the pending path), or fail every call
+/// (to exercise outages).
 #[derive(Clone, Default)]
 pub struct CountingStore {
     pub inner: MemoryStore,
@@ -33,35 +34,31 @@ pub struct CountingStore {
 pub struct Calls {
     pub create: AtomicUsize,
     pub find: AtomicUsize,
-    pub find_now: AtomicUsize,
     pub list: AtomicUsize,
     pub revoke: AtomicUsize,
     pub rotate: AtomicUsize,
     pub touch: AtomicUsize,
-    pub touch_now: AtomicUsize,
 }
 
 impl Calls {
     pub fn lookups(&self) -> usize {
-        self.find.load(Ordering::SeqCst) + self.find_now.load(Ordering::SeqCst)
+        self.find.load(Ordering::SeqCst)
     }
     pub fn total(&self) -> usize {
         [
             &self.create,
             &self.find,
-            &self.find_now,
             &self.list,
             &self.revoke,
             &self.rotate,
             &self.touch,
-            &self.touch_now,
         ]
         .iter()
         .map(|c| c.load(Ordering::SeqCst))
         .sum()
     }
     pub fn touches(&self) -> usize {
-        self.touch.load(Ordering::SeqCst) + self.touch_now.load(Ordering::SeqCst)
+        self.touch.load(Ordering::SeqCst)
     }
 }
 
@@ -84,9 +81,6 @@ impl CountingStore {
     fn down(&self) -> bool {
         self.failing.load(Ordering::SeqCst)
     }
-    fn fail<'a, T: Send + 'a>() -> StoreFuture<'a, T> {
-        Box::pin(std::future::ready(Err(StoreError::backend(Outage))))
-    }
 }
 
 impl ApiKeyStore for CountingStore {
@@ -94,28 +88,25 @@ impl ApiKeyStore for CountingStore {
         self.calls.create.fetch_add(1, Ordering::SeqCst);
         self.inner.create(record)
     }
-    fn find<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+    fn find(&self, id: &str) -> MaybeReady<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
         self.calls.find.fetch_add(1, Ordering::SeqCst);
-        if self.down() {
-            return Self::fail();
+        let down = self.down();
+        if !self.async_only {
+            if down {
+                return MaybeReady::Ready(Err(StoreError::backend(Outage)));
+            }
+            return self.inner.find(id);
         }
         let inner = self.inner.clone();
         let id = id.to_owned();
         // A real await point, like a network backend.
-        Box::pin(async move {
+        MaybeReady::pending(async move {
             tokio::task::yield_now().await;
+            if down {
+                return Err(StoreError::backend(Outage));
+            }
             inner.find(&id).await
         })
-    }
-    fn find_now(&self, id: &str) -> NowResult<Option<Arc<SharedRecord>>> {
-        if self.async_only {
-            return None;
-        }
-        self.calls.find_now.fetch_add(1, Ordering::SeqCst);
-        if self.down() {
-            return Some(Err(StoreError::backend(Outage)));
-        }
-        self.inner.find_now(id)
     }
     fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
         self.calls.list.fetch_add(1, Ordering::SeqCst);
@@ -135,17 +126,27 @@ impl ApiKeyStore for CountingStore {
         self.calls.rotate.fetch_add(1, Ordering::SeqCst);
         self.inner.rotate(old_id, replacement, old_expires_at, now)
     }
-    fn record_last_use<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, ()> {
+    fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
         self.calls.touch.fetch_add(1, Ordering::SeqCst);
-        self.inner.record_last_use(id, at)
-    }
-    fn record_last_use_now(&self, id: &str, at: SystemTime) -> NowResult<()> {
-        if self.async_only {
-            return None;
+        if !self.async_only {
+            return self.inner.record_last_use(id, at);
         }
-        self.calls.touch_now.fetch_add(1, Ordering::SeqCst);
-        self.inner.record_last_use_now(id, at)
+        let inner = self.inner.clone();
+        let id = id.to_owned();
+        MaybeReady::pending(async move {
+            tokio::task::yield_now().await;
+            inner.record_last_use(&id, at).await
+        })
     }
+}
+
+/// A service key with grants and a one-hour lifetime.
+pub fn spec() -> NewApiKey {
+    NewApiKey::owned_by("svc-billing")
+        .name("exporter")
+        .scopes(["invoices:read", "invoices:write"])
+        .roles(["service"])
+        .expires_in(Duration::from_secs(3600))
 }
 
 pub fn t0() -> SystemTime {
