@@ -1,0 +1,173 @@
+//! API keys: the store contract, and keys that survive a reconnect.
+
+use super::*;
+
+fn record(id: &str, owner: &str, created_secs: u64) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        owner: owner.into(),
+        name: format!("key {id}"),
+        scopes: vec!["read".into(), "write".into()],
+        roles: vec!["service".into()],
+        created_at: SystemTime::UNIX_EPOCH
+            + Duration::from_micros(1_700_000_000_000_000 + created_secs * 1_000_000),
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        rotated_to: None,
+        digest: KeyDigest::from_bytes([created_secs as u8; 32]),
+    }
+}
+
+#[tokio::test]
+async fn api_key_store_contract() {
+    let Some(url) = redis_url() else { return };
+    let scope = Scoped::new(&url);
+    let store = RedisApiKeyStore::new(&scope.redis);
+    let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+
+    store.create(record("k2", "alice", 2)).await.unwrap();
+    store.create(record("k1", "alice", 1)).await.unwrap();
+    store.create(record("k3", "bob", 3)).await.unwrap();
+    assert_eq!(
+        store
+            .create(record("k1", "mallory", 9))
+            .await
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::Conflict
+    );
+    assert_eq!(
+        *store.find("k1").await.unwrap().unwrap(),
+        record("k1", "alice", 1)
+    );
+    assert!(store.find("nope").await.unwrap().is_none());
+    let listed: Vec<String> = store
+        .list_by_owner("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, ["k1", "k2"]);
+
+    // Last use only moves forward; unknown ids are ignored.
+    store.record_last_use("k1", at(50)).await.unwrap();
+    store.record_last_use("k1", at(40)).await.unwrap();
+    store.record_last_use("nope", at(40)).await.unwrap();
+    assert_eq!(
+        store.find("k1").await.unwrap().unwrap().last_used_at,
+        Some(at(50))
+    );
+
+    // Revocation is final and reported once.
+    assert!(store.revoke("k2", at(60)).await.unwrap());
+    assert!(!store.revoke("k2", at(70)).await.unwrap());
+    assert_eq!(
+        store.find("k2").await.unwrap().unwrap().revoked_at,
+        Some(at(60))
+    );
+    assert_eq!(
+        store.revoke("nope", at(60)).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound
+    );
+
+    // Rotation: refusals change nothing.
+    let new = record("k4", "alice", 4);
+    assert_eq!(
+        store
+            .rotate("k2", new.clone(), at(100), at(80))
+            .await
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::Inactive
+    );
+    assert_eq!(
+        store
+            .rotate("nope", new.clone(), at(100), at(80))
+            .await
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::NotFound
+    );
+    assert_eq!(
+        store
+            .rotate("k1", record("k3", "alice", 4), at(100), at(80))
+            .await
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::Conflict
+    );
+    assert!(store.find("k4").await.unwrap().is_none());
+    store
+        .rotate("k1", new.clone(), at(100), at(80))
+        .await
+        .unwrap();
+    let old = store.find("k1").await.unwrap().unwrap();
+    assert_eq!(old.rotated_to.as_deref(), Some("k4"));
+    assert_eq!(old.expires_at, Some(at(100)));
+    assert_eq!(*store.find("k4").await.unwrap().unwrap(), new);
+    assert_eq!(
+        store
+            .rotate("k1", record("k5", "alice", 5), at(100), at(80))
+            .await
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::Conflict
+    );
+    // Expired keys cannot be rotated.
+    assert_eq!(
+        store
+            .rotate("k1", record("k6", "alice", 6), at(200), at(100))
+            .await
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::Inactive
+    );
+}
+
+#[tokio::test]
+async fn api_keys_survive_a_reconnect_and_authenticate() {
+    let Some(url) = redis_url() else { return };
+    let scope = Scoped::new(&url);
+    let format = KeyFormat::new("pk_test_").unwrap();
+    let issued = {
+        let keys = ApiKeys::new(RedisApiKeyStore::new(&scope.redis), format.clone());
+        keys.issue(NewApiKey::owned_by("svc").name("exporter").scopes(["read"]))
+            .await
+            .unwrap()
+    };
+    // A new process: new connection, same Redis.
+    let keys = ApiKeys::new(RedisApiKeyStore::new(&scope.another_instance()), format);
+    let record = keys.get(issued.id()).await.unwrap().unwrap();
+    let original = issued.record();
+    assert_eq!(record.owner, original.owner);
+    assert_eq!(record.scopes, original.scopes);
+    assert_eq!(record.digest, original.digest);
+    let drift = record.created_at.duration_since(original.created_at);
+    assert!(
+        original.created_at >= record.created_at && drift.is_err()
+            || drift.unwrap() < Duration::from_micros(1)
+    );
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route_layer(portcullis_core::AuthLayer::new(keys.authenticator()));
+    let request = |key: &str| {
+        Request::get("/")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let ok = app
+        .clone()
+        .oneshot(request(issued.key().expose_secret()))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    keys.revoke(issued.id()).await.unwrap();
+    let refused = app
+        .oneshot(request(issued.key().expose_secret()))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}

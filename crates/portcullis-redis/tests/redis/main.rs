@@ -1,0 +1,60 @@
+//! The Redis backends against a real server on loopback (`REDIS_URL`).
+
+mod apikey;
+#[path = "../common/mod.rs"]
+mod common;
+mod outage;
+mod ratelimit;
+mod refresh;
+mod revocation;
+
+use std::{
+    net::SocketAddr,
+    num::NonZeroU32,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
+use common::{OwnServer, Scoped, redis_url};
+use http::{Request, StatusCode};
+use portcullis_apikey::{
+    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyDigest, KeyFormat, NewApiKey, StoreErrorKind,
+};
+use portcullis_core::{AuthErrorKind, MaybeReady, Revocation, RevocationQuery};
+use portcullis_ratelimit::{ClientIpKey, GovernorBackend, Quota, RateLimitBackend, RateLimitLayer};
+use portcullis_redis::{
+    FailurePolicy, Redis, RedisApiKeyStore, RedisRateLimit, RedisRefreshStore, RedisRevocation,
+};
+use portcullis_tokens::{
+    Clock, ErrorKind as TokenErrorKind, ManualClock, RefreshStore, RefreshTokens, RevocationStore,
+    RevokedToken, RotateOutcome, Rotation, TokenHash,
+};
+use tower::ServiceExt;
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n).unwrap())
+}
+
+fn limited_app(backend: RedisRateLimit) -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(RateLimitLayer::with_backend(ClientIpKey::new(), backend).policy_name("api"))
+}
+
+fn from(ip: [u8; 4]) -> Request<Body> {
+    Request::get("/")
+        .extension(ConnectInfo(SocketAddr::from((ip, 4000))))
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn status(app: &Router, ip: [u8; 4]) -> StatusCode {
+    app.clone().oneshot(from(ip)).await.unwrap().status()
+}
+
+async fn decide(backend: &RedisRateLimit, key: &str) -> portcullis_ratelimit::Decision {
+    RateLimitBackend::<Box<str>>::check(backend, &Box::from(key))
+        .await
+        .unwrap()
+}

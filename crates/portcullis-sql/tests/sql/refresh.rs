@@ -1,0 +1,234 @@
+//! The refresh-token store: rotation, races between instances, subject revocation
+//! and purging.
+
+use super::*;
+
+on_both! {
+    refresh_rotation_follows_the_contract => refresh_rotation_follows_the_contract;
+    refresh_race_has_exactly_one_winner => refresh_race_has_exactly_one_winner;
+    refresh_subject_revocation_and_purge => refresh_subject_revocation_and_purge;
+}
+
+async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
+    let db = opener.open().await;
+    let clock = ManualClock::starting_now();
+    let refresh = refresh_tokens(db.clone(), &clock);
+
+    let first = refresh.issue("alice", "web").await.unwrap();
+    assert_eq!(
+        refresh
+            .rotate(first.token.as_str(), "cli")
+            .await
+            .unwrap_err()
+            .kind(),
+        TokenErrorKind::ClientMismatch
+    );
+    clock.advance(Duration::from_secs(60));
+    let second = refresh.rotate(first.token.as_str(), "web").await.unwrap();
+    assert_eq!(second.record.family, first.record.family);
+    assert_eq!(second.record.issued_at, clock.now());
+    assert_eq!(
+        second.record.expires_at,
+        clock.now() + Duration::from_secs(600)
+    );
+    assert_eq!(
+        second.record.family_expires_at,
+        first.record.family_expires_at
+    );
+    assert_eq!(
+        refresh
+            .store()
+            .find(&second.record.hash)
+            .await
+            .unwrap()
+            .unwrap(),
+        second.record
+    );
+
+    assert_eq!(
+        refresh
+            .rotate(first.token.as_str(), "web")
+            .await
+            .unwrap_err()
+            .kind(),
+        TokenErrorKind::Reused
+    );
+    assert_eq!(
+        refresh
+            .rotate(second.token.as_str(), "web")
+            .await
+            .unwrap_err()
+            .kind(),
+        TokenErrorKind::Revoked
+    );
+    // A used token stays reuse even past its expiry; the family stays revoked.
+    clock.advance(Duration::from_secs(700));
+    assert_eq!(
+        refresh
+            .rotate(first.token.as_str(), "web")
+            .await
+            .unwrap_err()
+            .kind(),
+        TokenErrorKind::Revoked
+    );
+
+    let third = refresh.issue("alice", "web").await.unwrap();
+    clock.advance(Duration::from_secs(601));
+    assert_eq!(
+        refresh
+            .rotate(third.token.as_str(), "web")
+            .await
+            .unwrap_err()
+            .kind(),
+        TokenErrorKind::Expired
+    );
+    let mut token = refresh.issue("alice", "web").await.unwrap();
+    let mut expired = false;
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(500));
+        match refresh.rotate(token.token.as_str(), "web").await {
+            Ok(next) => token = next,
+            Err(e) => {
+                assert_eq!(e.kind(), TokenErrorKind::Expired);
+                assert!(clock.now() >= token.record.family_expires_at);
+                expired = true;
+                break;
+            }
+        }
+    }
+    assert!(expired, "the absolute lifetime must end the family");
+    // The last successor's idle expiry was capped at the family's end.
+    assert_eq!(
+        token.record.expires_at.min(token.record.family_expires_at),
+        token.record.expires_at
+    );
+
+    let unknown = RefreshStore::rotate(
+        refresh.store(),
+        Rotation {
+            presented: &TokenHash::of(b"nobody"),
+            successor: &TokenHash::of(b"next"),
+            client_id: "web",
+            now: clock.now(),
+            idle_timeout: Duration::from_secs(60),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown, RotateOutcome::Unknown);
+
+    let live = refresh.issue("bob", "web").await.unwrap();
+    let dup = RefreshRecord {
+        hash: live.record.hash,
+        family: "another".into(),
+        ..live.record.clone()
+    };
+    assert_eq!(
+        refresh.store().create(dup).await.unwrap_err().kind(),
+        TokenErrorKind::Store
+    );
+    let revoked = refresh.revoke(live.token.as_str()).await.unwrap().unwrap();
+    assert_eq!(revoked.family, live.record.family);
+    assert!(
+        !refresh
+            .store()
+            .revoke_family(&live.record.family)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        refresh
+            .rotate(live.token.as_str(), "web")
+            .await
+            .unwrap_err()
+            .kind(),
+        TokenErrorKind::Revoked
+    );
+    close(db).await;
+}
+
+async fn refresh_race_has_exactly_one_winner(opener: Opener<'_>) {
+    // Two instances (two pools) racing on the same tokens.
+    let (a, b) = tokio::join!(opener.open(), opener.open());
+    let instances = [
+        RefreshTokens::new(SqlRefreshStore::new(a.clone())),
+        RefreshTokens::new(SqlRefreshStore::new(b.clone())),
+    ];
+    for round in 0..opener.rounds() {
+        let issued = instances[0].issue("race", "web").await.unwrap();
+        let token: Arc<str> = issued.token.as_str().into();
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let refresh = instances[i % 2].clone();
+                let token = Arc::clone(&token);
+                tokio::spawn(async move { refresh.rotate(&token, "web").await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(next) => winners.push(next),
+                Err(e) => assert!(
+                    matches!(e.kind(), TokenErrorKind::Reused | TokenErrorKind::Revoked),
+                    "round {round}: {e:?}"
+                ),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert_eq!(
+            instances[1]
+                .rotate(winners[0].token.as_str(), "web")
+                .await
+                .unwrap_err()
+                .kind(),
+            TokenErrorKind::Revoked
+        );
+    }
+    close(a).await;
+    close(b).await;
+}
+
+async fn refresh_subject_revocation_and_purge(opener: Opener<'_>) {
+    let db = opener.open().await;
+    let clock = ManualClock::starting_now();
+    let refresh = refresh_tokens(db.clone(), &clock);
+    let a = refresh.issue("dave", "web").await.unwrap();
+    let b = refresh.issue("dave", "cli").await.unwrap();
+    let other = refresh.issue("erin", "web").await.unwrap();
+    let mut families = refresh.store().revoke_subject("dave").await.unwrap();
+    families.sort();
+    let mut expected = vec![a.record.family.clone(), b.record.family.clone()];
+    expected.sort();
+    assert_eq!(families, expected);
+    assert!(
+        refresh
+            .store()
+            .revoke_subject("dave")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        refresh
+            .rotate(a.token.as_str(), "web")
+            .await
+            .unwrap_err()
+            .kind(),
+        TokenErrorKind::Revoked
+    );
+    let next = refresh.rotate(other.token.as_str(), "web").await.unwrap();
+
+    // Purging: nothing before the families end, all three after.
+    let store = refresh.store();
+    assert_eq!(store.purge_expired(clock.now()).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .purge_expired(clock.now() + Duration::from_secs(3601))
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(store.find(&next.record.hash).await.unwrap().is_none());
+    assert!(store.find(&other.record.hash).await.unwrap().is_none());
+    close(db).await;
+}
