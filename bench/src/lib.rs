@@ -16,6 +16,7 @@
 
 pub mod apikey;
 pub mod contenders;
+pub mod harness;
 pub mod keys;
 pub mod shapes;
 pub mod stats;

@@ -19,214 +19,29 @@
 //! each group's base), `ALGS` (default `HS256,ES256,EdDSA,RS256`), `SHAPES` (default
 //! `one,distinct,zipf`). Without the `peers` feature the peer columns read "not built".
 
-use std::{
-    convert::Infallible,
-    hint::black_box,
-    net::SocketAddr,
-    num::NonZeroU32,
-    time::{Duration, Instant},
-};
+use std::{hint::black_box, net::SocketAddr, num::NonZeroU32};
 
 use axum::{body::Body, extract::ConnectInfo, http::request::Parts};
 use base64::Engine as _;
-use http::{Request, Response};
-use http_body_util::BodyExt;
+use http::Request;
 use portcullis_apikey::{ApiKeyStore, ApiKeys, KeyFormat, MemoryStore, NewApiKey};
+#[cfg(feature = "peers")]
+use portcullis_bench::harness::Axum07;
 use portcullis_bench::{
     apikey,
     contenders::{self, hello},
+    harness::{Axum, Contender, Direct, Rt, run_row},
     keys::{Alg, SECRET},
     shapes::{Shape, Traffic},
-    stats::{median, thousands},
+    stats::thousands,
 };
 use portcullis_core::{AuthLayer, AuthResult, Authenticator, MaybeReady, Principal, PrincipalKind};
 use portcullis_ratelimit::{ClientIpKey, Quota, RateLimitLayer};
-use tower::{Service, ServiceExt, util::MapRequestLayer};
-
-type Rt = tokio::runtime::Runtime;
-
-/// Serves requests and says how long that took.
-trait Target {
-    /// Serves `requests` one after the other; the time excludes building them.
-    fn serve(&mut self, rt: &Rt, requests: Vec<Request<()>>) -> Duration;
-}
-
-/// An axum 0.8 router (or any service answering in its body type).
-struct Axum<S>(S);
-
-impl<S> Target for Axum<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-{
-    fn serve(&mut self, rt: &Rt, requests: Vec<Request<()>>) -> Duration {
-        let requests: Vec<_> = requests
-            .into_iter()
-            .map(|r| r.map(|()| Body::empty()))
-            .collect();
-        rt.block_on(async {
-            let mut refused = 0;
-            let start = Instant::now();
-            for request in requests {
-                let svc = self.0.ready().await.unwrap();
-                let response = svc.call(request).await.unwrap();
-                refused += usize::from(response.status() != 200);
-                black_box(response.into_body().collect().await.unwrap());
-            }
-            let time = start.elapsed();
-            assert_eq!(refused, 0, "a contender refused requests");
-            time
-        })
-    }
-}
-
-/// An axum 0.7 router, for jwt-authorizer.
-#[cfg(feature = "peers")]
-struct Axum07(axum07::Router);
-
-#[cfg(feature = "peers")]
-impl Target for Axum07 {
-    fn serve(&mut self, rt: &Rt, requests: Vec<Request<()>>) -> Duration {
-        use axum07::body::Body;
-        let requests: Vec<_> = requests
-            .into_iter()
-            .map(|r| r.map(|()| Body::empty()))
-            .collect();
-        rt.block_on(async {
-            let mut refused = 0;
-            let start = Instant::now();
-            for request in requests {
-                let svc = ServiceExt::<Request<Body>>::ready(&mut self.0)
-                    .await
-                    .unwrap();
-                let response = svc.call(request).await.unwrap();
-                refused += usize::from(response.status() != 200);
-                black_box(response.into_body().collect().await.unwrap());
-            }
-            let time = start.elapsed();
-            assert_eq!(refused, 0, "a contender refused requests");
-            time
-        })
-    }
-}
-
-/// A function of the request head, outside any service: the floors.
-struct Direct<F>(F);
-
-impl<F: FnMut(&Parts) -> bool> Target for Direct<F> {
-    fn serve(&mut self, _: &Rt, requests: Vec<Request<()>>) -> Duration {
-        let heads: Vec<Parts> = requests.into_iter().map(|r| r.into_parts().0).collect();
-        let mut failed = 0;
-        let start = Instant::now();
-        for head in &heads {
-            failed += usize::from(!(self.0)(black_box(head)));
-        }
-        let time = start.elapsed();
-        assert_eq!(failed, 0, "a floor failed");
-        time
-    }
-}
-
-/// A contender of a row: its column and what it serves.
-struct Contender {
-    column: &'static str,
-    target: Box<dyn Target>,
-    /// Warm-up requests before the first round (the cache's capacity for a cache).
-    warm: usize,
-}
-
-impl Contender {
-    fn new(column: &'static str, target: impl Target + 'static) -> Self {
-        Contender {
-            column,
-            target: Box::new(target),
-            warm: 0,
-        }
-    }
-
-    fn warm(mut self, warm: usize) -> Self {
-        self.warm = warm;
-        self
-    }
-}
+use tower::util::MapRequestLayer;
 
 struct Settings {
     rounds: usize,
     scale: f64,
-}
-
-/// Runs the contenders of one row over `traffic`: warm-up from its start, then
-/// `rounds` slices of `per_round` requests, each slice served by every contender.
-/// Returns each column's ns per request, round by round.
-fn run_row(
-    rt: &Rt,
-    settings: &Settings,
-    mut contenders: Vec<Contender>,
-    per_round: usize,
-    warm: usize,
-    request: &dyn Fn(usize) -> Request<()>,
-) -> Row {
-    for c in &mut contenders {
-        // A cache is filled; anything else is only warmed.
-        let n = if c.warm > 0 {
-            c.warm
-        } else {
-            per_round / 10 + 1
-        };
-        let n = n.min(warm);
-        c.target.serve(rt, (warm - n..warm).map(request).collect());
-    }
-    let mut samples = vec![Vec::new(); contenders.len()];
-    for round in 0..settings.rounds {
-        let first = warm + round * per_round;
-        let mut order: Vec<usize> = (0..contenders.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
-            let requests = (first..first + per_round).map(request).collect();
-            let time = contenders[i].target.serve(rt, requests);
-            samples[i].push(time.as_nanos() as f64 / per_round as f64);
-        }
-    }
-    Row(contenders.iter().map(|c| c.column).zip(samples).collect())
-}
-
-/// Each column's ns per request, round by round.
-struct Row(Vec<(&'static str, Vec<f64>)>);
-
-impl Row {
-    fn samples(&self, column: &str) -> Option<&[f64]> {
-        self.0
-            .iter()
-            .find(|(c, _)| *c == column)
-            .map(|(_, s)| s.as_slice())
-    }
-
-    /// The column's median.
-    fn median(&self, column: &str) -> Option<f64> {
-        self.samples(column).map(median)
-    }
-
-    /// The median over the rounds of `f(a, b)`, each pair from the same round (which
-    /// cancels a slow phase of the machine that spans a round).
-    fn per_round(&self, a: &str, b: &str, f: impl Fn(f64, f64) -> f64) -> Option<f64> {
-        let (a, b) = (self.samples(a)?, self.samples(b)?);
-        let values: Vec<f64> = a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
-        Some(median(&values))
-    }
-
-    /// `a` against the faster of `bs` in each round (the median of those ratios).
-    fn ratio_to_best(&self, a: &str, bs: &[&str]) -> Option<f64> {
-        let a = self.samples(a)?;
-        let bs: Vec<&[f64]> = bs.iter().filter_map(|b| self.samples(b)).collect();
-        if bs.is_empty() {
-            return None;
-        }
-        let values: Vec<f64> = (0..a.len())
-            .map(|r| a[r] / bs.iter().map(|b| b[r]).fold(f64::INFINITY, f64::min))
-            .collect();
-        Some(median(&values))
-    }
 }
 
 fn ratio_cell(ratio: Option<f64>) -> String {
@@ -284,7 +99,7 @@ fn jwt_table(rt: &Rt, settings: &Settings, algs: &[Alg], shapes: &[Shape]) {
                 Contender::new("cache off", Axum(contenders::portcullis(alg, false))),
             ];
             contenders.extend(peer_contenders(rt, alg));
-            let row = run_row(rt, settings, contenders, per_round, warm, &|i| {
+            let row = run_row(rt, settings.rounds, contenders, per_round, warm, &|i| {
                 bearer(traffic.get(i))
             });
             let cell = |name: &str| row.median(name).map_or("not built".to_owned(), thousands);
@@ -386,7 +201,7 @@ fn floor_table(rt: &Rt, settings: &Settings) {
             Contender::new("cold", Direct(verifies(cold))),
             Contender::new("cached", Direct(verifies(cached))).warm(warm),
         ];
-        let row = run_row(rt, settings, contenders, per_round, warm, &|i| {
+        let row = run_row(rt, settings.rounds, contenders, per_round, warm, &|i| {
             bearer(traffic.get(i))
         });
         let ns = |name| thousands(row.median(name).unwrap());
@@ -470,7 +285,7 @@ fn layers_table(rt: &Rt, settings: &Settings) {
     };
     let row = run_row(
         rt,
-        settings,
+        settings.rounds,
         contenders,
         per_round,
         per_round / 10,

@@ -26,7 +26,9 @@ use crate::{AuthContext, Events, RenderRejection, render::DefaultRenderer};
 /// ```
 #[must_use]
 pub struct AuthLayer<A, R = DefaultRenderer> {
-    shared: Shared<A, R>,
+    // Shared with every service the layer makes, so that `layer` is one reference
+    // count (axum may call it on every request, for a `Router` not given its state).
+    shared: Arc<Shared<A, R>>,
 }
 
 pub(crate) struct Shared<A, R> {
@@ -53,13 +55,13 @@ impl<A> AuthLayer<A> {
     /// A layer that requires credentials accepted by `authenticator`.
     pub fn new(authenticator: A) -> Self {
         Self {
-            shared: Shared {
+            shared: Arc::new(Shared {
                 authenticator: Arc::new(authenticator),
                 renderer: Arc::new(DefaultRenderer),
                 optional: false,
                 events: Events::default(),
                 context: AuthContext::new(crate::DEFAULT_REALM),
-            },
+            }),
         }
     }
 }
@@ -68,33 +70,33 @@ impl<A, R> AuthLayer<A, R> {
     /// Let requests without any credential through, without a [`Principal`](crate::Principal).
     /// Present but invalid credentials are still refused.
     pub fn optional(mut self) -> Self {
-        self.shared.optional = true;
+        Arc::make_mut(&mut self.shared).optional = true;
         self
     }
 
     /// The realm named in `WWW-Authenticate` challenges (default `"api"`).
     pub fn realm(mut self, realm: impl Into<Arc<str>>) -> Self {
-        self.shared.context = AuthContext::new(realm);
+        Arc::make_mut(&mut self.shared).context = AuthContext::new(realm);
         self
     }
 
     /// Where security events go (default: [`TracingSink`](crate::TracingSink)).
     pub fn with_events(mut self, events: Events) -> Self {
-        self.shared.events = events;
+        Arc::make_mut(&mut self.shared).events = events;
         self
     }
 
     /// Replaces how rejections are rendered.
     pub fn with_renderer<R2: RenderRejection>(self, renderer: R2) -> AuthLayer<A, R2> {
-        let s = self.shared;
+        let s = &self.shared;
         AuthLayer {
-            shared: Shared {
-                authenticator: s.authenticator,
+            shared: Arc::new(Shared {
+                authenticator: Arc::clone(&s.authenticator),
                 renderer: Arc::new(renderer),
                 optional: s.optional,
-                events: s.events,
-                context: s.context,
-            },
+                events: s.events.clone(),
+                context: s.context.clone(),
+            }),
         }
     }
 
@@ -107,7 +109,7 @@ impl<A, R> AuthLayer<A, R> {
 impl<A, R> Clone for AuthLayer<A, R> {
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -128,7 +130,7 @@ impl<S, A, R> Layer<S> for AuthLayer<A, R> {
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
-            shared: Arc::new(self.shared.clone()),
+            shared: Arc::clone(&self.shared),
         }
     }
 }

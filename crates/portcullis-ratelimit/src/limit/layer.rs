@@ -25,20 +25,44 @@ use crate::{GovernorBackend, KeyExtractor, RateLimitBackend, headers};
 /// ```
 #[must_use]
 pub struct RateLimitLayer<K: KeyExtractor, B = GovernorBackend<<K as KeyExtractor>::Key>> {
-    extractor: Arc<K>,
-    backend: Arc<B>,
-    name: Arc<str>,
-    on_success: bool,
-    events: Events,
+    // Everything the layer's services share, in one allocation made when the layer is
+    // configured: axum may clone the layer and call `layer` on every request (a
+    // `Router` not yet given its state), so both are one reference count.
+    shared: Arc<Shared<K, B>>,
 }
 
 pub(crate) struct Shared<K, B> {
     pub(crate) extractor: Arc<K>,
     pub(crate) backend: Arc<B>,
+    /// The policy name as configured.
+    pub(crate) plain_name: Arc<str>,
+    /// The policy name as an sf-string, for the fields.
     pub(crate) name: Arc<str>,
     pub(crate) policy: HeaderValue,
     pub(crate) on_success: bool,
     pub(crate) events: Events,
+}
+
+impl<K: KeyExtractor, B: RateLimitBackend<K::Key>> Shared<K, B> {
+    fn new(
+        extractor: Arc<K>,
+        backend: Arc<B>,
+        plain_name: Arc<str>,
+        on_success: bool,
+        events: Events,
+    ) -> Arc<Self> {
+        let (q, w) = backend.quota();
+        let quoted = headers::sf_string(&plain_name);
+        Arc::new(Self {
+            extractor,
+            backend,
+            policy: headers::policy_value(&quoted, q.get(), w),
+            name: Arc::from(quoted),
+            plain_name,
+            on_success,
+            events,
+        })
+    }
 }
 
 impl<K: KeyExtractor> RateLimitLayer<K> {
@@ -49,67 +73,94 @@ impl<K: KeyExtractor> RateLimitLayer<K> {
     }
 }
 
-impl<K: KeyExtractor, C: Clock + Clone> RateLimitLayer<K, GovernorBackend<K::Key, C>> {
+impl<K, C> RateLimitLayer<K, GovernorBackend<K::Key, C>>
+where
+    K: KeyExtractor,
+    C: Clock + Clone + Send + Sync + 'static,
+{
     /// Caps the keys tracked by the local backend (default 100,000). Resets its state:
     /// call it while configuring.
-    pub fn max_keys(mut self, max_keys: NonZeroU32) -> Self {
-        let backend = (*self.backend).clone().with_max_keys(max_keys);
-        self.backend = Arc::new(backend);
-        self
+    pub fn max_keys(self, max_keys: NonZeroU32) -> Self {
+        let backend = (*self.shared.backend).clone().with_max_keys(max_keys);
+        self.rebuilt(|s| s.backend = Arc::new(backend))
     }
 }
 
-impl<K: KeyExtractor, B> RateLimitLayer<K, B> {
+/// The configuration a layer is rebuilt from.
+struct Config<K, B> {
+    extractor: Arc<K>,
+    backend: Arc<B>,
+    name: Arc<str>,
+    on_success: bool,
+    events: Events,
+}
+
+impl<K: KeyExtractor, B: RateLimitBackend<K::Key>> RateLimitLayer<K, B> {
     /// Limits with `backend` (a [`GovernorBackend`] on a custom clock, or a shared
     /// store).
     pub fn with_backend(extractor: K, backend: B) -> Self {
         Self {
-            extractor: Arc::new(extractor),
-            backend: Arc::new(backend),
-            name: Arc::from("default"),
-            on_success: false,
-            events: Events::default(),
+            shared: Shared::new(
+                Arc::new(extractor),
+                Arc::new(backend),
+                Arc::from("default"),
+                false,
+                Events::default(),
+            ),
         }
     }
-}
 
-impl<K: KeyExtractor, B> RateLimitLayer<K, B> {
+    fn rebuilt(self, change: impl FnOnce(&mut Config<K, B>)) -> Self {
+        let s = &self.shared;
+        let mut config = Config {
+            extractor: Arc::clone(&s.extractor),
+            backend: Arc::clone(&s.backend),
+            name: Arc::clone(&s.plain_name),
+            on_success: s.on_success,
+            events: s.events.clone(),
+        };
+        change(&mut config);
+        Self {
+            shared: Shared::new(
+                config.extractor,
+                config.backend,
+                config.name,
+                config.on_success,
+                config.events,
+            ),
+        }
+    }
+
     /// The policy name in the `RateLimit-Policy` / `RateLimit` fields and events
     /// (default `"default"`).
-    pub fn policy_name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = name.into();
-        self
+    pub fn policy_name(self, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        self.rebuilt(|c| c.name = name)
     }
 
     /// Also send `RateLimit-Policy` and `RateLimit` on responses that were let
     /// through (default: only on `429`), so that clients can slow down before they
     /// are refused. See [the crate docs](crate#ratelimit-fields-on-every-response)
     /// for what the fields say.
-    pub fn headers_on_success(mut self, on: bool) -> Self {
-        self.on_success = on;
-        self
+    pub fn headers_on_success(self, on: bool) -> Self {
+        self.rebuilt(|c| c.on_success = on)
     }
 
     /// Where security events go (default: `tracing`).
-    pub fn with_events(mut self, events: Events) -> Self {
-        self.events = events;
-        self
+    pub fn with_events(self, events: Events) -> Self {
+        self.rebuilt(|c| c.events = events)
     }
 
     /// The backend.
     pub fn backend(&self) -> &B {
-        &self.backend
+        &self.shared.backend
     }
 }
 
 impl<K: KeyExtractor, B> Clone for RateLimitLayer<K, B> {
     fn clone(&self) -> Self {
         Self {
-            extractor: Arc::clone(&self.extractor),
-            backend: Arc::clone(&self.backend),
-            name: Arc::clone(&self.name),
-            on_success: self.on_success,
-            events: self.events.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -119,8 +170,8 @@ impl<K: KeyExtractor, B> fmt::Debug for RateLimitLayer<K, B> {
         f.debug_struct("RateLimitLayer")
             .field("extractor", &std::any::type_name::<K>())
             .field("backend", &std::any::type_name::<B>())
-            .field("name", &self.name)
-            .field("headers_on_success", &self.on_success)
+            .field("name", &self.shared.plain_name)
+            .field("headers_on_success", &self.shared.on_success)
             .finish()
     }
 }
@@ -129,18 +180,9 @@ impl<S, K: KeyExtractor, B: RateLimitBackend<K::Key>> Layer<S> for RateLimitLaye
     type Service = RateLimit<S, K, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let (q, w) = self.backend.quota();
-        let quoted = headers::sf_string(&self.name);
         RateLimit {
             inner,
-            shared: Arc::new(Shared {
-                extractor: Arc::clone(&self.extractor),
-                backend: Arc::clone(&self.backend),
-                policy: headers::policy_value(&quoted, q.get(), w),
-                name: Arc::from(quoted),
-                on_success: self.on_success,
-                events: self.events.clone(),
-            }),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
