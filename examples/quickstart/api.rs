@@ -137,7 +137,9 @@ pub(crate) async fn create_key(
             .with("allowed", principal.scopes().collect::<Vec<_>>()));
         }
     }
-    let mut spec = NewApiKey::owned_by(principal.subject()).name(name).scopes(body.scopes.iter().cloned());
+    let mut spec = NewApiKey::owned_by(principal.subject())
+        .name(name)
+        .scopes(body.scopes.iter().cloned());
     if let Some(secs) = body.expires_in {
         let lifetime = Duration::from_secs(secs);
         if !(Duration::from_secs(60)..=MAX_KEY_LIFETIME).contains(&lifetime) {

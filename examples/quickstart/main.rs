@@ -42,11 +42,11 @@ use axum::{
 };
 use portcullis::{AuthLayer, MaybeReady, jwt::JwtAuthenticator};
 use portcullis_apikey::{ApiKeys, KeyFormat};
+use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
 use portcullis_ratelimit::{
     BackendError, ClientIpKey, Decision, GovernorBackend, LoginRateLimitLayer, Quota,
     RateLimitBackend, RateLimitLayer,
 };
-use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
 use portcullis_redis::{Redis, RedisRateLimit, RedisRevocation};
 use portcullis_sql::{SqlApiKeyStore, SqlRefreshStore};
 use portcullis_tokens::{RefreshTokens, TokenIssuer, TokenService};

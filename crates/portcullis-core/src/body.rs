@@ -90,7 +90,9 @@ impl RejectionBody for String {
 
 impl<E: 'static> RejectionBody for BoxBody<Bytes, E> {
     fn from_rejection(bytes: Bytes) -> Self {
-        Full::new(bytes).map_err(|never: Infallible| match never {}).boxed()
+        Full::new(bytes)
+            .map_err(|never: Infallible| match never {})
+            .boxed()
     }
 }
 
@@ -218,10 +220,16 @@ mod tests {
     async fn every_body_holds_the_refusal_bytes() {
         let bytes = || Bytes::from_static(b"{\"code\":\"x\"}");
         let want = "{\"code\":\"x\"}";
-        assert_eq!(text(axum_core::body::Body::from_rejection(bytes())).await, want);
+        assert_eq!(
+            text(axum_core::body::Body::from_rejection(bytes())).await,
+            want
+        );
         assert_eq!(text(Full::from_rejection(bytes())).await, want);
         assert_eq!(text(String::from_rejection(bytes())).await, want);
-        assert_eq!(text(BoxBody::<Bytes, Infallible>::from_rejection(bytes())).await, want);
+        assert_eq!(
+            text(BoxBody::<Bytes, Infallible>::from_rejection(bytes())).await,
+            want
+        );
         assert_eq!(
             text(ResponseBody::<Full<Bytes>>::from_rejection(bytes())).await,
             want

@@ -23,7 +23,6 @@ use std::{
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
-
 }
 
 impl<F> Clock for F
@@ -43,7 +42,6 @@ impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
-
 }
 
 /// A clock that only moves when told to. Clones share the same time.

@@ -119,10 +119,16 @@ mod tests {
     fn unix_times_round_toward_the_past_and_round_trip() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(unix_secs(t), 1_700_000_000);
-        assert_eq!(unix_secs(SystemTime::UNIX_EPOCH - Duration::from_millis(500)), -1);
+        assert_eq!(
+            unix_secs(SystemTime::UNIX_EPOCH - Duration::from_millis(500)),
+            -1
+        );
         assert_eq!(unix_micros(t), 1_700_000_000_123_456);
         assert_eq!(from_unix_micros(unix_micros(t)), t);
-        assert_eq!(unix_micros(SystemTime::UNIX_EPOCH - Duration::from_micros(5)), -5);
+        assert_eq!(
+            unix_micros(SystemTime::UNIX_EPOCH - Duration::from_micros(5)),
+            -5
+        );
     }
 
     #[test]
@@ -137,8 +143,16 @@ mod tests {
     fn problem_has_the_members_in_order() {
         let mut extra = serde_json::Map::new();
         extra.insert("retry_after".into(), 3.into());
-        let response = problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down", extra);
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let response = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "slow down",
+            extra,
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["status"], 429);
         assert_eq!(body["code"], "rate_limited");

@@ -90,7 +90,9 @@ where
                 #[allow(clippy::async_yields_async)]
                 let then = async move {
                     match decide(&shared, &mut parts, auth.await) {
-                        Ok(()) => ResponseFuture::called(inner.call(Request::from_parts(parts, body))),
+                        Ok(()) => {
+                            ResponseFuture::called(inner.call(Request::from_parts(parts, body)))
+                        }
                         Err(response) => ResponseFuture::rejected(response),
                     }
                 };

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 use crate::{
-    AuthContext, AuthError, AuthEvent, AuthLayer, Authenticator, MaybeReady, Claims, Events,
+    AuthContext, AuthError, AuthEvent, AuthLayer, Authenticator, Claims, Events, MaybeReady,
     Principal, PrincipalKind, credentials::authorization_bearer,
 };
 
@@ -400,7 +400,11 @@ async fn send_wrapped(
     let response = svc.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 #[tokio::test]

@@ -168,7 +168,8 @@ mod properties {
     }
 
     fn public_v4() -> impl Strategy<Value = IpAddr> {
-        (1u8..=9, any::<[u8; 3]>()).prop_map(|(a, r)| IpAddr::V4(Ipv4Addr::new(a, r[0], r[1], r[2])))
+        (1u8..=9, any::<[u8; 3]>())
+            .prop_map(|(a, r)| IpAddr::V4(Ipv4Addr::new(a, r[0], r[1], r[2])))
     }
 
     fn trusted_v4() -> impl Strategy<Value = IpAddr> {
