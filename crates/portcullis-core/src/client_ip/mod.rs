@@ -369,8 +369,8 @@ impl ClientIpResolver {
     ///
     /// # Errors
     ///
-    /// A `500` [`AuthError`] when the request carries no peer address (see
-    /// [`missing_peer_error`]).
+    /// A `500` [`AuthError`] when the request carries no peer address (a server
+    /// misconfiguration: how to fix it is logged at `ERROR`).
     pub fn resolve_parts(&self, parts: &Parts) -> Result<ClientIp, AuthError> {
         match parts.extensions.get::<PeerAddr>() {
             Some(PeerAddr(addr)) => Ok(self.resolve(addr.ip(), &parts.headers)),
