@@ -16,7 +16,7 @@ mod sessions;
 
 use std::time::Duration;
 
-use harness::{Options, Server};
+use harness::{Options, Resp, Server};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "Admin@Example.com";
@@ -32,27 +32,70 @@ struct Pair {
     refresh: String,
 }
 
-async fn login(s: &Server, email: &str, password: &str) -> Pair {
-    let r = s
-        .post("/auth/login")
+impl Pair {
+    /// The pair in a login or refresh response's body.
+    fn from_body(body: &Value) -> Self {
+        Self {
+            access: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+        }
+    }
+}
+
+/// `POST /auth/login`, whatever the answer.
+async fn try_login(s: &Server, email: &str, password: &str) -> Resp {
+    s.post("/auth/login")
         .json(&json!({ "email": email, "password": password }))
         .go()
-        .await;
+        .await
+}
+
+async fn login(s: &Server, email: &str, password: &str) -> Pair {
+    let r = try_login(s, email, password).await;
     r.expect(200);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let body = r.json();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
-    Pair {
-        access: body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned(),
-        refresh: body["refresh_token"]
-            .as_str()
-            .expect("refresh_token")
-            .to_owned(),
-    }
+    Pair::from_body(&body)
+}
+
+/// `POST /auth/refresh` with `token` in the body.
+async fn post_refresh(s: &Server, token: &str) -> Resp {
+    s.post("/auth/refresh")
+        .json(&json!({ "refresh_token": token }))
+        .go()
+        .await
+}
+
+/// `POST /auth/verify-email` with `token`.
+async fn verify_email(s: &Server, token: &str) -> Resp {
+    s.post("/auth/verify-email")
+        .json(&json!({ "token": token }))
+        .go()
+        .await
+}
+
+/// `POST /auth/forgot-password` for `email`.
+async fn forgot_password(s: &Server, email: &str) -> Resp {
+    s.post("/auth/forgot-password")
+        .json(&json!({ "email": email }))
+        .go()
+        .await
+}
+
+/// `POST /auth/reset-password` with the mailed `token` and a new `password`.
+async fn reset_password(s: &Server, token: &str, password: &str) -> Resp {
+    s.post("/auth/reset-password")
+        .json(&json!({ "token": token, "password": password }))
+        .go()
+        .await
 }
 
 async fn me_status(s: &Server, access: &str) -> u16 {

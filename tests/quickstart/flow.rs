@@ -166,18 +166,10 @@ async fn full_flow(s: &mut Server) {
     register(s, BOB, BOB_PW, None).await;
 
     // Login: one generic 401 for a wrong password and an unknown account.
-    let wrong = s
-        .post("/auth/login")
-        .json(&json!({ "email": ADMIN, "password": "another long passphrase" }))
-        .go()
-        .await;
+    let wrong = try_login(s, ADMIN, "another long passphrase").await;
     let wrong_body = wrong.problem(401, "invalid_credentials");
     assert!(wrong.header("www-authenticate").is_some());
-    let unknown = s
-        .post("/auth/login")
-        .json(&json!({ "email": "nobody@example.com", "password": ADMIN_PW }))
-        .go()
-        .await;
+    let unknown = try_login(s, "nobody@example.com", ADMIN_PW).await;
     assert_eq!(unknown.problem(401, "invalid_credentials"), wrong_body);
     s.post("/auth/login")
         .json(&json!({ "email": ADMIN }))
@@ -228,51 +220,23 @@ async fn full_flow(s: &mut Server) {
 
     // E-mail verification: the token from the mail works once.
     let token = verify_mail["token"].as_str().unwrap();
-    s.post("/auth/verify-email")
-        .json(&json!({ "token": token }))
-        .go()
-        .await
-        .expect(204);
-    s.post("/auth/verify-email")
-        .json(&json!({ "token": token }))
-        .go()
-        .await
-        .problem(400, "invalid_token");
-    s.post("/auth/verify-email")
-        .json(&json!({ "token": "abc" }))
-        .go()
-        .await
-        .problem(400, "invalid_token");
+    verify_email(s, token).await.expect(204);
+    verify_email(s, token).await.problem(400, "invalid_token");
+    verify_email(s, "abc").await.problem(400, "invalid_token");
 
     // Refresh rotates; presenting a spent token revokes the whole family.
-    let r = s
-        .post("/auth/refresh")
-        .json(&json!({ "refresh_token": admin.refresh }))
-        .go()
-        .await;
+    let r = post_refresh(s, &admin.refresh).await;
     r.expect(200);
-    let body = r.json();
-    let rotated = Pair {
-        access: body["access_token"].as_str().unwrap().to_owned(),
-        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
-    };
+    let rotated = Pair::from_body(&r.json());
     assert_ne!(rotated.refresh, admin.refresh);
     assert_eq!(me_status(s, &rotated.access).await, 200);
-    let r = s
-        .post("/auth/refresh")
-        .json(&json!({ "refresh_token": admin.refresh }))
-        .go()
-        .await;
+    let r = post_refresh(s, &admin.refresh).await;
     r.problem(401, "invalid_grant");
     assert!(r.header("www-authenticate").is_some());
-    s.post("/auth/refresh")
-        .json(&json!({ "refresh_token": rotated.refresh }))
-        .go()
+    post_refresh(s, &rotated.refresh)
         .await
         .problem(401, "invalid_grant");
-    s.post("/auth/refresh")
-        .json(&json!({ "refresh_token": "garbage" }))
-        .go()
+    post_refresh(s, "garbage")
         .await
         .problem(401, "invalid_grant");
     s.post("/auth/refresh")

@@ -128,9 +128,7 @@ pub(super) async fn full_flow_part_two(s: &mut Server, kid: String, admin_id: St
         .await
         .expect(204);
     assert_eq!(me_status(s, &session.access).await, 401);
-    s.post("/auth/refresh")
-        .json(&json!({ "refresh_token": session.refresh }))
-        .go()
+    post_refresh(s, &session.refresh)
         .await
         .problem(401, "invalid_grant");
     s.post("/auth/logout")
@@ -157,11 +155,7 @@ pub(super) async fn full_flow_part_two(s: &mut Server, kid: String, admin_id: St
     assert_eq!(me_status(s, &one.access).await, 401);
     assert_eq!(me_status(s, &two.access).await, 401);
     for dead in [&one.refresh, &two.refresh] {
-        s.post("/auth/refresh")
-            .json(&json!({ "refresh_token": dead }))
-            .go()
-            .await
-            .problem(401, "invalid_grant");
+        post_refresh(s, dead).await.problem(401, "invalid_grant");
     }
     assert_eq!(
         me_status(s, &bob.access).await,
@@ -174,24 +168,12 @@ pub(super) async fn full_flow_part_two(s: &mut Server, kid: String, admin_id: St
     assert_eq!(me_status(s, &admin.access).await, 200);
 
     // Forgot password: 202 whether or not the address exists, same body.
-    let unknown = s
-        .post("/auth/forgot-password")
-        .json(&json!({ "email": "nobody@example.com" }))
-        .go()
-        .await;
+    let unknown = forgot_password(s, "nobody@example.com").await;
     unknown.expect(202);
-    let known = s
-        .post("/auth/forgot-password")
-        .json(&json!({ "email": "BOB@example.com" }))
-        .go()
-        .await;
+    let known = forgot_password(s, "BOB@example.com").await;
     known.expect(202);
     assert_eq!(known.body, unknown.body);
-    s.post("/auth/forgot-password")
-        .json(&json!({ "email": "not an address" }))
-        .go()
-        .await
-        .expect(202);
+    forgot_password(s, "not an address").await.expect(202);
     let reset_mail = s.mail(BOB, "password_reset", 0).await;
     let reset = reset_mail["token"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -199,37 +181,22 @@ pub(super) async fn full_flow_part_two(s: &mut Server, kid: String, admin_id: St
 
     // Reset: policy first (the link survives a weak password), then single use, and
     // every session of the account ends.
-    let p = s
-        .post("/auth/reset-password")
-        .json(&json!({ "token": reset, "password": "short" }))
-        .go()
+    let p = reset_password(s, reset, "short")
         .await
         .problem(422, "password_policy");
     assert_eq!(p["rule"], "too_short");
-    s.post("/auth/reset-password")
-        .json(&json!({ "token": "x".repeat(43), "password": BOB_NEW_PW }))
-        .go()
+    reset_password(s, &"x".repeat(43), BOB_NEW_PW)
         .await
         .problem(400, "invalid_token");
-    s.post("/auth/reset-password")
-        .json(&json!({ "token": reset, "password": BOB_NEW_PW }))
-        .go()
-        .await
-        .expect(204);
-    s.post("/auth/reset-password")
-        .json(&json!({ "token": reset, "password": BOB_NEW_PW }))
-        .go()
+    reset_password(s, reset, BOB_NEW_PW).await.expect(204);
+    reset_password(s, reset, BOB_NEW_PW)
         .await
         .problem(400, "invalid_token");
     assert_eq!(me_status(s, &bob.access).await, 401);
-    s.post("/auth/refresh")
-        .json(&json!({ "refresh_token": bob.refresh }))
-        .go()
+    post_refresh(s, &bob.refresh)
         .await
         .problem(401, "invalid_grant");
-    s.post("/auth/login")
-        .json(&json!({ "email": BOB, "password": BOB_PW }))
-        .go()
+    try_login(s, BOB, BOB_PW)
         .await
         .problem(401, "invalid_credentials");
     let bob = login(s, BOB, BOB_NEW_PW).await;
@@ -269,12 +236,7 @@ pub(super) async fn full_flow_part_two(s: &mut Server, kid: String, admin_id: St
         401,
         "logout forgotten by a restart"
     );
-    let r = s
-        .post("/auth/refresh")
-        .json(&json!({ "refresh_token": admin.refresh }))
-        .go()
-        .await;
-    r.expect(200);
+    post_refresh(s, &admin.refresh).await.expect(200);
     let r = s.get("/api/data").header("x-api-key", &survivor).go().await;
     r.expect(200);
     s.get("/api/data")

@@ -28,9 +28,7 @@ async fn login_throttle_answers_429_with_retry_after() {
             // The burst is counted on arrival and is still being hashed: the account
             // is backing off now, and the right password waits too.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            s.post("/auth/login")
-                .json(&json!({ "email": account, "password": ADMIN_PW }))
-                .go()
+            try_login(&s, account, ADMIN_PW)
                 .await
                 .problem(429, "rate_limited");
         }
@@ -187,9 +185,7 @@ async fn cookie_sessions_need_the_csrf_token() {
         .await;
     r.expect(204);
     assert!(r.set_cookie("qs_refresh").unwrap().contains("Max-Age=0"));
-    s.post("/auth/refresh")
-        .json(&json!({ "refresh_token": new_refresh }))
-        .go()
+    post_refresh(&s, &new_refresh)
         .await
         .problem(401, "invalid_grant");
 }
@@ -200,20 +196,14 @@ async fn cookie_sessions_need_the_csrf_token() {
 async fn verified_email_can_be_required() {
     let s = Server::start(Options::default().env("REQUIRE_VERIFIED_EMAIL", "true")).await;
     register(&s, "erin@example.com", ADMIN_PW, None).await;
-    s.post("/auth/login")
-        .json(&json!({ "email": "erin@example.com", "password": ADMIN_PW }))
-        .go()
+    try_login(&s, "erin@example.com", ADMIN_PW)
         .await
         .problem(403, "email_not_verified");
-    s.post("/auth/login")
-        .json(&json!({ "email": "erin@example.com", "password": BOB_PW }))
-        .go()
+    try_login(&s, "erin@example.com", BOB_PW)
         .await
         .problem(401, "invalid_credentials");
     let mail = s.mail("erin@example.com", "verify_email", 0).await;
-    s.post("/auth/verify-email")
-        .json(&json!({ "token": mail["token"] }))
-        .go()
+    verify_email(&s, mail["token"].as_str().unwrap())
         .await
         .expect(204);
     login(&s, "erin@example.com", ADMIN_PW).await;

@@ -6,7 +6,7 @@ use portcullis_core::{AuthEvent, Events};
 
 use crate::{
     ApiKeyAuthenticator, ApiKeyConfigError, ApiKeyError, ApiKeyErrorKind, ApiKeyRecord,
-    ApiKeyStore, Clock, KeyFormat, KeyHasher, NewApiKey, SecretKey, StoreErrorKind,
+    ApiKeyStore, Clock, KeyFormat, KeyHasher, KeyRotation, NewApiKey, SecretKey, StoreErrorKind,
     authenticator::Core, record::Expiry,
 };
 
@@ -281,7 +281,12 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         };
         self.core
             .store
-            .rotate(id, record.clone(), now + grace, now)
+            .rotate(KeyRotation {
+                old_id: id,
+                replacement: record.clone(),
+                old_expires_at: now + grace,
+                now,
+            })
             .await?;
         tracing::info!(
             target: "portcullis::apikey",

@@ -88,5 +88,5 @@ pub use crate::{
     format::{KeyFormat, MalformedKey, ParsedKey, RandomnessError, SecretKey},
     keys::{ApiKeys, IssuedKey},
     record::{ApiKeyRecord, NewApiKey},
-    store::{ApiKeyStore, MemoryStore, StoreError, StoreErrorKind, StoreFuture},
+    store::{ApiKeyStore, KeyRotation, MemoryStore, StoreError, StoreErrorKind, StoreFuture},
 };

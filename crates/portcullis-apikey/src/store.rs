@@ -62,22 +62,16 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// `NotFound` when no record has that id.
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool>;
 
-    /// Atomically stores `replacement` and marks the key `old_id` as rotated to it,
-    /// setting its expiry to `old_expires_at` (the end of the grace period) if that is
-    /// sooner than its current expiry.
+    /// Atomically stores `rotation.replacement` and marks the key `rotation.old_id` as
+    /// rotated to it, setting its expiry to `rotation.old_expires_at` (the end of the
+    /// grace period) if that is sooner than its current expiry.
     ///
     /// # Errors
     ///
     /// `NotFound` when `old_id` is unknown; `Inactive` when it is revoked or already
     /// expired at `now`; `Conflict` when it was already rotated or `replacement.id`
     /// exists. On error nothing is changed.
-    fn rotate<'a>(
-        &'a self,
-        old_id: &'a str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()>;
+    fn rotate<'a>(&'a self, rotation: KeyRotation<'a>) -> StoreFuture<'a, ()>;
 
     /// Records that the key authenticated a request at `at`, unless a later use is
     /// recorded already. Unknown ids are ignored.
@@ -102,18 +96,25 @@ impl<S: ApiKeyStore + ?Sized> ApiKeyStore for Arc<S> {
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
         (**self).revoke(id, at)
     }
-    fn rotate<'a>(
-        &'a self,
-        old_id: &'a str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        (**self).rotate(old_id, replacement, old_expires_at, now)
+    fn rotate<'a>(&'a self, rotation: KeyRotation<'a>) -> StoreFuture<'a, ()> {
+        (**self).rotate(rotation)
     }
     fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
         (**self).record_last_use(id, at)
     }
+}
+
+/// What [`ApiKeyStore::rotate`] is asked to do.
+#[derive(Debug, Clone)]
+pub struct KeyRotation<'a> {
+    /// The public id of the key being replaced.
+    pub old_id: &'a str,
+    /// The record of the new key, stored if the rotation succeeds.
+    pub replacement: ApiKeyRecord,
+    /// The end of the old key's grace period: its new expiry, unless it expires sooner.
+    pub old_expires_at: SystemTime,
+    /// The current time; the old key must still be active at it.
+    pub now: SystemTime,
 }
 
 /// Why a store call failed.
@@ -238,21 +239,15 @@ impl MemoryStore {
         Ok(true)
     }
 
-    fn mark_rotated(
-        &self,
-        old_id: &str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        let new_id = replacement.id.clone();
+    fn mark_rotated(&self, rotation: KeyRotation<'_>) -> Result<(), StoreError> {
+        let (new_id, grace_end) = (rotation.replacement.id.clone(), rotation.old_expires_at);
         // Reserve the new id first: nobody knows its key yet, so the record is inert
         // until we return. Never hold two shard locks at once.
-        self.insert(replacement)?;
-        let outcome = match self.records.get_mut(old_id) {
+        self.insert(rotation.replacement)?;
+        let outcome = match self.records.get_mut(rotation.old_id) {
             None => Err(StoreError::new(StoreErrorKind::NotFound)),
             Some(mut slot) => {
-                if !slot.is_active_at(now) {
+                if !slot.is_active_at(rotation.now) {
                     Err(StoreError::new(StoreErrorKind::Inactive))
                 } else if slot.rotated_to.is_some() {
                     Err(StoreError::new(StoreErrorKind::Conflict))
@@ -260,8 +255,8 @@ impl MemoryStore {
                     let record = Arc::make_mut(&mut *slot);
                     record.rotated_to = Some(new_id.clone());
                     record.expires_at = Some(match record.expires_at {
-                        Some(exp) if exp < old_expires_at => exp,
-                        _ => old_expires_at,
+                        Some(exp) if exp < grace_end => exp,
+                        _ => grace_end,
                     });
                     Ok(())
                 }
@@ -310,14 +305,8 @@ impl ApiKeyStore for MemoryStore {
         ready(self.mark_revoked(id, at))
     }
 
-    fn rotate<'a>(
-        &'a self,
-        old_id: &'a str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        ready(self.mark_rotated(old_id, replacement, old_expires_at, now))
+    fn rotate<'a>(&'a self, rotation: KeyRotation<'a>) -> StoreFuture<'a, ()> {
+        ready(self.mark_rotated(rotation))
     }
 
     fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
-use common::{CountingStore, Seen, app, send, setup, spec, t0};
+use common::{CountingStore, Seen, app, key_status, send, setup, spec, t0};
 use http::{HeaderName, StatusCode};
 use portcullis_apikey::{
     ApiKeyAuthenticator, ApiKeyErrorKind, ApiKeyStore, ApiKeys, KeyHasher, MemoryStore, NewApiKey,
@@ -92,10 +92,7 @@ async fn custom_header_name_and_bearer_switch() {
     let key = issued.key().expose_secret();
     assert_eq!(send(&app, &[("x-acme-key", key)]).await.0, StatusCode::OK);
     // The default header is no longer read, and neither is Bearer.
-    assert_eq!(
-        send(&app, &[("x-api-key", key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&app, key).await, StatusCode::UNAUTHORIZED);
     let bearer = format!("Bearer {key}");
     let (status, _, _) = send(&app, &[("authorization", &bearer)]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -255,9 +252,7 @@ async fn concurrent_requests_write_last_use_once() {
     for _ in 0..32 {
         let app = app.clone();
         let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            send(&app, &[("x-api-key", &key)]).await.0
-        }));
+        tasks.push(tokio::spawn(async move { key_status(&app, &key).await }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
@@ -279,16 +274,10 @@ async fn async_only_store_takes_the_pending_path_with_the_same_answers() {
     assert_eq!(calls.touch.load(Ordering::SeqCst), 1);
 
     let forged = common::forge_same_id(key);
-    assert_eq!(
-        send(&app, &[("x-api-key", &forged)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&app, &forged).await, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_mismatch"));
     clock.advance(Duration::from_secs(3600));
-    assert_eq!(
-        send(&app, &[("x-api-key", key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&app, key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_expired"));
 }
 
@@ -328,22 +317,16 @@ async fn peppered_digests_need_the_same_pepper() {
     );
 
     let same = app(keys.authenticator(), &Seen::default());
-    assert_eq!(send(&same, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert_eq!(key_status(&same, key).await, StatusCode::OK);
     let standalone = ApiKeyAuthenticator::new(store.clone(), common::format())
         .with_hasher(KeyHasher::hmac_sha256(&[42u8; 32]).unwrap());
     let standalone = app(standalone, &Seen::default());
-    assert_eq!(
-        send(&standalone, &[("x-api-key", key)]).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(key_status(&standalone, key).await, StatusCode::OK);
     let unpeppered = app(
         ApiKeyAuthenticator::new(store, common::format()),
         &Seen::default(),
     );
-    assert_eq!(
-        send(&unpeppered, &[("x-api-key", key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&unpeppered, key).await, StatusCode::UNAUTHORIZED);
     assert!(
         ApiKeys::new(MemoryStore::new(), common::format())
             .with_pepper(b"short")

@@ -8,11 +8,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use common::{CountingStore, Seen, app, send, setup, spec, t0};
+use common::{CountingStore, Seen, app, key_status, send, setup, spec, t0};
 use http::StatusCode;
 use portcullis_apikey::{
-    ApiKeyErrorKind, ApiKeyRecord, ApiKeyStore, ApiKeys, MemoryStore, NewApiKey, StoreError,
-    StoreFuture,
+    ApiKeyErrorKind, ApiKeyRecord, ApiKeyStore, ApiKeys, KeyRotation, MemoryStore, NewApiKey,
+    StoreError, StoreFuture,
 };
 use portcullis_core::{AuthEvent, Events, MaybeReady};
 
@@ -33,7 +33,7 @@ async fn revoked_keys_are_refused_and_reported() {
     let seen = Seen::default();
     let app = app(keys.authenticator(), &seen);
     let key = issued.key().expose_secret();
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert_eq!(key_status(&app, key).await, StatusCode::OK);
     assert!(keys.revoke(issued.id()).await.unwrap());
     assert!(
         !keys.revoke(issued.id()).await.unwrap(),
@@ -66,12 +66,9 @@ async fn expired_keys_are_refused_at_the_instant_they_expire() {
     let app = app(keys.authenticator(), &seen);
     let key = issued.key().expose_secret();
     clock.advance(Duration::from_secs(3599));
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert_eq!(key_status(&app, key).await, StatusCode::OK);
     clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        send(&app, &[("x-api-key", key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&app, key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_expired"));
 }
 
@@ -87,12 +84,9 @@ async fn a_key_can_expire_at_an_instant() {
     let seen = Seen::default();
     let app = app(keys.authenticator(), &seen);
     let key = issued.key().expose_secret();
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert_eq!(key_status(&app, key).await, StatusCode::OK);
     clock.advance(Duration::from_secs(120));
-    assert_eq!(
-        send(&app, &[("x-api-key", key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&app, key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_expired"));
     // An instant that is not in the future is refused, like a zero lifetime.
     for past in [at, t0()] {
@@ -117,9 +111,9 @@ async fn every_record_change_is_seen_by_the_very_next_request() {
     let twin = app(auth.clone(), &seen);
     let app = app(auth, &seen);
     for _ in 0..3 {
-        assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+        assert_eq!(key_status(&app, key).await, StatusCode::OK);
     }
-    assert_eq!(send(&twin, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert_eq!(key_status(&twin, key).await, StatusCode::OK);
     // Rotation shortens the key's life: the next principal carries the new expiry.
     keys.rotate(issued.id(), Duration::from_secs(30))
         .await
@@ -132,23 +126,14 @@ async fn every_record_change_is_seen_by_the_very_next_request() {
     assert!(body.ends_with(&format!("|{grace_end}")), "{body}");
     // Expiry is decided at every request.
     clock.advance(Duration::from_secs(30));
-    assert_eq!(
-        send(&twin, &[("x-api-key", key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&twin, key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_expired"));
 
     // Revocation, on both clones, at once.
     let other = keys.issue(spec()).await.unwrap();
     let other_key = other.key().expose_secret();
-    assert_eq!(
-        send(&app, &[("x-api-key", other_key)]).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        send(&twin, &[("x-api-key", other_key)]).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(key_status(&app, other_key).await, StatusCode::OK);
+    assert_eq!(key_status(&twin, other_key).await, StatusCode::OK);
     keys.revoke(other.id()).await.unwrap();
     for app in [&app, &twin] {
         assert_eq!(
@@ -214,14 +199,8 @@ impl ApiKeyStore for EditedStore {
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
         self.inner.revoke(id, at)
     }
-    fn rotate<'a>(
-        &'a self,
-        old_id: &'a str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.rotate(old_id, replacement, old_expires_at, now)
+    fn rotate<'a>(&'a self, rotation: KeyRotation<'a>) -> StoreFuture<'a, ()> {
+        self.inner.rotate(rotation)
     }
     fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
         self.inner.record_last_use(id, at)
@@ -266,24 +245,12 @@ async fn rotated_key_works_within_grace_and_fails_after() {
 
     let new_key = new.key().expose_secret();
     clock.advance(Duration::from_secs(299));
-    assert_eq!(
-        send(&app, &[("x-api-key", old_key)]).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        send(&app, &[("x-api-key", new_key)]).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(key_status(&app, old_key).await, StatusCode::OK);
+    assert_eq!(key_status(&app, new_key).await, StatusCode::OK);
     clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        send(&app, &[("x-api-key", old_key)]).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(key_status(&app, old_key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(seen.last(), Some("api_key_expired"));
-    assert_eq!(
-        send(&app, &[("x-api-key", new_key)]).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(key_status(&app, new_key).await, StatusCode::OK);
 
     // The old key cannot be rotated again (expired), nor can a key rotated earlier.
     assert_eq!(
@@ -354,7 +321,7 @@ async fn last_use_is_written_at_most_once_a_minute() {
     let app = app(keys.authenticator(), &Seen::default());
     let key = issued.key().expose_secret();
     for _ in 0..5 {
-        assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+        assert_eq!(key_status(&app, key).await, StatusCode::OK);
     }
     assert_eq!(calls.touches(), 1);
     assert_eq!(
@@ -362,11 +329,11 @@ async fn last_use_is_written_at_most_once_a_minute() {
         Some(t0())
     );
     clock.advance(Duration::from_secs(59));
-    assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+    assert_eq!(key_status(&app, key).await, StatusCode::OK);
     assert_eq!(calls.touches(), 1);
     clock.advance(Duration::from_secs(1));
     for _ in 0..3 {
-        assert_eq!(send(&app, &[("x-api-key", key)]).await.0, StatusCode::OK);
+        assert_eq!(key_status(&app, key).await, StatusCode::OK);
     }
     assert_eq!(calls.touches(), 2);
     assert_eq!(

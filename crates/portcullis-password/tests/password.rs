@@ -21,6 +21,11 @@ fn hasher(params: HashParams) -> PasswordHasher {
     PasswordHasher::builder().params(params).build().unwrap()
 }
 
+/// What `hasher` says of `password` against `hash`; panics on an error.
+async fn verify(hasher: &PasswordHasher, password: impl Into<String>, hash: &str) -> Verification {
+    hasher.verify(&Password::new(password), hash).await.unwrap()
+}
+
 #[tokio::test]
 async fn default_parameters_are_owasp_argon2id() {
     let hasher = PasswordHasher::new().unwrap();
@@ -41,10 +46,7 @@ async fn default_parameters_are_owasp_argon2id() {
         "{hash}"
     );
     assert_eq!(
-        hasher
-            .verify(&Password::new("correct horse battery staple"), &hash)
-            .await
-            .unwrap(),
+        verify(&hasher, "correct horse battery staple", &hash).await,
         Verification::Valid {
             needs_rehash: false
         }
@@ -71,10 +73,7 @@ async fn wrong_password_is_invalid() {
     let hasher = hasher(FAST);
     let hash = hasher.hash(&Password::new("the right one")).await.unwrap();
     assert_eq!(
-        hasher
-            .verify(&Password::new("the wrong one"), &hash)
-            .await
-            .unwrap(),
+        verify(&hasher, "the wrong one", &hash).await,
         Verification::Invalid
     );
 }
@@ -87,20 +86,8 @@ async fn no_truncation_a_difference_at_the_end_of_a_long_password_counts() {
         .hash(&Password::new(format!("{long}a")))
         .await
         .unwrap();
-    assert!(
-        !hasher
-            .verify(&Password::new(format!("{long}b")), &hash)
-            .await
-            .unwrap()
-            .is_valid()
-    );
-    assert!(
-        hasher
-            .verify(&Password::new(format!("{long}a")), &hash)
-            .await
-            .unwrap()
-            .is_valid()
-    );
+    assert!(!verify(&hasher, format!("{long}b"), &hash).await.is_valid());
+    assert!(verify(&hasher, format!("{long}a"), &hash).await.is_valid());
 }
 
 #[tokio::test]
@@ -119,10 +106,7 @@ async fn rehash_is_reported_when_parameters_changed() {
     );
     // Wrong password against an old hash: invalid, never "rehash".
     assert_eq!(
-        stronger
-            .verify(&Password::new("nope"), &old_hash)
-            .await
-            .unwrap(),
+        verify(&stronger, "nope", &old_hash).await,
         Verification::Invalid
     );
     let new_hash = stronger.hash(&password).await.unwrap();
@@ -145,10 +129,7 @@ async fn argon2i_hash_verifies_but_needs_rehash() {
     assert!(legacy.starts_with("$argon2i$"));
     let hasher = hasher(FAST);
     assert_eq!(
-        hasher
-            .verify(&Password::new("legacy password"), &legacy)
-            .await
-            .unwrap(),
+        verify(&hasher, "legacy password", &legacy).await,
         Verification::Valid { needs_rehash: true }
     );
 }
@@ -175,13 +156,7 @@ async fn nfkc_makes_equivalent_spellings_match() {
     let composed = "caf\u{e9} au lait";
     let decomposed = "cafe\u{301} au lait";
     let hash = hasher.hash(&Password::new(composed)).await.unwrap();
-    assert!(
-        hasher
-            .verify(&Password::new(decomposed), &hash)
-            .await
-            .unwrap()
-            .is_valid()
-    );
+    assert!(verify(&hasher, decomposed, &hash).await.is_valid());
 }
 
 #[tokio::test]
@@ -377,6 +352,15 @@ fn resets() -> (ResetTokens<MemoryResetStore>, TestClock) {
     (tokens, clock)
 }
 
+/// Why `resets` refuses `token` for a password reset; panics if it redeems it.
+async fn refusal(resets: &ResetTokens<MemoryResetStore>, token: &str) -> ResetErrorKind {
+    resets
+        .redeem(token, "password_reset")
+        .await
+        .unwrap_err()
+        .kind()
+}
+
 #[tokio::test]
 async fn reset_token_is_single_use_and_hashed_at_rest() {
     let (resets, _) = resets();
@@ -392,11 +376,7 @@ async fn reset_token_is_single_use_and_hashed_at_rest() {
         "alice"
     );
     assert_eq!(
-        resets
-            .redeem(token.as_str(), "password_reset")
-            .await
-            .unwrap_err()
-            .kind(),
+        refusal(&resets, token.as_str()).await,
         ResetErrorKind::Invalid
     );
     assert!(resets.store().is_empty());
@@ -416,11 +396,7 @@ async fn reset_token_expires_after_30_minutes() {
     );
     clock.advance(Duration::from_secs(60));
     assert_eq!(
-        resets
-            .redeem(late.as_str(), "password_reset")
-            .await
-            .unwrap_err()
-            .kind(),
+        refusal(&resets, late.as_str()).await,
         ResetErrorKind::Expired
     );
 }
@@ -430,22 +406,11 @@ async fn reset_token_only_serves_its_purpose_and_malformed_is_refused() {
     let (resets, _) = resets();
     let token = resets.issue("alice", "email_verification").await.unwrap();
     assert_eq!(
-        resets
-            .redeem(token.as_str(), "password_reset")
-            .await
-            .unwrap_err()
-            .kind(),
+        refusal(&resets, token.as_str()).await,
         ResetErrorKind::Invalid
     );
     for bad in ["", "short", &"A".repeat(44), &"*".repeat(43)] {
-        assert_eq!(
-            resets
-                .redeem(bad, "password_reset")
-                .await
-                .unwrap_err()
-                .kind(),
-            ResetErrorKind::Malformed
-        );
+        assert_eq!(refusal(&resets, bad).await, ResetErrorKind::Malformed);
     }
 }
 

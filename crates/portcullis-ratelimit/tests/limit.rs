@@ -50,6 +50,16 @@ fn limit_of(r: &Response<Body>) -> (i64, i64) {
     (limit[0].params["r"], limit[0].params["t"])
 }
 
+/// The status `svc` answers a request from `ip` with, once it is ready.
+async fn status_from<S>(svc: &mut S, ip: &str) -> StatusCode
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: std::fmt::Debug,
+{
+    let ready = svc.ready().await.unwrap();
+    ready.call(from(ip)).await.unwrap().status()
+}
+
 async fn problem(res: Response<Body>) -> serde_json::Value {
     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
 }
@@ -286,26 +296,12 @@ async fn key_cap_holds_under_a_spray_and_limited_keys_stay_limited() {
 
     // Exhaust one victim key first.
     for expected in [200, 200, 429] {
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(from("192.0.2.200"))
-            .await
-            .unwrap();
-        assert_eq!(res.status(), expected);
+        assert_eq!(status_from(&mut svc, "192.0.2.200").await, expected);
     }
     let mut overflow_refused = 0;
     for i in 0..20_000u32 {
         let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(from(&ip.to_string()))
-            .await
-            .unwrap();
-        if res.status() == 429 {
+        if status_from(&mut svc, &ip.to_string()).await == 429 {
             overflow_refused += 1;
         }
         assert!(backend.tracked() <= 1000, "tracked {}", backend.tracked());
@@ -316,27 +312,13 @@ async fn key_cap_holds_under_a_spray_and_limited_keys_stay_limited() {
     // Beyond the cap, new keys shared one bucket: they were limited, not let through.
     assert!(overflow_refused > 15_000, "refused {overflow_refused}");
     // The victim is still limited: it was never evicted.
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(from("192.0.2.200"))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 429);
+    assert_eq!(status_from(&mut svc, "192.0.2.200").await, 429);
 
     // Once the window passes, housekeeping frees the stale keys and service resumes.
     clock.advance(Duration::from_secs(120));
     backend.housekeep();
     assert!(backend.tracked() < 1000);
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(from("192.0.2.201"))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(status_from(&mut svc, "192.0.2.201").await, 200);
 }
 
 #[cfg(feature = "axum")]

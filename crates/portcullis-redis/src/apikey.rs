@@ -3,7 +3,7 @@
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration, time::SystemTime};
 
 use portcullis_apikey::{
-    ApiKeyRecord, ApiKeyStore, KeyDigest, StoreError, StoreErrorKind, StoreFuture,
+    ApiKeyRecord, ApiKeyStore, KeyDigest, KeyRotation, StoreError, StoreErrorKind, StoreFuture,
 };
 use portcullis_core::{
     MaybeReady,
@@ -321,23 +321,18 @@ impl ApiKeyStore for RedisApiKeyStore {
         })
     }
 
-    fn rotate<'a>(
-        &'a self,
-        old_id: &'a str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
+    fn rotate<'a>(&'a self, rotation: KeyRotation<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let replacement = &rotation.replacement;
             let mut invocation = self.inner.rotate.prepare_invoke();
             invocation
-                .key(self.record_key(old_id))
+                .key(self.record_key(rotation.old_id))
                 .key(self.record_key(&replacement.id))
                 .key(self.owner_key(&replacement.owner))
-                .arg(micros(now))
-                .arg(micros(old_expires_at))
+                .arg(micros(rotation.now))
+                .arg(micros(rotation.old_expires_at))
                 .arg(&replacement.id);
-            for (name, value) in fields(&replacement) {
+            for (name, value) in fields(replacement) {
                 invocation.arg(name).arg(value);
             }
             let mut conn = self.inner.redis.conn();

@@ -3,7 +3,7 @@
 use std::{fmt, sync::Arc, time::SystemTime};
 
 use portcullis_apikey::{
-    ApiKeyRecord, ApiKeyStore, KeyDigest, StoreError, StoreErrorKind, StoreFuture,
+    ApiKeyRecord, ApiKeyStore, KeyDigest, KeyRotation, StoreError, StoreErrorKind, StoreFuture,
 };
 use portcullis_core::{
     MaybeReady,
@@ -203,16 +203,11 @@ impl ApiKeyStore for SqlApiKeyStore {
         })
     }
 
-    fn rotate<'a>(
-        &'a self,
-        old_id: &'a str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
+    fn rotate<'a>(&'a self, rotation: KeyRotation<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let now = micros(now);
-            let grace = micros(old_expires_at);
+            let (old_id, replacement) = (rotation.old_id, &rotation.replacement);
+            let now = micros(rotation.now);
+            let grace = micros(rotation.old_expires_at);
             let result: Result<Rotated, sqlx::Error> =
                 on_pool!(&self.db.pool, |pool, dialect| async {
                     let mut tx = pool.begin_with(dialect.begin()).await?;

@@ -13,8 +13,8 @@ use axum::{Router, body::Body, routing::get};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_apikey::{
-    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, ManualClock, MemoryStore, NewApiKey, StoreError,
-    StoreFuture,
+    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyFormat, KeyRotation, ManualClock, MemoryStore,
+    NewApiKey, StoreError, StoreFuture,
 };
 use portcullis_core::{AuthEvent, AuthLayer, Events, MaybeReady, Principal};
 use tower::ServiceExt;
@@ -116,15 +116,9 @@ impl ApiKeyStore for CountingStore {
         self.calls.revoke.fetch_add(1, Ordering::SeqCst);
         self.inner.revoke(id, at)
     }
-    fn rotate<'a>(
-        &'a self,
-        old_id: &'a str,
-        replacement: ApiKeyRecord,
-        old_expires_at: SystemTime,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
+    fn rotate<'a>(&'a self, rotation: KeyRotation<'a>) -> StoreFuture<'a, ()> {
         self.calls.rotate.fetch_add(1, Ordering::SeqCst);
-        self.inner.rotate(old_id, replacement, old_expires_at, now)
+        self.inner.rotate(rotation)
     }
     fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
         self.calls.touch.fetch_add(1, Ordering::SeqCst);
@@ -228,6 +222,11 @@ pub async fn send(app: &Router, headers: &[(&str, &str)]) -> (StatusCode, Respon
         Response::from_parts(parts, ()),
         String::from_utf8(body.to_vec()).unwrap(),
     )
+}
+
+/// The status `app` answers a request carrying `key` in `X-Api-Key` with.
+pub async fn key_status(app: &Router, key: &str) -> StatusCode {
+    send(app, &[("x-api-key", key)]).await.0
 }
 
 /// The same key with one character of the secret changed, checksum recomputed: passes

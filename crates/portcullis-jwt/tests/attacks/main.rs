@@ -61,11 +61,7 @@ fn key_confusion_hs256_signed_with_rsa_public_pem_is_refused() {
     let pem = read_key("test-only-rsa2048-public.pem");
     let auth = builder().keys([]).build().map(|_| ()).ok();
     let _ = auth;
-    let rsa_auth = portcullis_jwt::JwtAuthenticator::builder()
-        .key(Key::from_pem(Algorithm::RS256, &pem).unwrap())
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(fixed_now)
+    let rsa_auth = builder_with(Key::from_pem(Algorithm::RS256, &pem).unwrap())
         .build()
         .unwrap();
     let forged = sign_raw(
@@ -103,13 +99,7 @@ fn embedded_jwk_is_never_trusted() {
         r#"{"kty":"EC","alg":"ES256","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}"#,
     )
     .unwrap();
-    let auth = portcullis_jwt::JwtAuthenticator::builder()
-        .key(other)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(fixed_now)
-        .build()
-        .unwrap();
+    let auth = builder_with(other).build().unwrap();
     assert_eq!(reason(&auth, &token), "bad_signature");
 }
 
@@ -119,13 +109,7 @@ fn jku_and_x5u_are_never_fetched() {
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/keys.json", listener.local_addr().unwrap());
     let attacker = pair(Algorithm::RS256);
-    let auth = portcullis_jwt::JwtAuthenticator::builder()
-        .key(pair(Algorithm::ES256).key)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(fixed_now)
-        .build()
-        .unwrap();
+    let auth = builder_with(pair(Algorithm::ES256).key).build().unwrap();
     for member in ["jku", "x5u"] {
         let header = json!({"alg": "RS256", member: url, "kid": "attacker"});
         let token = sign_raw(
@@ -224,13 +208,7 @@ fn kid_injection_is_a_plain_lookup() {
 #[test]
 fn es256_signature_r_s_zero_is_refused() {
     let p = pair(Algorithm::ES256);
-    let auth = portcullis_jwt::JwtAuthenticator::builder()
-        .key(p.key)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(fixed_now)
-        .build()
-        .unwrap();
+    let auth = builder_with(p.key).build().unwrap();
     let input = format!(
         "{}.{}",
         b64(br#"{"alg":"ES256"}"#),

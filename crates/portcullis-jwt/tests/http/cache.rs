@@ -38,11 +38,7 @@ impl Revocation for FlagRevocation {
 async fn revocation_is_consulted_on_cache_hits() {
     let pair = pair(Algorithm::ES256);
     let revocation = Arc::new(FlagRevocation::default());
-    let auth = JwtAuthenticator::builder()
-        .key(pair.key.clone())
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(fixed_now)
+    let auth = builder_with(pair.key.clone())
         .revocation(revocation.clone())
         .build()
         .unwrap();
@@ -80,13 +76,7 @@ async fn pending_revocation_maps_to_pending_authentication() {
 #[tokio::test]
 async fn changing_keys_drops_the_cache() {
     let es = pair(Algorithm::ES256);
-    let auth = JwtAuthenticator::builder()
-        .key(es.key.clone())
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(fixed_now)
-        .build()
-        .unwrap();
+    let auth = builder_with(es.key.clone()).build().unwrap();
     let token = mint(&es, &claims(), None);
     assert_eq!(reason(&auth, &token), "ok");
     assert_eq!(auth.cached_tokens(), 1);
@@ -108,13 +98,7 @@ fn cache_entries_die_at_exp_by_the_clock() {
         }
     };
     let es = pair(Algorithm::ES256);
-    let auth = JwtAuthenticator::builder()
-        .key(es.key.clone())
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(clock)
-        .build()
-        .unwrap();
+    let auth = builder_with(es.key.clone()).clock(clock).build().unwrap();
     let token = mint(&es, &claims(), None); // exp = NOW + 600
     assert_eq!(reason(&auth, &token), "ok");
     assert_eq!(auth.cached_tokens(), 1);

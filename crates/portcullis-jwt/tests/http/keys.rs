@@ -7,13 +7,7 @@ async fn every_key_type_verifies_through_the_router() {
     for alg in ALL_ALGS {
         let pair = pair(alg);
         let token = mint(&pair, &claims(), None);
-        let auth = JwtAuthenticator::builder()
-            .key(pair.key.clone())
-            .issuer(ISSUER)
-            .audience(AUDIENCE)
-            .clock(fixed_now)
-            .build()
-            .unwrap();
+        let auth = builder_with(pair.key.clone()).build().unwrap();
         let app = app(AuthLayer::new(auth));
         let response = send(&app, bearer(&token)).await;
         assert_eq!(response.status(), StatusCode::OK, "{alg:?}");
@@ -56,13 +50,7 @@ async fn keys_from_der_and_jwk_verify() {
         jwk["kid"] = json!("k");
         keys.push(Key::from_jwk(&jwk.to_string()).unwrap());
         for key in keys {
-            let auth = JwtAuthenticator::builder()
-                .key(key)
-                .issuer(ISSUER)
-                .audience(AUDIENCE)
-                .clock(fixed_now)
-                .build()
-                .unwrap();
+            let auth = builder_with(key).build().unwrap();
             assert_eq!(
                 send(&app(AuthLayer::new(auth)), bearer(&token))
                     .await

@@ -12,11 +12,7 @@ async fn discovers_openid_configuration_of_an_issuer_with_a_path() {
     assert_eq!(p.oauth_hits.load(Ordering::SeqCst), 0);
     let jwt = authenticator([keys]);
     assert_eq!(
-        check(&jwt, &k1.token(&p.issuer))
-            .await
-            .unwrap()
-            .unwrap()
-            .subject(),
+        principal(&jwt, &k1.token(&p.issuer)).await.subject(),
         "alice"
     );
     assert_eq!(status(&jwt, &k1.token(&p.issuer)).await, StatusCode::OK);

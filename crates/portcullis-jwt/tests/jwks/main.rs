@@ -334,6 +334,11 @@ async fn check(jwt: &JwtAuthenticator, token: &str) -> Result<Option<Principal>,
     }
 }
 
+/// The principal `token` verifies to; panics on a refusal.
+async fn principal(jwt: &JwtAuthenticator, token: &str) -> Principal {
+    check(jwt, token).await.unwrap().unwrap()
+}
+
 fn is_pending(jwt: &JwtAuthenticator, token: &str) -> bool {
     matches!(jwt.verify(token), MaybeReady::Pending(_))
 }

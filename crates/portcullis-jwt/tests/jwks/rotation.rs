@@ -128,10 +128,11 @@ async fn provider_down_at_start_typed_error_then_lazy_503_until_it_answers() {
     assert_eq!(p.hits(), 1);
 }
 
-#[tokio::test]
-async fn provider_down_mid_run_stale_keys_serve_then_recovery() {
-    let (k1, k2) = (Signer::new("k1"), Signer::new("k2"));
-    let p = Provider::start("", jwks(&[&k1])).await;
+/// A provider serving `k1` for 60 s at a time, keys from it that may serve stale for
+/// 600 s after a failed refresh (and retry only after an hour), and an authenticator
+/// on those keys.
+async fn stale_tolerant(k1: &Signer) -> (Arc<Provider>, RemoteKeys, JwtAuthenticator) {
+    let p = Provider::start("", jwks(&[k1])).await;
     p.set(|s| s.cache_control = Some("max-age=60"));
     let keys = p
         .builder()
@@ -141,6 +142,13 @@ async fn provider_down_mid_run_stale_keys_serve_then_recovery() {
         .await
         .unwrap();
     let jwt = authenticator([keys.clone()]);
+    (p, keys, jwt)
+}
+
+#[tokio::test]
+async fn provider_down_mid_run_stale_keys_serve_then_recovery() {
+    let (k1, k2) = (Signer::new("k1"), Signer::new("k2"));
+    let (p, keys, jwt) = stale_tolerant(&k1).await;
     let token = k1.token(&p.issuer);
 
     p.set(|s| s.mode = Mode::Status(500));
@@ -164,16 +172,7 @@ async fn provider_down_mid_run_stale_keys_serve_then_recovery() {
 #[tokio::test]
 async fn stale_keys_stop_serving_past_the_bound() {
     let k1 = Signer::new("k1");
-    let p = Provider::start("", jwks(&[&k1])).await;
-    p.set(|s| s.cache_control = Some("max-age=60"));
-    let keys = p
-        .builder()
-        .stale_if_error(Duration::from_secs(600))
-        .retry_interval(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    let jwt = authenticator([keys.clone()]);
+    let (p, keys, jwt) = stale_tolerant(&k1).await;
     let token = k1.token(&p.issuer);
     check(&jwt, &token).await.unwrap();
 

@@ -19,12 +19,35 @@ fn record(id: &str, owner: &str, created_secs: u64) -> ApiKeyRecord {
     }
 }
 
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+/// Asks `store` to rotate `old_id` to `replacement` at `at(now)`, the grace period
+/// ending at `at(grace_end)`; a refusal comes back as its kind.
+async fn rotate(
+    store: &RedisApiKeyStore,
+    old_id: &str,
+    replacement: ApiKeyRecord,
+    grace_end: u64,
+    now: u64,
+) -> Result<(), StoreErrorKind> {
+    store
+        .rotate(KeyRotation {
+            old_id,
+            replacement,
+            old_expires_at: at(grace_end),
+            now: at(now),
+        })
+        .await
+        .map_err(|e| e.kind())
+}
+
 #[tokio::test]
 async fn api_key_store_contract() {
     let Some(url) = redis_url() else { return };
     let scope = Scoped::new(&url);
     let store = RedisApiKeyStore::new(&scope.redis);
-    let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
 
     store.create(record("k2", "alice", 2)).await.unwrap();
     store.create(record("k1", "alice", 1)).await.unwrap();
@@ -75,54 +98,31 @@ async fn api_key_store_contract() {
     // Rotation: refusals change nothing.
     let new = record("k4", "alice", 4);
     assert_eq!(
-        store
-            .rotate("k2", new.clone(), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Inactive
+        rotate(&store, "k2", new.clone(), 100, 80).await,
+        Err(StoreErrorKind::Inactive)
     );
     assert_eq!(
-        store
-            .rotate("nope", new.clone(), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::NotFound
+        rotate(&store, "nope", new.clone(), 100, 80).await,
+        Err(StoreErrorKind::NotFound)
     );
     assert_eq!(
-        store
-            .rotate("k1", record("k3", "alice", 4), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Conflict
+        rotate(&store, "k1", record("k3", "alice", 4), 100, 80).await,
+        Err(StoreErrorKind::Conflict)
     );
     assert!(store.find("k4").await.unwrap().is_none());
-    store
-        .rotate("k1", new.clone(), at(100), at(80))
-        .await
-        .unwrap();
+    rotate(&store, "k1", new.clone(), 100, 80).await.unwrap();
     let old = store.find("k1").await.unwrap().unwrap();
     assert_eq!(old.rotated_to.as_deref(), Some("k4"));
     assert_eq!(old.expires_at, Some(at(100)));
     assert_eq!(*store.find("k4").await.unwrap().unwrap(), new);
     assert_eq!(
-        store
-            .rotate("k1", record("k5", "alice", 5), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Conflict
+        rotate(&store, "k1", record("k5", "alice", 5), 100, 80).await,
+        Err(StoreErrorKind::Conflict)
     );
     // Expired keys cannot be rotated.
     assert_eq!(
-        store
-            .rotate("k1", record("k6", "alice", 6), at(200), at(100))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Inactive
+        rotate(&store, "k1", record("k6", "alice", 6), 200, 100).await,
+        Err(StoreErrorKind::Inactive)
     );
 }
 

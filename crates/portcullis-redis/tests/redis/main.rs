@@ -19,7 +19,8 @@ use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
 use common::{OwnServer, Scoped, redis_url};
 use http::{Request, StatusCode};
 use portcullis_apikey::{
-    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyDigest, KeyFormat, NewApiKey, StoreErrorKind,
+    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyDigest, KeyFormat, KeyRotation, NewApiKey,
+    StoreErrorKind,
 };
 use portcullis_core::{AuthErrorKind, MaybeReady, Revocation, RevocationQuery};
 use portcullis_ratelimit::{ClientIpKey, GovernorBackend, Quota, RateLimitBackend, RateLimitLayer};
@@ -27,10 +28,15 @@ use portcullis_redis::{
     FailurePolicy, Redis, RedisApiKeyStore, RedisRateLimit, RedisRefreshStore, RedisRevocation,
 };
 use portcullis_tokens::{
-    Clock, ErrorKind as TokenErrorKind, ManualClock, RefreshStore, RefreshTokens, RevocationStore,
-    RevokedToken, RotateOutcome, Rotation, TokenHash,
+    Clock, Error as TokenError, ErrorKind as TokenErrorKind, ManualClock, RefreshStore,
+    RefreshTokens, RevocationStore, RevokedToken, RotateOutcome, Rotation, TokenHash,
 };
 use tower::ServiceExt;
+
+/// The kind of a refusal; panics on success.
+fn refused<T: std::fmt::Debug>(result: Result<T, TokenError>) -> TokenErrorKind {
+    result.unwrap_err().kind()
+}
 
 fn per_minute(n: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(n).unwrap())

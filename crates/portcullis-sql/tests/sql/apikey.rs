@@ -27,6 +27,26 @@ fn record(id: &str, owner: &str, created: u64) -> ApiKeyRecord {
     }
 }
 
+/// Asks `store` to rotate `old_id` to `replacement` at `at(now)`, the grace period
+/// ending at `at(grace_end)`; a refusal comes back as its kind.
+async fn rotate(
+    store: &SqlApiKeyStore,
+    old_id: &str,
+    replacement: ApiKeyRecord,
+    grace_end: u64,
+    now: u64,
+) -> Result<(), StoreErrorKind> {
+    store
+        .rotate(KeyRotation {
+            old_id,
+            replacement,
+            old_expires_at: at(grace_end),
+            now: at(now),
+        })
+        .await
+        .map_err(|e| e.kind())
+}
+
 async fn api_key_store_contract(opener: Opener<'_>) {
     let db = opener.open().await;
     let store = SqlApiKeyStore::new(db.clone());
@@ -78,63 +98,39 @@ async fn api_key_store_contract(opener: Opener<'_>) {
 
     let new = record("k4", "alice", 4);
     assert_eq!(
-        store
-            .rotate("k2", new.clone(), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Inactive
+        rotate(&store, "k2", new.clone(), 100, 80).await,
+        Err(StoreErrorKind::Inactive)
     );
     assert_eq!(
-        store
-            .rotate("nope", new.clone(), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::NotFound
+        rotate(&store, "nope", new.clone(), 100, 80).await,
+        Err(StoreErrorKind::NotFound)
     );
     assert_eq!(
-        store
-            .rotate("k1", record("k3", "alice", 4), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Conflict
+        rotate(&store, "k1", record("k3", "alice", 4), 100, 80).await,
+        Err(StoreErrorKind::Conflict)
     );
     assert!(
         store.find("k4").await.unwrap().is_none(),
         "a refused rotation changes nothing"
     );
-    store
-        .rotate("k1", new.clone(), at(100), at(80))
-        .await
-        .unwrap();
+    rotate(&store, "k1", new.clone(), 100, 80).await.unwrap();
     let old = store.find("k1").await.unwrap().unwrap();
     assert_eq!(old.rotated_to.as_deref(), Some("k4"));
     assert_eq!(old.expires_at, Some(at(100)));
     assert_eq!(*store.find("k4").await.unwrap().unwrap(), new);
     assert_eq!(
-        store
-            .rotate("k1", record("k5", "alice", 5), at(100), at(80))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Conflict
+        rotate(&store, "k1", record("k5", "alice", 5), 100, 80).await,
+        Err(StoreErrorKind::Conflict)
     );
     assert_eq!(
-        store
-            .rotate("k1", record("k6", "alice", 6), at(200), at(100))
-            .await
-            .unwrap_err()
-            .kind(),
-        StoreErrorKind::Inactive
+        rotate(&store, "k1", record("k6", "alice", 6), 200, 100).await,
+        Err(StoreErrorKind::Inactive)
     );
     // A grace expiry later than the key's own never extends it.
     let mut short = record("k7", "carol", 7);
     short.expires_at = Some(at(90));
     store.create(short).await.unwrap();
-    store
-        .rotate("k7", record("k8", "carol", 8), at(500), at(80))
+    rotate(&store, "k7", record("k8", "carol", 8), 500, 80)
         .await
         .unwrap();
     assert_eq!(
@@ -156,7 +152,7 @@ async fn concurrent_api_key_rotations_have_one_winner(opener: Opener<'_>) {
                 let old = old.clone();
                 tokio::spawn(async move {
                     let new = record(&format!("new{round}-{i}"), "dan", 100 + i);
-                    store.rotate(&old, new, at(1000), at(10)).await
+                    rotate(&store, &old, new, 1000, 10).await
                 })
             })
             .collect();
@@ -164,7 +160,7 @@ async fn concurrent_api_key_rotations_have_one_winner(opener: Opener<'_>) {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(()) => ok += 1,
-                Err(e) => assert_eq!(e.kind(), StoreErrorKind::Conflict, "round {round}"),
+                Err(kind) => assert_eq!(kind, StoreErrorKind::Conflict, "round {round}"),
             }
         }
         assert_eq!(ok, 1, "round {round}");

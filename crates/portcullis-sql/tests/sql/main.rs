@@ -11,12 +11,13 @@ use std::{
 
 use common::{PgScope, SqliteScope, database_url};
 use portcullis_apikey::{
-    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyDigest, KeyFormat, NewApiKey, StoreErrorKind,
+    ApiKeyRecord, ApiKeyStore, ApiKeys, KeyDigest, KeyFormat, KeyRotation, NewApiKey,
+    StoreErrorKind,
 };
 use portcullis_sql::{SqlApiKeyStore, SqlDatabase, SqlRefreshStore};
 use portcullis_tokens::{
-    Clock, ErrorKind as TokenErrorKind, ManualClock, RefreshRecord, RefreshStore, RefreshTokens,
-    RotateOutcome, Rotation, TokenHash,
+    Clock, Error as TokenError, ErrorKind as TokenErrorKind, ManualClock, RefreshRecord,
+    RefreshStore, RefreshTokens, RotateOutcome, Rotation, TokenHash,
 };
 
 /// Declares `$name` twice: `postgres::$name` and `sqlite::$name`, each running
@@ -76,6 +77,16 @@ impl Opener<'_> {
 async fn close(db: SqlDatabase) {
     // Waits until every connection is returned and closed.
     db.close().await;
+}
+
+/// The kind of a refusal; panics on success.
+fn refused<T: std::fmt::Debug>(result: Result<T, TokenError>) -> TokenErrorKind {
+    result.unwrap_err().kind()
+}
+
+/// The record the store holds under `hash`; panics when there is none.
+async fn stored(refresh: &RefreshTokens<SqlRefreshStore>, hash: &TokenHash) -> RefreshRecord {
+    refresh.store().find(hash).await.unwrap().unwrap()
 }
 
 fn refresh_tokens(db: SqlDatabase, clock: &ManualClock) -> RefreshTokens<SqlRefreshStore> {

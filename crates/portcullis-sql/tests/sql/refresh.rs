@@ -16,11 +16,7 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
 
     let first = refresh.issue("alice", "web").await.unwrap();
     assert_eq!(
-        refresh
-            .rotate(first.token.as_str(), "cli")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(first.token.as_str(), "cli").await),
         TokenErrorKind::ClientMismatch
     );
     clock.advance(Duration::from_secs(60));
@@ -35,51 +31,27 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
         second.record.family_expires_at,
         first.record.family_expires_at
     );
-    assert_eq!(
-        refresh
-            .store()
-            .find(&second.record.hash)
-            .await
-            .unwrap()
-            .unwrap(),
-        second.record
-    );
+    assert_eq!(stored(&refresh, &second.record.hash).await, second.record);
 
     assert_eq!(
-        refresh
-            .rotate(first.token.as_str(), "web")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(first.token.as_str(), "web").await),
         TokenErrorKind::Reused
     );
     assert_eq!(
-        refresh
-            .rotate(second.token.as_str(), "web")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(second.token.as_str(), "web").await),
         TokenErrorKind::Revoked
     );
     // A used token stays reuse even past its expiry; the family stays revoked.
     clock.advance(Duration::from_secs(700));
     assert_eq!(
-        refresh
-            .rotate(first.token.as_str(), "web")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(first.token.as_str(), "web").await),
         TokenErrorKind::Revoked
     );
 
     let third = refresh.issue("alice", "web").await.unwrap();
     clock.advance(Duration::from_secs(601));
     assert_eq!(
-        refresh
-            .rotate(third.token.as_str(), "web")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(third.token.as_str(), "web").await),
         TokenErrorKind::Expired
     );
     let mut token = refresh.issue("alice", "web").await.unwrap();
@@ -137,11 +109,7 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
             .unwrap()
     );
     assert_eq!(
-        refresh
-            .rotate(live.token.as_str(), "web")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(live.token.as_str(), "web").await),
         TokenErrorKind::Revoked
     );
     close(db).await;
@@ -176,11 +144,7 @@ async fn refresh_race_has_exactly_one_winner(opener: Opener<'_>) {
         }
         assert_eq!(winners.len(), 1, "round {round}");
         assert_eq!(
-            instances[1]
-                .rotate(winners[0].token.as_str(), "web")
-                .await
-                .unwrap_err()
-                .kind(),
+            refused(instances[1].rotate(winners[0].token.as_str(), "web").await),
             TokenErrorKind::Revoked
         );
     }
@@ -209,11 +173,7 @@ async fn refresh_subject_revocation_and_purge(opener: Opener<'_>) {
             .is_empty()
     );
     assert_eq!(
-        refresh
-            .rotate(a.token.as_str(), "web")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(a.token.as_str(), "web").await),
         TokenErrorKind::Revoked
     );
     let next = refresh.rotate(other.token.as_str(), "web").await.unwrap();

@@ -45,22 +45,10 @@ async fn data_survives_a_restart(opener: Opener<'_>) {
     // A new process: a new pool on the same database.
     let db = opener.open().await;
     let refresh = refresh_tokens(db.clone(), &clock);
-    assert_eq!(
-        refresh
-            .store()
-            .find(&second.record.hash)
-            .await
-            .unwrap()
-            .unwrap(),
-        second.record
-    );
+    assert_eq!(stored(&refresh, &second.record.hash).await, second.record);
     // The used token is still known as used: presenting it is reuse.
     assert_eq!(
-        refresh
-            .rotate(first.token.as_str(), "web")
-            .await
-            .unwrap_err()
-            .kind(),
+        refused(refresh.rotate(first.token.as_str(), "web").await),
         TokenErrorKind::Reused
     );
 
