@@ -23,7 +23,7 @@ use crate::FailurePolicy;
 pub const DEFAULT_PREFIX: &str = "portcullis:";
 
 /// The default time limit of one call (one round trip): 250 ms.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A handle on one Redis server (standalone, or a primary), shared by the backends of
 /// this crate.
@@ -66,7 +66,7 @@ impl Redis {
     /// repeats the URL, which may hold a password).
     pub fn open(url: &str) -> Result<Self, Error> {
         let client = Client::open(url).map_err(|e| Error::new(ErrorKind::Config).with_redis(e))?;
-        Self::with_client(client, DEFAULT_TIMEOUT)
+        Self::with_client(client, DEFAULT_CALL_TIMEOUT)
     }
 
     fn with_client(client: Client, timeout: Duration) -> Result<Self, Error> {
@@ -96,7 +96,7 @@ impl Redis {
     }
 
     /// Returns a handle on the same connection whose backends give each call at most
-    /// `timeout` (default [`DEFAULT_TIMEOUT`]) unless they set their own.
+    /// `timeout` (default [`DEFAULT_CALL_TIMEOUT`]) unless they set their own.
     #[must_use]
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         self.derive(|inner| inner.timeout = timeout)
