@@ -96,7 +96,7 @@ mod revocation;
 
 pub use crate::{
     apikey::RedisApiKeyStore,
-    client::{DEFAULT_PREFIX, DEFAULT_CALL_TIMEOUT, Error, ErrorKind, Redis},
+    client::{DEFAULT_CALL_TIMEOUT, DEFAULT_PREFIX, Error, ErrorKind, Redis},
     policy::FailurePolicy,
     ratelimit::{RedisKey, RedisRateLimit},
     refresh::RedisRefreshStore,

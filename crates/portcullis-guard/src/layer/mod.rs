@@ -33,14 +33,16 @@ macro_rules! guard_layer_common {
                 renderer: R2,
             ) -> $layer<R2> {
                 $layer {
-                    shared: self.shared.with_renderer(renderer),
+                    shared: std::sync::Arc::new(
+                        std::sync::Arc::unwrap_or_clone(self.shared).with_renderer(renderer),
+                    ),
                 }
             }
 
             /// Where refusals are reported (default:
             /// [`TracingSink`](portcullis_core::TracingSink)).
             pub fn with_events(mut self, events: portcullis_core::Events) -> Self {
-                self.shared.events = events;
+                std::sync::Arc::make_mut(&mut self.shared).events = events;
                 self
             }
         }
@@ -48,7 +50,7 @@ macro_rules! guard_layer_common {
         impl<R> Clone for $layer<R> {
             fn clone(&self) -> Self {
                 Self {
-                    shared: self.shared.clone(),
+                    shared: std::sync::Arc::clone(&self.shared),
                 }
             }
         }
@@ -65,7 +67,8 @@ macro_rules! guard_layer_common {
             type Service = super::Guard<S, R>;
 
             fn layer(&self, inner: S) -> Self::Service {
-                super::Guard::new(inner, self.shared.clone())
+                // One reference count: axum may call `layer` on every request.
+                super::Guard::new(inner, std::sync::Arc::clone(&self.shared))
             }
         }
     };

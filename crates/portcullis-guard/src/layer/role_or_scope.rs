@@ -30,7 +30,7 @@ use crate::{GuardConfigError, Match, RoleHierarchy, RoleSet, ScopeSet, rule::Kin
 /// ```
 #[must_use]
 pub struct RequireRoleOrScopeLayer<R = DefaultRenderer> {
-    shared: Shared<R>,
+    shared: std::sync::Arc<Shared<R>>,
 }
 
 impl RequireRoleOrScopeLayer {
@@ -68,7 +68,7 @@ impl RequireRoleOrScopeLayer {
         let scopes =
             Rule::new(Kind::Scope, Match::Any, scopes).map_err(|e| e.after(roles.names().len()))?;
         Ok(Self {
-            shared: Shared::new(roles, Some(scopes)),
+            shared: std::sync::Arc::new(Shared::new(roles, Some(scopes))),
         })
     }
 
@@ -83,7 +83,7 @@ impl RequireRoleOrScopeLayer {
         let roles = Rule::of(Kind::Role, T::MATCH, T::NAMES);
         let scopes = Rule::of(Kind::Scope, U::MATCH, U::NAMES);
         Self {
-            shared: Shared::new(roles, Some(scopes)),
+            shared: std::sync::Arc::new(Shared::new(roles, Some(scopes))),
         }
     }
 }
@@ -91,7 +91,7 @@ impl RequireRoleOrScopeLayer {
 impl<R> RequireRoleOrScopeLayer<R> {
     /// Checks roles through `hierarchy`, whatever the request extensions hold.
     pub fn with_hierarchy(mut self, hierarchy: RoleHierarchy) -> Self {
-        self.shared.hierarchy = Some(hierarchy);
+        std::sync::Arc::make_mut(&mut self.shared).hierarchy = Some(hierarchy);
         self
     }
 

@@ -13,7 +13,7 @@ macro_rules! one_kind_layer {
         $(#[$doc])*
         #[must_use]
         pub struct $layer<R = DefaultRenderer> {
-            shared: Shared<R>,
+            shared: std::sync::Arc<Shared<R>>,
         }
 
         impl $layer {
@@ -60,7 +60,7 @@ macro_rules! one_kind_layer {
                 N: Into<Box<str>>,
             {
                 let rule = Rule::new($kind, Match::Any, names)?;
-                Ok(Self { shared: Shared::new(rule, None) })
+                Ok(Self { shared: std::sync::Arc::new(Shared::new(rule, None)) })
             }
 
             #[doc = concat!("Requires every one of the ", $what, "s `names`.")]
@@ -74,7 +74,7 @@ macro_rules! one_kind_layer {
                 N: Into<Box<str>>,
             {
                 let rule = Rule::new($kind, Match::All, names)?;
-                Ok(Self { shared: Shared::new(rule, None) })
+                Ok(Self { shared: std::sync::Arc::new(Shared::new(rule, None)) })
             }
 
             #[doc = concat!("Requires the typed ", $what, " set `T`: a marker, `AnyOf<(..)>` or `AllOf<(..)>`.")]
@@ -85,7 +85,7 @@ macro_rules! one_kind_layer {
             /// (markers from the macros are checked at compile time).
             pub fn of<T: $set>() -> Self {
                 let rule = Rule::of($kind, T::MATCH, T::NAMES);
-                Self { shared: Shared::new(rule, None) }
+                Self { shared: std::sync::Arc::new(Shared::new(rule, None)) }
             }
         }
 
@@ -157,7 +157,7 @@ one_kind_layer! {
 impl<R> RequireRoleLayer<R> {
     /// Checks roles through `hierarchy`, whatever the request extensions hold.
     pub fn with_hierarchy(mut self, hierarchy: RoleHierarchy) -> Self {
-        self.shared.hierarchy = Some(hierarchy);
+        std::sync::Arc::make_mut(&mut self.shared).hierarchy = Some(hierarchy);
         self
     }
 }

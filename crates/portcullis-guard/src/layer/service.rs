@@ -26,11 +26,8 @@ pub struct Guard<S, R = DefaultRenderer> {
 }
 
 impl<S, R> Guard<S, R> {
-    pub(super) fn new(inner: S, shared: Shared<R>) -> Self {
-        Self {
-            inner,
-            shared: Arc::new(shared),
-        }
+    pub(super) fn new(inner: S, shared: Arc<Shared<R>>) -> Self {
+        Self { inner, shared }
     }
 
     /// The inner service.
