@@ -86,16 +86,21 @@
 //!
 //! # The verified-token cache
 //!
-//! On by default (10,000 tokens): a token seen before costs a keyed hash, a map
-//! look-up and a constant-time comparison with the stored token instead of a
-//! signature check and a JSON parse. Each entry keeps its token's bytes, so the cache
-//! holds at most capacity × token size of them (about 4 MB for 10,000 tokens of
-//! 400 bytes). Those are live bearer tokens held in memory until they expire (15 min at
-//! most by default), as in-flight requests and HMAC secrets are; where process memory
-//! may be read by others, [`JwtAuthenticatorBuilder::without_cache`] turns it off.
-//! Entries die at the token's `exp` (and after [`DEFAULT_CACHE_MAX_TTL`] at most), when
-//! the keys change ([`JwtAuthenticator::set_keys`]) and by eviction when the cache is
-//! full; revocation is still consulted on each hit.
+//! On by default (10,000 tokens): a token seen before costs a keyed hash, a read lock
+//! and a constant-time comparison with the stored token instead of a signature check
+//! and a JSON parse. The cache is a fixed table of two-way sets, like a CPU cache: a
+//! verified token takes an empty place in its set at once, but displaces an entry
+//! only when it is seen a second time, so a stream of one-off tokens costs next to
+//! nothing (no allocation) and pushes out no token that repeats; an insert replaces at
+//! most one entry, in constant time. Memory is bounded: about 60 bytes per unit of
+//! capacity, allocated when the authenticator is built (600 KB for 10,000), plus each
+//! held token's bytes (about 4 MB for 10,000 tokens of 400 bytes). Those are live
+//! bearer tokens held in memory until they expire (15 min at most by default), as
+//! in-flight requests and HMAC secrets are; where process memory may be read by others,
+//! [`JwtAuthenticatorBuilder::without_cache`] turns it off. Entries die at the token's
+//! `exp` (and after [`DEFAULT_CACHE_MAX_TTL`] at most), when the keys change
+//! ([`JwtAuthenticator::set_keys`]) and when replaced; revocation is still consulted on
+//! each hit.
 //!
 //! # Not ours
 //!

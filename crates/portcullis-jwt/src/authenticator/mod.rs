@@ -161,7 +161,8 @@ where
         local
     }
 
-    /// How many verified tokens the cache holds (0 when the cache is off).
+    /// How many live verified tokens the cache holds (0 when the cache is off). Walks
+    /// the whole cache: meant for diagnostics and tests, not for every request.
     pub fn cached_tokens(&self) -> usize {
         self.inner.cache.as_ref().map_or(0, TokenCache::len)
     }

@@ -180,3 +180,52 @@ async fn cached_tokens_get_the_same_answers_as_fresh_ones() {
         .insert("cookie", format!("at={token}").parse().unwrap());
     assert_eq!(send(&router, req).await.status(), StatusCode::BAD_REQUEST);
 }
+
+/// A token that had to wait for its second sight to enter a full cache is served from
+/// it like any other: revocation is consulted on each hit, and it dies at its `exp`.
+#[test]
+fn revocation_and_expiry_apply_to_a_token_admitted_on_second_sight() {
+    let now = Arc::new(AtomicUsize::new(NOW as usize));
+    let clock = {
+        let now = now.clone();
+        move || {
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(now.load(Ordering::SeqCst) as u64)
+        }
+    };
+    let revocation = Arc::new(FlagRevocation::default());
+    let auth = builder()
+        .cache_capacity(NonZeroUsize::new(2).unwrap())
+        .clock(clock)
+        .revocation(revocation.clone())
+        .build()
+        .unwrap();
+    // Two other users fill both places of the one set, and keep using them.
+    let others: Vec<String> = (0..2)
+        .map(|i| {
+            let mut c = claims();
+            c["sub"] = json!(format!("user-{i}"));
+            c["exp"] = json!(NOW + 6_000);
+            hs256(&c)
+        })
+        .collect();
+    for token in others.iter().chain(&others) {
+        assert_eq!(reason(&auth, token), "ok");
+    }
+    assert_eq!(auth.cached_tokens(), 2);
+
+    let token = hs256(&claims()); // exp = NOW + 600
+    assert_eq!(reason(&auth, &token), "ok", "verified, not yet admitted");
+    assert_eq!(reason(&auth, &token), "ok", "verified again, now admitted");
+    assert_eq!(auth.cached_tokens(), 2, "in place of one other");
+    let calls = revocation.calls.load(Ordering::SeqCst);
+    assert_eq!(reason(&auth, &token), "ok");
+    assert_eq!(revocation.calls.load(Ordering::SeqCst), calls + 1);
+    revocation.revoked.store(true, Ordering::SeqCst);
+    assert_ne!(reason(&auth, &token), "ok", "revoked, though cached");
+    revocation.revoked.store(false, Ordering::SeqCst);
+    now.store((NOW + 600 + 59) as usize, Ordering::SeqCst);
+    assert_eq!(reason(&auth, &token), "ok");
+    now.store((NOW + 600 + 60) as usize, Ordering::SeqCst);
+    assert_eq!(reason(&auth, &token), "token_expired");
+}
