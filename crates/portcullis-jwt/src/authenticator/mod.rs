@@ -253,13 +253,13 @@ where
         if !token.contains('.') {
             return Ok(None);
         }
-        let now = unix_secs(inner.clock.now());
+        // A miss of the quick path already looked this token up: reuse its slot and time.
+        let missed = missed.filter(|m| std::ptr::eq(m.token, token.as_bytes()));
+        let now = missed.map_or_else(|| unix_secs(inner.clock.now()), |m| m.now);
         let generation = self.key_generation();
         let slot = match (&inner.cache, missed) {
-            (Some(_), Some(missed)) if std::ptr::eq(missed.token, token.as_bytes()) => {
-                Some(missed.slot)
-            }
-            (Some(cache), _) => {
+            (Some(_), Some(missed)) => Some(missed.slot),
+            (Some(cache), None) => {
                 let slot = cache.slot(token.as_bytes());
                 if let Some(principal) = cache.get(slot, token.as_bytes(), now, generation) {
                     return Ok(Some(principal));
@@ -308,7 +308,7 @@ where
         let slot = cache.slot(token);
         cache
             .get(slot, token, now, self.key_generation())
-            .ok_or(Some(Missed { token, slot }))
+            .ok_or(Some(Missed { token, slot, now }))
     }
 
     fn check_revocation(&self, principal: Principal) -> MaybeReady<AuthResult> {
@@ -347,6 +347,8 @@ impl<C> Inner<C> {
 struct Missed<'a> {
     token: &'a [u8],
     slot: Slot,
+    /// The time the look-up used, so the full path reads the clock only once.
+    now: i64,
 }
 
 impl<C> Authenticator for JwtAuthenticator<C>
