@@ -78,23 +78,8 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert("type".into(), "about:blank".into());
-        body.insert(
-            "title".into(),
-            self.status.canonical_reason().unwrap_or("Error").into(),
-        );
-        body.insert("status".into(), self.status.as_u16().into());
-        body.insert("code".into(), self.code.into());
-        body.insert("detail".into(), self.detail.into_owned().into());
-        body.extend(self.extra);
-        let mut response = (self.status, Value::Object(body).to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let detail: &str = &self.detail;
+        let mut response = portcullis::problem_response(self.status, self.code, detail, self.extra);
         if let Some(error) = self.challenge {
             let value = if error.is_empty() {
                 format!("Bearer realm=\"{REALM}\"")
@@ -102,10 +87,12 @@ impl IntoResponse for Problem {
                 format!("Bearer realm=\"{REALM}\", error=\"{error}\"")
             };
             if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(header::WWW_AUTHENTICATE, value);
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
             }
         }
-        response
+        response.map(axum::body::Body::from)
     }
 }
 

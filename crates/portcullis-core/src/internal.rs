@@ -3,8 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::HeaderValue;
 
 use crate::AuthError;
 pub use crate::error::quoted_string;
@@ -82,37 +81,10 @@ pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// An RFC 9457 `application/problem+json` response: `type`, `title`, `status`, a
-/// stable `code`, `detail`, then `extra` members, with `Cache-Control: no-store`.
-pub fn problem(
-    status: StatusCode,
-    code: &str,
-    detail: &str,
-    extra: serde_json::Map<String, serde_json::Value>,
-) -> Response<Bytes> {
-    let mut body = serde_json::Map::with_capacity(5 + extra.len());
-    body.insert("type".into(), "about:blank".into());
-    body.insert(
-        "title".into(),
-        status.canonical_reason().unwrap_or("Error").into(),
-    );
-    body.insert("status".into(), status.as_u16().into());
-    body.insert("code".into(), code.into());
-    body.insert("detail".into(), detail.into());
-    body.extend(extra);
-    let mut response = Response::new(Bytes::from(serde_json::Value::Object(body).to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+
     use super::*;
 
     #[test]
@@ -143,7 +115,7 @@ mod tests {
     fn problem_has_the_members_in_order() {
         let mut extra = serde_json::Map::new();
         extra.insert("retry_after".into(), 3.into());
-        let response = problem(
+        let response = crate::problem_response(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "slow down",

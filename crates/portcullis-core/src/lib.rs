@@ -73,7 +73,7 @@ pub use crate::{
     extract::AuthRejection,
     maybe_ready::MaybeReady,
     principal::{ClaimMapping, ClaimPath, Claims, Principal, PrincipalBuilder, PrincipalKind},
-    render::{AuthContext, DefaultRenderer, RenderRejection},
+    render::{AuthContext, DefaultRenderer, RenderRejection, problem_response},
     revocation::{NoRevocation, Revocation, RevocationQuery},
 };
 

@@ -4,7 +4,7 @@
 use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
-use http::{Response, request::Parts};
+use http::{HeaderValue, Response, StatusCode, header, request::Parts};
 
 use crate::AuthError;
 
@@ -88,4 +88,52 @@ impl AuthContext {
     pub fn realm(&self) -> &str {
         &self.realm
     }
+}
+
+/// An RFC 9457 `application/problem+json` response in the shape of every Portcullis
+/// refusal: `type`, `title`, `status`, a stable `code`, `detail`, then the `extra`
+/// members, with `Cache-Control: no-store`. For an application's own errors beside
+/// the layers' (a login handler's `422`, say), so that clients read one shape.
+///
+/// ```
+/// use http::StatusCode;
+///
+/// let mut extra = serde_json::Map::new();
+/// extra.insert("rule".into(), "length".into());
+/// let response = portcullis_core::problem_response(
+///     StatusCode::UNPROCESSABLE_ENTITY,
+///     "password_policy",
+///     "the password is too short",
+///     extra,
+/// );
+/// assert_eq!(response.headers()["content-type"], "application/problem+json");
+/// let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+/// assert_eq!(body["code"], "password_policy");
+/// assert_eq!(body["rule"], "length");
+/// ```
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Response<Bytes> {
+    let mut body = serde_json::Map::with_capacity(5 + extra.len());
+    body.insert("type".into(), "about:blank".into());
+    body.insert(
+        "title".into(),
+        status.canonical_reason().unwrap_or("Error").into(),
+    );
+    body.insert("status".into(), status.as_u16().into());
+    body.insert("code".into(), code.into());
+    body.insert("detail".into(), detail.into());
+    body.extend(extra);
+    let mut response = Response::new(Bytes::from(serde_json::Value::Object(body).to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

@@ -314,7 +314,7 @@ impl AuthError {
             extra.insert("retry_after".into(), secs.into());
         }
         let mut response =
-            crate::internal::problem(self.status(), self.kind.code(), self.description(), extra);
+            crate::problem_response(self.status(), self.kind.code(), self.description(), extra);
         let headers = response.headers_mut();
         if let Some(challenge) = self.challenge(realm) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);

@@ -18,7 +18,8 @@ use portcullis_core::{
     AuthError, AuthEvent, DefaultRenderer, RenderRejection,
     auth::ResponseFuture,
     body::RejectionBody,
-    internal::{hex, missing_peer_error, problem},
+    internal::{hex, missing_peer_error},
+    problem_response,
 };
 use tower_service::Service;
 
@@ -149,7 +150,7 @@ where
             return ResponseFuture::rejected(too_large());
         }
         Err(_) => {
-            return ResponseFuture::rejected(problem(
+            return ResponseFuture::rejected(problem_response(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "the login request body could not be read",
@@ -213,7 +214,7 @@ where
 }
 
 fn too_large() -> Response<Bytes> {
-    problem(
+    problem_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
         "the login request body is too large",
