@@ -154,6 +154,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             rotated_to: None,
+            session_bound: true,
             digest: KeyDigest::from_bytes([1; 32]),
         }
     }

@@ -48,6 +48,10 @@ pub enum ApiKeyErrorKind {
     Randomness,
     /// The request was invalid (an empty owner, a zero lifetime).
     InvalidInput,
+    /// The session that asked for the key was ended (its owner's password was reset,
+    /// or they logged out everywhere) before the key was safely stored; the key was
+    /// revoked at once.
+    SessionEnded,
 }
 
 impl ApiKeyError {
@@ -70,6 +74,7 @@ impl fmt::Display for ApiKeyError {
             ApiKeyErrorKind::Store => "api key store failed",
             ApiKeyErrorKind::Randomness => "the operating system's random source failed",
             ApiKeyErrorKind::InvalidInput => "invalid api key request",
+            ApiKeyErrorKind::SessionEnded => "the session asking for the key has ended",
         })
     }
 }

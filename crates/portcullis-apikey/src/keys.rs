@@ -32,8 +32,9 @@ const ISSUE_ATTEMPTS: usize = 3;
 /// # }
 /// ```
 pub struct ApiKeys<S> {
-    core: Arc<Core<S>>,
-    events: Events,
+    pub(crate) core: Arc<Core<S>>,
+    pub(crate) events: Events,
+    max_lifetime: Option<Duration>,
 }
 
 impl<S> Clone for ApiKeys<S> {
@@ -41,6 +42,7 @@ impl<S> Clone for ApiKeys<S> {
         Self {
             core: Arc::clone(&self.core),
             events: self.events.clone(),
+            max_lifetime: self.max_lifetime,
         }
     }
 }
@@ -50,6 +52,7 @@ impl<S> fmt::Debug for ApiKeys<S> {
         f.debug_struct("ApiKeys")
             .field("format", &self.core.format)
             .field("hasher", &self.core.hasher)
+            .field("max_lifetime", &self.max_lifetime)
             .finish_non_exhaustive()
     }
 }
@@ -90,7 +93,22 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         Self {
             core: Arc::new(Core::new(Arc::new(store), format)),
             events: Events::default(),
+            max_lifetime: None,
         }
+    }
+
+    /// Caps the lifetime of every key issued from now on: a key asked for without an
+    /// expiry gets `lifetime`; one asked for with a longer one is refused
+    /// (`InvalidInput`). Rotation keeps the old key's lifetime, so it stays capped.
+    #[must_use]
+    pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The cap set by [`with_max_lifetime`](Self::with_max_lifetime), if any.
+    pub fn max_lifetime(&self) -> Option<Duration> {
+        self.max_lifetime
     }
 
     /// Digests keys with HMAC-SHA256 keyed with `pepper` (at least 32 bytes).
@@ -148,17 +166,19 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for an empty owner or an expiry that is not in the future (a
-    /// zero lifetime); `Randomness` when the OS random source fails; `Store` when the
-    /// store fails.
+    /// `InvalidInput` for an empty owner, an expiry that is not in the future (a
+    /// zero lifetime) or one past the [maximum lifetime](Self::with_max_lifetime);
+    /// `Randomness` when the OS random source fails; `Store` when the store fails.
     pub async fn issue(&self, spec: NewApiKey) -> Result<IssuedKey, ApiKeyError> {
         let now = self.core.clock.now();
+        let cap = self.max_lifetime.map(|max| now + max);
         let expires_at = match spec.expiry {
-            None => None,
+            None => cap,
             Some(Expiry::In(lifetime)) => Some(now + lifetime),
             Some(Expiry::At(instant)) => Some(instant),
         };
-        if spec.owner.is_empty() || expires_at.is_some_and(|exp| exp <= now) {
+        let too_long = matches!((expires_at, cap), (Some(exp), Some(cap)) if exp > cap);
+        if spec.owner.is_empty() || expires_at.is_some_and(|exp| exp <= now) || too_long {
             return Err(ApiKeyError::new(ApiKeyErrorKind::InvalidInput));
         }
         let mut attempt = 0;
@@ -176,6 +196,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
                 revoked_at: None,
                 last_used_at: None,
                 rotated_to: None,
+                session_bound: spec.session_bound,
                 digest: self.core.hasher.digest(&key.parsed()),
             };
             match self.core.store.create(record.clone()).await {
@@ -277,6 +298,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             revoked_at: None,
             last_used_at: None,
             rotated_to: None,
+            session_bound: old.session_bound,
             digest: self.core.hasher.digest(&key.parsed()),
         };
         self.core

@@ -78,6 +78,7 @@ mod error;
 pub mod format;
 mod keys;
 mod record;
+mod sessions;
 mod store;
 
 pub use crate::{

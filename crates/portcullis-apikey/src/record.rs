@@ -33,8 +33,18 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<SystemTime>,
     /// The id of the key that replaced this one, once rotated.
     pub rotated_to: Option<String>,
+    /// Whether the key ends when its owner's sessions end (password change or reset,
+    /// logout everywhere: [`ApiKeys::end_sessions`](crate::ApiKeys::end_sessions)).
+    /// `true` unless the key was made with
+    /// [`NewApiKey::outlives_sessions`]; records that predate the field read as `true`.
+    #[serde(default = "session_bound_default")]
+    pub session_bound: bool,
     /// The digest of the full key.
     pub digest: KeyDigest,
+}
+
+fn session_bound_default() -> bool {
+    true
 }
 
 impl ApiKeyRecord {
@@ -66,6 +76,7 @@ pub struct NewApiKey {
     pub(crate) scopes: Vec<String>,
     pub(crate) roles: Vec<String>,
     pub(crate) expiry: Option<Expiry>,
+    pub(crate) session_bound: bool,
 }
 
 /// When a new key stops working.
@@ -80,7 +91,8 @@ pub(crate) enum Expiry {
 impl NewApiKey {
     /// A key owned by `owner`, the subject requests made with it act as
     /// ([`Principal::subject`](portcullis_core::Principal::subject)). No label, no
-    /// grants, no expiry until set.
+    /// grants, no expiry until set; it ends with its owner's sessions unless
+    /// [`outlives_sessions`](Self::outlives_sessions) says otherwise.
     pub fn owned_by(owner: impl Into<String>) -> Self {
         Self {
             owner: owner.into(),
@@ -88,7 +100,17 @@ impl NewApiKey {
             scopes: Vec::new(),
             roles: Vec::new(),
             expiry: None,
+            session_bound: true,
         }
+    }
+
+    /// Keeps the key working when its owner's sessions end (a password reset, logout
+    /// everywhere). By default a key ends with them, so a stolen session cannot turn
+    /// into a credential that outlives the owner's "sign me out everywhere"; opt out
+    /// only for keys a person deliberately made to outlast their sessions (a CI key).
+    pub fn outlives_sessions(mut self) -> Self {
+        self.session_bound = false;
+        self
     }
 
     /// Sets the human label ("CI deploy key"), shown in listings only.

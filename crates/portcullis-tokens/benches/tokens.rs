@@ -87,7 +87,9 @@ fn refresh(c: &mut Criterion) {
         .build()
         .unwrap();
     let tokens = RefreshTokens::new(MemoryRefreshStore::new());
-    let mut current = runtime.block_on(tokens.issue("user-42", "web")).unwrap();
+    let mut current = runtime
+        .block_on(tokens.issue("user-42", "web", portcullis_tokens::SessionStamp::default()))
+        .unwrap();
     c.bench_function("refresh_rotate_memory_store", |b| {
         b.iter(|| {
             current = runtime

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Reused,
     /// The token belongs to another client.
     ClientMismatch,
+    /// The subject's sessions were ended (its [`SessionStamp`](crate::SessionStamp)
+    /// moved) after this login began: no session was opened.
+    SessionsEnded,
     /// The backing store failed.
     Store,
 }
@@ -41,6 +44,7 @@ impl ErrorKind {
             Self::Revoked => "revoked",
             Self::Reused => "reused",
             Self::ClientMismatch => "client_mismatch",
+            Self::SessionsEnded => "sessions_ended",
             Self::Store => "store",
         }
     }

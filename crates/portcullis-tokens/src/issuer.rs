@@ -259,9 +259,18 @@ impl TokenIssuer {
     ///
     /// [`ErrorKind::Signing`] if the crypto library refuses to sign.
     pub fn issue(&self, grant: &Grant) -> Result<AccessToken, Error> {
+        self.issue_at(grant, self.inner.clock.now())
+    }
+
+    /// The issuer's clock, now.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// Signs with `iat = now` (a time taken before a store decided to grant it).
+    pub(crate) fn issue_at(&self, grant: &Grant, now: SystemTime) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
         let key = self.active_key();
-        let now = inner.clock.now();
         // Before 1970 only with a broken clock: stamp 0 rather than a negative time.
         let iat = u64::try_from(unix_secs(now)).unwrap_or(0);
         let exp = iat + inner.lifetime.as_secs();

@@ -91,7 +91,8 @@ pub use crate::{
     keys::{MIN_HMAC_SECRET_LEN, SigningAlgorithm, SigningKey},
     refresh::{
         IssuedRefreshToken, MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshToken,
-        RefreshTokens, RefreshTokensBuilder, RotateOutcome, Rotation, TokenHash,
+        RefreshTokens, RefreshTokensBuilder, RotateOutcome, Rotation, SealedToken, SessionStamp,
+        TokenHash,
     },
     revocation::{
         DEFAULT_CUTOFF_RETENTION, DEFAULT_MAX_DENYLIST, MemoryRevocation, RevocationStore,

@@ -56,7 +56,10 @@ impl TokenPair {
 /// let revocation = MemoryRevocation::new(); // also give a clone to the JWT layer
 /// let service = TokenService::new(issuer, RefreshTokens::new(MemoryRefreshStore::new()), revocation);
 ///
-/// let pair = service.login(&Grant::new("alice", "web").roles(["user"])).await?;
+/// // Before reading the password hash: the stamp that the login must still hold.
+/// let stamp = service.session_stamp("alice").await?;
+/// // ... the password checks out ...
+/// let pair = service.login(&Grant::new("alice", "web").roles(["user"]), stamp).await?;
 /// let next = service
 ///     .refresh(pair.refresh.token.as_str(), "web", |subject| Grant::new(subject, "web"))
 ///     .await?;
@@ -135,23 +138,48 @@ impl<S: RefreshStore, R: RevocationStore> TokenService<S, R> {
         &self.revocation
     }
 
-    /// A successful login: a new refresh family and an access token.
+    /// The subject's current [`SessionStamp`](crate::SessionStamp). A login reads it
+    /// *before* it reads the password hash and hands it to [`login`](Self::login).
     ///
     /// # Errors
     ///
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store).
+    pub async fn session_stamp(&self, subject: &str) -> Result<crate::SessionStamp, Error> {
+        self.refresh.stamp(subject).await
+    }
+
+    /// A successful login: a new refresh family and an access token, if the subject's
+    /// sessions were not ended since `stamp` was read.
+    ///
+    /// The access token is signed first, so its `iat` is earlier than the store's
+    /// decision: if [`logout_everywhere`](Self::logout_everywhere) runs after the
+    /// family is created, its cut-off refuses this access token too.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::SessionsEnded`](crate::ErrorKind::SessionsEnded) when the stamp
+    /// moved (nothing was stored; the access token is dropped),
     /// [`ErrorKind::Signing`](crate::ErrorKind::Signing) or
     /// [`ErrorKind::Store`](crate::ErrorKind::Store).
-    pub async fn login(&self, grant: &Grant) -> Result<TokenPair, Error> {
+    pub async fn login(
+        &self,
+        grant: &Grant,
+        stamp: crate::SessionStamp,
+    ) -> Result<TokenPair, Error> {
         let access = self.issuer.issue(grant)?;
         let refresh = self
             .refresh
-            .issue(grant.subject(), grant.client_id())
+            .issue(grant.subject(), grant.client_id(), stamp)
             .await?;
         Ok(TokenPair { access, refresh })
     }
 
     /// Rotates `refresh_token` and issues a new access token. `grant_for` receives the
     /// family's subject and returns the grant (look the roles up afresh there).
+    ///
+    /// The access token's `iat` is the time taken before the store rotated, so a
+    /// [`logout_everywhere`](Self::logout_everywhere) that lands after the rotation
+    /// refuses it too.
     ///
     /// # Errors
     ///
@@ -164,7 +192,11 @@ impl<S: RefreshStore, R: RevocationStore> TokenService<S, R> {
         client_id: &str,
         grant_for: impl FnOnce(&str) -> Grant,
     ) -> Result<TokenPair, Error> {
-        let refresh = self.refresh.rotate(refresh_token, client_id).await?;
+        let now = self.issuer.now();
+        let refresh = self
+            .refresh
+            .rotate_at(refresh_token, client_id, now)
+            .await?;
         let grant = grant_for(&refresh.record.subject);
         if grant.subject() != refresh.record.subject || grant.client_id() != client_id {
             return Err(Error::new(
@@ -172,7 +204,7 @@ impl<S: RefreshStore, R: RevocationStore> TokenService<S, R> {
                 "grant does not match the refresh token's subject and client",
             ));
         }
-        let access = self.issuer.issue(&grant)?;
+        let access = self.issuer.issue_at(&grant, now)?;
         Ok(TokenPair { access, refresh })
     }
 
@@ -213,17 +245,42 @@ impl<S: RefreshStore, R: RevocationStore> TokenService<S, R> {
         Ok(())
     }
 
-    /// Logs `subject` out everywhere (also what a password change should do): every
-    /// access token issued until now is refused, every refresh family revoked.
+    /// Ends every session of `subject` (logout everywhere; also what a password change
+    /// or reset must do): advances its [`SessionStamp`](crate::SessionStamp) and
+    /// revokes every refresh family in one atomic step of the store, then refuses
+    /// every access token issued until now (a cut-off the bearer layer checks on
+    /// every request, cache hits included).
+    ///
+    /// In that order, no session escapes: a login or refresh that the store granted
+    /// before the first step is revoked by it, and its access token (stamped before
+    /// the store decided) is older than the cut-off; one that reaches the store after
+    /// it is refused there.
+    ///
+    /// The cut-off has whole-second precision (`iat`): a token issued in its second
+    /// is refused as well, so this returns only once the clock is past that second,
+    /// and a login that follows gets a token that works.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Store`](crate::ErrorKind::Store).
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store). The call can be repeated.
     pub async fn logout_everywhere(&self, subject: &str) -> Result<(), Error> {
+        self.refresh.end_sessions(subject).await?;
         let now: SystemTime = self.clock.now();
         self.revocation.revoke_subject(subject, now).await?;
-        self.refresh.revoke_subject(subject).await?;
         self.events.emit(&AuthEvent::SubjectRevoked { subject });
+        past_the_second(now).await;
         Ok(())
+    }
+}
+
+/// Waits until the wall clock is past the second of `cutoff`, at most a second.
+async fn past_the_second(cutoff: SystemTime) {
+    let into = cutoff
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let wait = std::time::Duration::from_nanos(u64::from(1_000_000_000 - into));
+    let deadline = cutoff + wait;
+    if let Ok(rest) = deadline.duration_since(SystemTime::now()) {
+        tokio::time::sleep(rest.min(std::time::Duration::from_secs(1))).await;
     }
 }

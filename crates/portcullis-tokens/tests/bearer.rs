@@ -8,10 +8,19 @@ use http::{Request, StatusCode};
 use portcullis_core::{AuthLayer, MaybeReady, Principal};
 use portcullis_jwt::{JwtAuthenticator, Key, KeySet};
 use portcullis_tokens::{
-    Grant, ManualClock, MemoryRefreshStore, MemoryRevocation, RefreshTokens, SigningAlgorithm,
-    SigningKey, TokenIssuer, TokenService,
+    Error, Grant, ManualClock, MemoryRefreshStore, MemoryRevocation, RefreshStore, RefreshTokens,
+    RevocationStore, SigningAlgorithm, SigningKey, TokenIssuer, TokenPair, TokenService,
 };
 use tower::ServiceExt;
+
+/// A login as an endpoint does it: the stamp first, then (after the password) the pair.
+async fn login<S: RefreshStore, R: RevocationStore>(
+    service: &TokenService<S, R>,
+    grant: &Grant,
+) -> Result<TokenPair, Error> {
+    let stamp = service.session_stamp(grant.subject()).await?;
+    service.login(grant, stamp).await
+}
 
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "https://api.example.com";
@@ -86,15 +95,14 @@ async fn status(app: &Router, token: &str) -> StatusCode {
 #[tokio::test]
 async fn issued_token_is_accepted_by_the_bearer_layer() {
     let f = fixture();
-    let pair = f
-        .service
-        .login(
-            &Grant::new("alice", "web")
-                .roles(["user"])
-                .scopes(["read", "write"]),
-        )
-        .await
-        .unwrap();
+    let pair = login(
+        &f.service,
+        &Grant::new("alice", "web")
+            .roles(["user"])
+            .scopes(["read", "write"]),
+    )
+    .await
+    .unwrap();
     let request = Request::get("/me")
         .header("authorization", format!("Bearer {}", pair.access.as_str()))
         .body(Body::empty())
@@ -111,10 +119,10 @@ async fn issued_token_is_accepted_by_the_bearer_layer() {
 #[tokio::test]
 async fn revoked_jti_is_refused_even_though_cached() {
     let f = fixture();
-    let pair = f.service.login(&Grant::new("alice", "web")).await.unwrap();
-    let other = f
-        .service
-        .login(&Grant::new("alice", "phone"))
+    let pair = login(&f.service, &Grant::new("alice", "web"))
+        .await
+        .unwrap();
+    let other = login(&f.service, &Grant::new("alice", "phone"))
         .await
         .unwrap();
     assert_eq!(status(&f.app, pair.access.as_str()).await, StatusCode::OK);
@@ -156,13 +164,13 @@ async fn revoked_jti_is_refused_even_though_cached() {
 #[tokio::test]
 async fn logout_everywhere_cuts_off_every_earlier_token_including_cached_ones() {
     let f = fixture();
-    let web = f.service.login(&Grant::new("alice", "web")).await.unwrap();
-    let phone = f
-        .service
-        .login(&Grant::new("alice", "phone"))
+    let web = login(&f.service, &Grant::new("alice", "web"))
         .await
         .unwrap();
-    let bob = f.service.login(&Grant::new("bob", "web")).await.unwrap();
+    let phone = login(&f.service, &Grant::new("alice", "phone"))
+        .await
+        .unwrap();
+    let bob = login(&f.service, &Grant::new("bob", "web")).await.unwrap();
     for token in [&web, &phone, &bob] {
         assert_eq!(status(&f.app, token.access.as_str()).await, StatusCode::OK);
     }
@@ -193,14 +201,18 @@ async fn logout_everywhere_cuts_off_every_earlier_token_including_cached_ones() 
 
     // A login in a later second works again.
     f.clock.advance(Duration::from_secs(1));
-    let again = f.service.login(&Grant::new("alice", "web")).await.unwrap();
+    let again = login(&f.service, &Grant::new("alice", "web"))
+        .await
+        .unwrap();
     assert_eq!(status(&f.app, again.access.as_str()).await, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn refreshed_access_token_works_and_rotated_key_keeps_old_tokens_valid() {
     let f = fixture();
-    let pair = f.service.login(&Grant::new("alice", "web")).await.unwrap();
+    let pair = login(&f.service, &Grant::new("alice", "web"))
+        .await
+        .unwrap();
     f.service
         .issuer()
         .rotate(SigningKey::generate(SigningAlgorithm::Es256).unwrap());

@@ -7,7 +7,8 @@ use std::{
 
 use portcullis_core::{AuthEvent, Events};
 use portcullis_tokens::{
-    Clock, ErrorKind, ManualClock, MemoryRefreshStore, RefreshStore, RefreshTokens, TokenHash,
+    Clock, ErrorKind, ManualClock, MemoryRefreshStore, RefreshStore, RefreshTokens, SessionStamp,
+    TokenHash,
 };
 
 type Log = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -32,8 +33,11 @@ fn capture() -> (Events, Log) {
     (events, log)
 }
 
+/// Without a reuse interval, so that every repeat is reuse (the interval has its own
+/// tests in `sessions.rs`).
 fn tokens(clock: &ManualClock, events: Events) -> RefreshTokens<MemoryRefreshStore> {
     RefreshTokens::builder(MemoryRefreshStore::new())
+        .reuse_interval(Duration::ZERO)
         .absolute_lifetime(Duration::from_secs(30 * 86_400))
         .unwrap()
         .idle_timeout(Duration::from_secs(86_400))
@@ -47,7 +51,10 @@ fn tokens(clock: &ManualClock, events: Events) -> RefreshTokens<MemoryRefreshSto
 async fn every_refresh_rotates_within_the_family() {
     let clock = ManualClock::starting_now();
     let refresh = tokens(&clock, Events::default());
-    let first = refresh.issue("alice", "web").await.unwrap();
+    let first = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
     assert_eq!(first.token.as_str().len(), 43);
     let mut current = first.clone();
     for _ in 0..5 {
@@ -74,7 +81,10 @@ async fn every_refresh_rotates_within_the_family() {
         current = next;
     }
     // A fresh login is a new family.
-    let other = refresh.issue("alice", "web").await.unwrap();
+    let other = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
     assert_ne!(other.record.family, first.record.family);
 }
 
@@ -82,7 +92,10 @@ async fn every_refresh_rotates_within_the_family() {
 async fn store_keeps_only_the_hash() {
     let clock = ManualClock::starting_now();
     let refresh = tokens(&clock, Events::default());
-    let issued = refresh.issue("alice", "web").await.unwrap();
+    let issued = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
     let debug = format!("{:?} {:?}", issued, refresh.store());
     assert!(!debug.contains(issued.token.as_str()));
     // The record's hash is the SHA-256 of the decoded token, not the token itself.
@@ -99,11 +112,17 @@ async fn reuse_revokes_the_whole_family_including_the_live_token_and_emits_event
     let clock = ManualClock::starting_now();
     let (events, log) = capture();
     let refresh = tokens(&clock, events);
-    let first = refresh.issue("alice", "web").await.unwrap();
+    let first = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
     let second = refresh.rotate(first.token.as_str(), "web").await.unwrap();
     let third = refresh.rotate(second.token.as_str(), "web").await.unwrap();
     // A second login of the same subject is another family and survives.
-    let elsewhere = refresh.issue("alice", "phone").await.unwrap();
+    let elsewhere = refresh
+        .issue("alice", "phone", SessionStamp::default())
+        .await
+        .unwrap();
 
     // An attacker replays the first token.
     let err = refresh
@@ -150,7 +169,10 @@ async fn concurrent_refreshes_with_one_token_have_exactly_one_winner() {
     let (events, log) = capture();
     let refresh = tokens(&clock, events);
     for round in 0..ROUNDS {
-        let issued = refresh.issue("alice", "web").await.unwrap();
+        let issued = refresh
+            .issue("alice", "web", SessionStamp::default())
+            .await
+            .unwrap();
         let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
         let handles: Vec<_> = (0..TASKS)
             .map(|_| {
@@ -200,7 +222,10 @@ async fn concurrent_refreshes_with_one_token_have_exactly_one_winner() {
 async fn idle_expiry_with_injected_clock() {
     let clock = ManualClock::starting_now();
     let refresh = tokens(&clock, Events::default());
-    let first = refresh.issue("alice", "web").await.unwrap();
+    let first = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
     // Used just before the idle deadline: fine, and the successor gets a fresh day.
     clock.advance(Duration::from_secs(86_400 - 1));
     let second = refresh.rotate(first.token.as_str(), "web").await.unwrap();
@@ -222,7 +247,10 @@ async fn absolute_expiry_ends_a_busy_family() {
         .unwrap()
         .clock(clock.clone())
         .build();
-    let mut current = refresh.issue("alice", "web").await.unwrap();
+    let mut current = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
     let family_end = current.record.family_expires_at;
     // Refreshing every 50 minutes keeps it from idling out...
     for _ in 0..3 {
@@ -246,7 +274,10 @@ async fn absolute_expiry_ends_a_busy_family() {
 async fn token_is_bound_to_its_client() {
     let clock = ManualClock::starting_now();
     let refresh = tokens(&clock, Events::default());
-    let issued = refresh.issue("alice", "web").await.unwrap();
+    let issued = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
     let err = refresh
         .rotate(issued.token.as_str(), "other-client")
         .await
@@ -278,10 +309,22 @@ async fn revoke_one_family_or_all_of_a_subject() {
     let clock = ManualClock::starting_now();
     let (events, log) = capture();
     let refresh = tokens(&clock, events);
-    let web = refresh.issue("alice", "web").await.unwrap();
-    let phone = refresh.issue("alice", "phone").await.unwrap();
-    let tablet = refresh.issue("alice", "tablet").await.unwrap();
-    let bob = refresh.issue("bob", "web").await.unwrap();
+    let web = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
+    let phone = refresh
+        .issue("alice", "phone", SessionStamp::default())
+        .await
+        .unwrap();
+    let tablet = refresh
+        .issue("alice", "tablet", SessionStamp::default())
+        .await
+        .unwrap();
+    let bob = refresh
+        .issue("bob", "web", SessionStamp::default())
+        .await
+        .unwrap();
 
     let revoked = refresh.revoke(web.token.as_str()).await.unwrap().unwrap();
     assert_eq!(revoked.family, web.record.family);
@@ -296,7 +339,7 @@ async fn revoke_one_family_or_all_of_a_subject() {
     );
     assert!(refresh.rotate(phone.token.as_str(), "phone").await.is_ok());
 
-    assert_eq!(refresh.revoke_subject("alice").await.unwrap(), 2);
+    assert_eq!(refresh.end_sessions("alice").await.unwrap(), 2);
     assert_eq!(
         refresh
             .rotate(tablet.token.as_str(), "tablet")
@@ -324,7 +367,10 @@ async fn expired_families_are_swept_from_memory() {
         .clock(clock.clone())
         .build();
     for i in 0..100 {
-        refresh.issue(&format!("user-{i}"), "web").await.unwrap();
+        refresh
+            .issue(&format!("user-{i}"), "web", SessionStamp::default())
+            .await
+            .unwrap();
     }
     assert_eq!(refresh.store().family_count(), 100);
     clock.advance(Duration::from_secs(61));
@@ -332,11 +378,17 @@ async fn expired_families_are_swept_from_memory() {
     assert_eq!(refresh.store().family_count(), 0);
     // Growth past the sweep threshold also sweeps without being asked.
     for i in 0..1024 {
-        refresh.issue(&format!("user-{i}"), "web").await.unwrap();
+        refresh
+            .issue(&format!("user-{i}"), "web", SessionStamp::default())
+            .await
+            .unwrap();
     }
     clock.advance(Duration::from_secs(61));
     for i in 0..5 {
-        refresh.issue(&format!("late-{i}"), "web").await.unwrap();
+        refresh
+            .issue(&format!("late-{i}"), "web", SessionStamp::default())
+            .await
+            .unwrap();
     }
     assert!(refresh.store().family_count() <= 5);
 }

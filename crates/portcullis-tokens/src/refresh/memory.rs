@@ -7,14 +7,23 @@ use std::{
     time::SystemTime,
 };
 
-use super::{RefreshRecord, RefreshStore, RotateOutcome, Rotation, TokenHash};
+use super::{
+    RefreshRecord, RefreshStore, RotateOutcome, Rotation, SealedToken, SessionStamp, TokenHash,
+};
 use crate::{Error, ErrorKind};
+
+/// The default cap on live families per subject; a new login past it ends the
+/// subject's oldest session.
+pub const DEFAULT_MAX_FAMILIES_PER_SUBJECT: usize = 100;
+/// The default cap on families in one [`MemoryRefreshStore`].
+pub const DEFAULT_MAX_FAMILIES: usize = 1_000_000;
 
 struct TokenEntry {
     family: Arc<str>,
     issued_at: SystemTime,
     expires_at: SystemTime,
-    used: bool,
+    /// When it was used, and the successor it was rotated to.
+    used: Option<(SystemTime, TokenHash, SealedToken)>,
 }
 
 struct Family {
@@ -25,12 +34,30 @@ struct Family {
     tokens: Vec<TokenHash>,
 }
 
-#[derive(Default)]
 struct MemState {
     tokens: HashMap<TokenHash, TokenEntry>,
     families: HashMap<Arc<str>, Family>,
     subjects: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Subjects that ended their sessions at least once. One integer per such
+    /// subject, kept for the life of the store.
+    stamps: HashMap<Arc<str>, u64>,
     sweep_at: usize,
+    max_families: usize,
+    max_per_subject: usize,
+}
+
+impl Default for MemState {
+    fn default() -> Self {
+        Self {
+            tokens: HashMap::new(),
+            families: HashMap::new(),
+            subjects: HashMap::new(),
+            stamps: HashMap::new(),
+            sweep_at: 0,
+            max_families: DEFAULT_MAX_FAMILIES,
+            max_per_subject: DEFAULT_MAX_FAMILIES_PER_SUBJECT,
+        }
+    }
 }
 
 impl MemState {
@@ -66,18 +93,49 @@ impl MemState {
             .map(|(id, _)| id.clone())
             .collect();
         for id in dead {
-            if let Some(family) = self.families.remove(&id) {
-                for hash in &family.tokens {
-                    self.tokens.remove(hash);
-                }
-                if let Some(set) = self.subjects.get_mut(&family.subject) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        self.subjects.remove(&family.subject);
-                    }
+            self.remove_family(&id);
+        }
+    }
+
+    fn remove_family(&mut self, id: &str) {
+        if let Some(family) = self.families.remove(id) {
+            for hash in &family.tokens {
+                self.tokens.remove(hash);
+            }
+            if let Some(set) = self.subjects.get_mut(&family.subject) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.subjects.remove(&family.subject);
                 }
             }
         }
+    }
+
+    /// Makes room for one more family of `subject`: its oldest family goes when it is
+    /// at its cap; the store refuses when it is full of live families.
+    fn make_room(&mut self, subject: &str, now: SystemTime) -> Result<(), Error> {
+        if self.families.len() >= self.sweep_at {
+            self.purge(now);
+            self.sweep_at = (self.families.len() * 2).max(1024);
+        }
+        if let Some(set) = self.subjects.get(subject)
+            && set.len() >= self.max_per_subject
+        {
+            let oldest = set
+                .iter()
+                .min_by_key(|id| self.families.get(*id).map(|f| f.expires_at))
+                .cloned();
+            if let Some(oldest) = oldest {
+                self.remove_family(&oldest);
+            }
+        }
+        if self.families.len() >= self.max_families {
+            self.purge(now);
+            if self.families.len() >= self.max_families {
+                return Err(Error::new(ErrorKind::Store, "refresh store full"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -85,6 +143,12 @@ impl MemState {
 /// an await, which makes every operation trivially atomic. Expired families are
 /// swept as the store grows (and by [`purge_expired`](Self::purge_expired)), so
 /// memory follows the number of live families.
+///
+/// Memory is bounded: a subject holds at most [`DEFAULT_MAX_FAMILIES_PER_SUBJECT`]
+/// families (a login past that ends its oldest session), and the store at most
+/// [`DEFAULT_MAX_FAMILIES`] (past that, after sweeping the expired, a login fails
+/// with a store error rather than ending someone else's session). Both are
+/// configurable.
 ///
 /// For one process; use the SQL or Redis store to share families between instances.
 #[derive(Clone, Default)]
@@ -96,6 +160,21 @@ impl MemoryRefreshStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Caps the families one subject may hold (default
+    /// [`DEFAULT_MAX_FAMILIES_PER_SUBJECT`], at least 1).
+    #[must_use]
+    pub fn max_families_per_subject(self, max: usize) -> Self {
+        self.lock().max_per_subject = max.max(1);
+        self
+    }
+
+    /// Caps the families the store holds (default [`DEFAULT_MAX_FAMILIES`], at least 1).
+    #[must_use]
+    pub fn max_families(self, max: usize) -> Self {
+        self.lock().max_families = max.max(1);
+        self
     }
 
     /// Drops every family whose absolute lifetime has passed.
@@ -122,12 +201,21 @@ impl fmt::Debug for MemoryRefreshStore {
 }
 
 impl RefreshStore for MemoryRefreshStore {
-    async fn create(&self, record: RefreshRecord) -> Result<(), Error> {
+    async fn stamp(&self, subject: &str) -> Result<SessionStamp, Error> {
+        Ok(SessionStamp(
+            self.lock().stamps.get(subject).copied().unwrap_or(0),
+        ))
+    }
+
+    async fn create(&self, record: RefreshRecord, stamp: SessionStamp) -> Result<(), Error> {
         let mut state = self.lock();
-        if state.families.len() >= state.sweep_at {
-            state.purge(record.issued_at);
-            state.sweep_at = (state.families.len() * 2).max(1024);
+        if state.stamps.get(&*record.subject).copied().unwrap_or(0) != stamp.0 {
+            return Err(Error::new(
+                ErrorKind::SessionsEnded,
+                "the subject's sessions were ended while this login was under way",
+            ));
         }
+        state.make_room(&record.subject, record.issued_at)?;
         if state.tokens.contains_key(&record.hash) || state.families.contains_key(&*record.family) {
             return Err(Error::new(
                 ErrorKind::Store,
@@ -142,7 +230,7 @@ impl RefreshStore for MemoryRefreshStore {
                 family: family.clone(),
                 issued_at: record.issued_at,
                 expires_at: record.expires_at,
-                used: false,
+                used: None,
             },
         );
         state.families.insert(
@@ -172,7 +260,12 @@ impl RefreshStore for MemoryRefreshStore {
         if family.revoked {
             return Ok(RotateOutcome::FamilyRevoked);
         }
-        if entry.used {
+        if let Some((used_at, successor, sealed)) = entry.used {
+            let repeat = rotation.now < used_at + rotation.reuse_interval
+                && *family.client_id == *rotation.client_id;
+            if repeat && let Some(successor) = state.record(&successor) {
+                return Ok(RotateOutcome::Repeated { successor, sealed });
+            }
             let subject = family.subject.to_string();
             state.revoke(&family_id);
             return Ok(RotateOutcome::Reused {
@@ -192,7 +285,11 @@ impl RefreshStore for MemoryRefreshStore {
         let family_expires_at = family.expires_at;
         let expires_at = (rotation.now + rotation.idle_timeout).min(family_expires_at);
         if let Some(entry) = state.tokens.get_mut(rotation.presented) {
-            entry.used = true;
+            entry.used = Some((
+                rotation.now,
+                *rotation.successor,
+                *rotation.sealed_successor,
+            ));
         }
         state.tokens.insert(
             *rotation.successor,
@@ -200,7 +297,7 @@ impl RefreshStore for MemoryRefreshStore {
                 family: family_id.clone(),
                 issued_at: rotation.now,
                 expires_at,
-                used: false,
+                used: None,
             },
         );
         let Some(family) = state.families.get_mut(&family_id) else {
@@ -226,8 +323,9 @@ impl RefreshStore for MemoryRefreshStore {
         Ok(self.lock().revoke(family))
     }
 
-    async fn revoke_subject(&self, subject: &str) -> Result<Vec<String>, Error> {
+    async fn end_sessions(&self, subject: &str) -> Result<Vec<String>, Error> {
         let mut state = self.lock();
+        *state.stamps.entry(subject.into()).or_insert(0) += 1;
         let families: Vec<Arc<str>> = state
             .subjects
             .get(subject)

@@ -15,10 +15,12 @@ mod store;
 mod tokens;
 
 pub use self::{
-    memory::MemoryRefreshStore,
-    store::{RefreshRecord, RefreshStore, RotateOutcome, Rotation, TokenHash},
+    memory::{DEFAULT_MAX_FAMILIES, DEFAULT_MAX_FAMILIES_PER_SUBJECT, MemoryRefreshStore},
+    store::{
+        RefreshRecord, RefreshStore, RotateOutcome, Rotation, SealedToken, SessionStamp, TokenHash,
+    },
     tokens::{
-        DEFAULT_ABSOLUTE_LIFETIME, DEFAULT_IDLE_TIMEOUT, IssuedRefreshToken, REFRESH_TOKEN_LEN,
-        RefreshToken, RefreshTokens, RefreshTokensBuilder,
+        DEFAULT_ABSOLUTE_LIFETIME, DEFAULT_IDLE_TIMEOUT, DEFAULT_REUSE_INTERVAL,
+        IssuedRefreshToken, REFRESH_TOKEN_LEN, RefreshToken, RefreshTokens, RefreshTokensBuilder,
     },
 };
