@@ -11,20 +11,52 @@ use portcullis_core::{
 };
 use redis::{RedisError, Script};
 
-use crate::{Error, ErrorKind, FailurePolicy, Redis};
+use crate::{Error, ErrorKind, FailurePolicy, Redis, client::duration_micros};
 
 // Layout: {prefix}ak:k:{id} is a hash (times in µs since the Unix epoch):
 //   o owner, n name, sc scopes (JSON), ro roles (JSON), c created, d digest (hex),
+//   sb session bound (1|0; absent in records written before it: read as 1),
 //   and when set: x expires, rv revoked, lu last used, rt rotated to.
 // {prefix}ak:o:{owner} is the set of the owner's ids.
+// A record expires `retention` after its key stopped working (expiry or revocation,
+// whichever is first); a key that can still work has no TTL.
 
-/// KEYS: record, owner set. ARGV: id, then field/value pairs.
-const CREATE: &str = r"
+/// `retire(key, at_us, keep_ms)`: let `key` expire `keep_ms` after `at_us`, unless it
+/// is due to expire sooner.
+macro_rules! retire {
+    () => {
+        r"
+local function retire(key, at_us, keep_ms)
+  if not at_us then return end
+  local at = math.floor(tonumber(at_us) / 1000) + tonumber(keep_ms)
+  local pttl = redis.call('PTTL', key)
+  local clock = redis.call('TIME')
+  local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  if pttl == -1 or (pttl >= 0 and now_ms + pttl > at) then
+    redis.call('PEXPIREAT', key, string.format('%.0f', at))
+  end
+end
+"
+    };
+}
+
+/// KEYS: record, owner set. ARGV: id, retention (ms), record key prefix, then
+/// field/value pairs. Forgets the owner's ids whose records expired.
+const CREATE: &str = concat!(
+    retire!(),
+    r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+local ends = redis.call('HMGET', KEYS[1], 'x', 'rv')
+retire(KEYS[1], ends[1], ARGV[2])
+retire(KEYS[1], ends[2], ARGV[2])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[3] .. id) == 0 then redis.call('SREM', KEYS[2], id) end
+end
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
-";
+"
+);
 
 /// KEYS: owner set. ARGV: record key prefix. Returns {id, fields...} per record.
 const LIST: &str = r"
@@ -41,30 +73,43 @@ end
 return out
 ";
 
-/// KEYS: record. ARGV: revocation time. -1 unknown, 0 already revoked, 1 revoked now.
-const REVOKE: &str = r"
+/// KEYS: record. ARGV: revocation time, retention (ms). -1 unknown, 0 already
+/// revoked, 1 revoked now.
+const REVOKE: &str = concat!(
+    retire!(),
+    r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HEXISTS', KEYS[1], 'rv') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'rv', ARGV[1])
+retire(KEYS[1], ARGV[1], ARGV[2])
 return 1
-";
+"
+);
 
 /// KEYS: old record, new record, new owner set. ARGV: now, old's grace expiry, new id,
-/// then the new record's field/value pairs. Checks in the order of `MemoryStore`.
-const ROTATE: &str = r"
+/// retention (ms), then the new record's field/value pairs. Checks in the order of
+/// `MemoryStore`.
+const ROTATE: &str = concat!(
+    retire!(),
+    r"
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'conflict' end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'not_found' end
 local old = redis.call('HMGET', KEYS[1], 'rv', 'x', 'rt')
 local now = tonumber(ARGV[1])
 if old[1] or (old[2] and now >= tonumber(old[2])) then return 'inactive' end
 if old[3] then return 'conflict' end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+local ends = redis.call('HMGET', KEYS[2], 'x', 'rv')
+retire(KEYS[2], ends[1], ARGV[4])
+retire(KEYS[2], ends[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[3])
 local expires = ARGV[2]
 if old[2] and tonumber(old[2]) < tonumber(expires) then expires = old[2] end
 redis.call('HSET', KEYS[1], 'rt', ARGV[3], 'x', expires)
+retire(KEYS[1], expires, ARGV[4])
 return 'ok'
-";
+"
+);
 
 /// KEYS: record. ARGV: time of use. Only moves forward; unknown ids are ignored.
 const TOUCH: &str = r"
@@ -76,9 +121,14 @@ end
 return 1
 ";
 
+/// How long a record is kept once its key stopped working (expired or revoked) by
+/// default: 90 days, so listings still show recently retired keys.
+pub const DEFAULT_RETIRED_KEY_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
 struct Inner {
     redis: Redis,
     timeout: Duration,
+    retention: Duration,
     record_prefix: Vec<u8>,
     create: Script,
     list: Script,
@@ -91,10 +141,12 @@ struct Inner {
 ///
 /// Each record is a Redis hash (digest, owner, grants, times to the microsecond);
 /// writes that check and change a record (create, revoke, rotate, last use) are Lua
-/// scripts, so they are atomic as the [`ApiKeyStore`] contract asks. Records do not
-/// expire from Redis: an expired or revoked key stays listed, as with the memory
-/// store. For records to survive a Redis restart, run Redis with persistence (AOF or
-/// RDB snapshots).
+/// scripts, so they are atomic as the [`ApiKeyStore`] contract asks. An expired or
+/// revoked key stays listed, as with the memory store, until [`retention`](Self::retention) after they stopped working
+/// (default [`DEFAULT_RETIRED_KEY_RETENTION`]); then the record expires from Redis
+/// and the key reads as unknown, refused the same way. Records of keys that can
+/// still work never expire. For records to survive a Redis restart, run Redis with
+/// persistence (AOF or RDB snapshots).
 ///
 /// Every call has a timeout (default 250 ms) and fails closed: the authenticator
 /// answers `503`, never `401`, while Redis is unreachable.
@@ -123,14 +175,15 @@ pub struct RedisApiKeyStore {
 impl RedisApiKeyStore {
     /// A store on `redis`, under `{prefix}ak:`.
     pub fn new(redis: &Redis) -> Self {
-        Self::build(redis, redis.timeout())
+        Self::build(redis, redis.timeout(), DEFAULT_RETIRED_KEY_RETENTION)
     }
 
-    fn build(redis: &Redis, timeout: Duration) -> Self {
+    fn build(redis: &Redis, timeout: Duration, retention: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 redis: redis.clone(),
                 timeout,
+                retention,
                 record_prefix: redis.key(&[b"ak:k:"]),
                 create: Script::new(CREATE),
                 list: Script::new(LIST),
@@ -144,7 +197,18 @@ impl RedisApiKeyStore {
     /// Sets the time limit of one call (default: the [`Redis`] handle's).
     #[must_use]
     pub fn timeout(self, timeout: Duration) -> Self {
-        Self::build(&self.inner.redis, timeout)
+        Self::build(&self.inner.redis, timeout, self.inner.retention)
+    }
+
+    /// Sets how long a record is kept after its key stopped working, by expiry or
+    /// revocation (default [`DEFAULT_RETIRED_KEY_RETENTION`]).
+    #[must_use]
+    pub fn retention(self, retention: Duration) -> Self {
+        Self::build(&self.inner.redis, self.inner.timeout, retention)
+    }
+
+    fn retention_ms(&self) -> i64 {
+        duration_micros(self.inner.retention) / 1000
     }
 
     fn record_key(&self, id: &str) -> Vec<u8> {
@@ -185,6 +249,10 @@ fn fields(record: &ApiKeyRecord) -> Vec<(&'static str, String)> {
         ("ro", json_list(&record.roles)),
         ("c", micros(record.created_at).to_string()),
         ("d", record.digest.to_hex()),
+        (
+            "sb",
+            if record.session_bound { "1" } else { "0" }.to_owned(),
+        ),
     ];
     let times = [
         ("x", record.expires_at),
@@ -229,6 +297,11 @@ fn parse(id: &str, map: &HashMap<String, String>) -> Result<ApiKeyRecord, Error>
         revoked_at: time("rv")?,
         last_used_at: time("lu")?,
         rotated_to: map.get("rt").cloned(),
+        session_bound: match map.get("sb").map(String::as_str) {
+            None | Some("1") => true,
+            Some("0") => false,
+            Some(_) => return Err(bad()),
+        },
         digest: KeyDigest::from_hex(map.get("d").ok_or_else(bad)?).map_err(|_| bad())?,
     })
 }
@@ -240,7 +313,9 @@ impl ApiKeyStore for RedisApiKeyStore {
             invocation
                 .key(self.record_key(&record.id))
                 .key(self.owner_key(&record.owner))
-                .arg(&record.id);
+                .arg(&record.id)
+                .arg(self.retention_ms())
+                .arg(&self.inner.record_prefix);
             for (name, value) in fields(&record) {
                 invocation.arg(name).arg(value);
             }
@@ -308,7 +383,10 @@ impl ApiKeyStore for RedisApiKeyStore {
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut invocation = self.inner.revoke.prepare_invoke();
-            invocation.key(self.record_key(id)).arg(micros(at));
+            invocation
+                .key(self.record_key(id))
+                .arg(micros(at))
+                .arg(self.retention_ms());
             let mut conn = self.inner.redis.conn();
             let outcome: i64 = self
                 .call(async move { invocation.invoke_async(&mut conn).await })
@@ -331,7 +409,8 @@ impl ApiKeyStore for RedisApiKeyStore {
                 .key(self.owner_key(&replacement.owner))
                 .arg(micros(rotation.now))
                 .arg(micros(rotation.old_expires_at))
-                .arg(&replacement.id);
+                .arg(&replacement.id)
+                .arg(self.retention_ms());
             for (name, value) in fields(replacement) {
                 invocation.arg(name).arg(value);
             }

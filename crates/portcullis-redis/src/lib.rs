@@ -3,12 +3,19 @@
 //! - [`RedisRateLimit`]: a [`RateLimitBackend`](portcullis_ratelimit::RateLimitBackend)
 //!   for [`RateLimitLayer`](portcullis_ratelimit::RateLimitLayer): GCRA in one atomic
 //!   Lua script per check, on the server's clock, so every instance enforces one limit;
+//! - [`RedisLoginThrottle`]: a [`LoginBackend`](portcullis_ratelimit::LoginBackend)
+//!   for [`LoginRateLimitLayer`](portcullis_ratelimit::LoginRateLimitLayer): the login
+//!   throttle's counts, one atomic Lua script per decision, shared by every instance;
 //! - [`RedisRevocation`]: core's [`Revocation`](portcullis_core::Revocation) (and the
 //!   tokens crate's [`RevocationStore`](portcullis_tokens::RevocationStore)): a `jti`
 //!   denylist whose entries expire with the token, and per-subject cut-offs;
 //! - [`RedisRefreshStore`]: a [`RefreshStore`](portcullis_tokens::RefreshStore) with
-//!   atomic rotation and family revocation (Lua scripts);
-//! - [`RedisApiKeyStore`]: an [`ApiKeyStore`](portcullis_apikey::ApiKeyStore).
+//!   atomic rotation, reuse detection, a reuse interval for retries, and session
+//!   stamps that end every session of a subject, logins under way included (Lua
+//!   scripts);
+//! - [`RedisApiKeyStore`]: an [`ApiKeyStore`](portcullis_apikey::ApiKeyStore);
+//! - [`RedisResetStore`]: a [`ResetStore`](portcullis_password::ResetStore) for
+//!   single-use password-reset and verification tokens (hashed, `GETDEL`).
 //!
 //! All of them run on one [`Redis`] handle: a redis-rs `ConnectionManager` that
 //! reconnects by itself after the server restarts, a key prefix, and a timeout for
@@ -76,29 +83,47 @@
 //! ```
 //!
 //! Likewise [`RedisRevocation`] replaces `MemoryRevocation` (hand it to the JWT
-//! authenticator's `revocation(..)` and to `TokenService`), and [`RedisApiKeyStore`]
-//! replaces `MemoryStore` in `ApiKeys::new`.
+//! authenticator's `revocation(..)` and to `TokenService`), [`RedisApiKeyStore`]
+//! replaces `MemoryStore` in `ApiKeys::new`, [`RedisResetStore`] replaces
+//! `MemoryResetStore` in `ResetTokens::new`, and
+//! `LoginRateLimitLayer::with_backend(RedisLoginThrottle::new(&redis, "login"))` replaces
+//! `LoginRateLimitLayer::new()`.
+//!
+//! # Memory
+//!
+//! What the session, revocation and one-time-token backends write expires by itself:
+//! refresh families with their absolute lifetime, denied `jti`s with their token,
+//! cut-offs and session stamps after their retention, reset tokens at their expiry,
+//! API-key records a retention after the key expired or was revoked. No purge task
+//! is needed; only API keys that can still work are kept without a TTL.
 //!
 //! # Requirements
 //!
 //! Redis 6.2 or newer (or a compatible server with Lua scripting), standalone or a
-//! primary: the refresh-token and API-key scripts derive keys from what they read, so
-//! Redis Cluster is not supported. No TLS support is compiled in.
+//! primary. Run it with persistence (AOF) so that revocations and ended sessions
+//! survive a restart. The refresh-token scripts only touch keys of one subject, under
+//! its hash tag, ready for Redis Cluster; the API-key scripts still derive keys from
+//! what they read, and the connection is to one server, so Redis Cluster is not
+//! supported yet. No TLS support is compiled in.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod apikey;
 mod client;
+mod login;
 mod policy;
 mod ratelimit;
 mod refresh;
+mod reset;
 mod revocation;
 
 pub use crate::{
-    apikey::RedisApiKeyStore,
+    apikey::{DEFAULT_RETIRED_KEY_RETENTION, RedisApiKeyStore},
     client::{DEFAULT_CALL_TIMEOUT, DEFAULT_PREFIX, Error, ErrorKind, Redis},
+    login::{RedisLoginThrottle, RedisLoginTicket},
     policy::FailurePolicy,
     ratelimit::{RedisKey, RedisRateLimit},
     refresh::RedisRefreshStore,
+    reset::RedisResetStore,
     revocation::RedisRevocation,
 };

@@ -9,18 +9,27 @@ fn record(id: &str, owner: &str, created_secs: u64) -> ApiKeyRecord {
         name: format!("key {id}"),
         scopes: vec!["read".into(), "write".into()],
         roles: vec!["service".into()],
-        created_at: SystemTime::UNIX_EPOCH
-            + Duration::from_micros(1_700_000_000_000_000 + created_secs * 1_000_000),
+        created_at: at(created_secs),
         expires_at: None,
         revoked_at: None,
         last_used_at: None,
         rotated_to: None,
+        session_bound: true,
         digest: KeyDigest::from_bytes([created_secs as u8; 32]),
     }
 }
 
+/// `secs` after a fixed instant of this test run: records retire a retention after
+/// they stop working, so their times must be recent.
 fn at(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    });
+    SystemTime::UNIX_EPOCH + Duration::from_secs(base + secs)
 }
 
 /// Asks `store` to rotate `old_id` to `replacement` at `at(now)`, the grace period
@@ -90,6 +99,12 @@ async fn api_key_store_contract() {
         store.find("k2").await.unwrap().unwrap().revoked_at,
         Some(at(60))
     );
+    // A revoked record goes a retention (90 days) after the revocation; a key that
+    // can still work stays.
+    let ninety_days = 90 * 86_400_000;
+    let ttl = pttl(&scope, &format!("{}ak:k:k2", scope.prefix));
+    assert!(ttl > ninety_days && ttl <= ninety_days + 61_000, "{ttl}");
+    assert_eq!(pttl(&scope, &format!("{}ak:k:k1", scope.prefix)), -1);
     assert_eq!(
         store.revoke("nope", at(60)).await.unwrap_err().kind(),
         StoreErrorKind::NotFound
@@ -114,6 +129,8 @@ async fn api_key_store_contract() {
     let old = store.find("k1").await.unwrap().unwrap();
     assert_eq!(old.rotated_to.as_deref(), Some("k4"));
     assert_eq!(old.expires_at, Some(at(100)));
+    let ttl = pttl(&scope, &format!("{}ak:k:k1", scope.prefix));
+    assert!(ttl > ninety_days && ttl <= ninety_days + 101_000, "{ttl}");
     assert_eq!(*store.find("k4").await.unwrap().unwrap(), new);
     assert_eq!(
         rotate(&store, "k1", record("k5", "alice", 5), 100, 80).await,
@@ -170,4 +187,46 @@ async fn api_keys_survive_a_reconnect_and_authenticate() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn api_keys_keep_whether_they_end_with_the_sessions() {
+    let Some(url) = redis_url() else { return };
+    let scope = Scoped::new(&url);
+    let store = RedisApiKeyStore::new(&scope.redis);
+    let bound = record("kb", "alice", 1);
+    let lasting = ApiKeyRecord {
+        session_bound: false,
+        ..record("kl", "alice", 2)
+    };
+    store.create(bound.clone()).await.unwrap();
+    store.create(lasting.clone()).await.unwrap();
+    assert!(store.find("kb").await.unwrap().unwrap().session_bound);
+    assert!(!store.find("kl").await.unwrap().unwrap().session_bound);
+    let listed: Vec<bool> = store
+        .list_by_owner("alice")
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.session_bound)
+        .collect();
+    assert_eq!(listed, [true, false]);
+
+    // A record written before the field existed ends with the sessions.
+    for id in ["kb", "kl"] {
+        let _: () = redis::cmd("HDEL")
+            .arg(format!("{}ak:k:{id}", scope.prefix))
+            .arg("sb")
+            .query(&mut scope.raw())
+            .unwrap();
+    }
+    assert!(store.find("kl").await.unwrap().unwrap().session_bound);
+
+    // A rotation hands the replacement its own setting.
+    let replacement = ApiKeyRecord {
+        session_bound: false,
+        ..record("kr", "alice", 3)
+    };
+    rotate(&store, "kb", replacement, 100, 0).await.unwrap();
+    assert!(!store.find("kr").await.unwrap().unwrap().session_bound);
 }

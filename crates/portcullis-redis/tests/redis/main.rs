@@ -3,10 +3,13 @@
 mod apikey;
 #[path = "../common/mod.rs"]
 mod common;
+mod login;
 mod outage;
 mod ratelimit;
 mod refresh;
+mod reset;
 mod revocation;
+mod sessions;
 
 use std::{
     net::SocketAddr,
@@ -25,17 +28,29 @@ use portcullis_apikey::{
 use portcullis_core::{AuthErrorKind, MaybeReady, Revocation, RevocationQuery};
 use portcullis_ratelimit::{ClientIpKey, GovernorBackend, Quota, RateLimitBackend, RateLimitLayer};
 use portcullis_redis::{
-    FailurePolicy, Redis, RedisApiKeyStore, RedisRateLimit, RedisRefreshStore, RedisRevocation,
+    FailurePolicy, Redis, RedisApiKeyStore, RedisRateLimit, RedisRefreshStore, RedisResetStore,
+    RedisRevocation,
 };
 use portcullis_tokens::{
     Clock, Error as TokenError, ErrorKind as TokenErrorKind, ManualClock, RefreshStore,
-    RefreshTokens, RevocationStore, RevokedToken, RotateOutcome, Rotation, TokenHash,
+    RefreshTokens, RevocationStore, RevokedToken, RotateOutcome, Rotation, SealedToken,
+    SessionStamp, TokenHash,
 };
 use tower::ServiceExt;
 
 /// The kind of a refusal; panics on success.
 fn refused<T: std::fmt::Debug>(result: Result<T, TokenError>) -> TokenErrorKind {
     result.unwrap_err().kind()
+}
+
+/// Lowercase hex, as the stores write hashes into keys.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The remaining life of `key` in ms (-1 without expiry, -2 when absent).
+fn pttl(scope: &Scoped, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query(&mut scope.raw()).unwrap()
 }
 
 fn per_minute(n: u32) -> Quota {

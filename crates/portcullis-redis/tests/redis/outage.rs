@@ -21,6 +21,8 @@ async fn redis_killed_mid_run_fails_closed_or_open_and_recovers() {
         limited_app(RedisRateLimit::new(&redis, "open", quota).failure_policy(FailurePolicy::Open));
     let revocation = RedisRevocation::new(&redis);
     let keys = RedisApiKeyStore::new(&redis);
+    let refresh = RefreshTokens::new(RedisRefreshStore::new(&redis));
+    let resets = portcullis_password::ResetTokens::new(RedisResetStore::new(&redis));
     let query = RevocationQuery {
         issuer: None,
         subject: "alice",
@@ -34,6 +36,11 @@ async fn redis_killed_mid_run_fails_closed_or_open_and_recovers() {
     }
     revocation.check(&query).await.unwrap();
     assert!(keys.find("nothing").await.unwrap().is_none());
+    let session = refresh
+        .issue("alice", "web", SessionStamp::default())
+        .await
+        .unwrap();
+    let reset = resets.issue("alice", "password_reset").await.unwrap();
 
     server.kill();
 
@@ -45,6 +52,22 @@ async fn redis_killed_mid_run_fails_closed_or_open_and_recovers() {
     assert_eq!(error.kind(), AuthErrorKind::Unavailable);
     let error = keys.find("nothing").await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Backend);
+    // Sessions and one-time tokens fail closed: no stamp, no token, no redemption.
+    assert_eq!(
+        super::refused(refresh.stamp("alice").await),
+        TokenErrorKind::Store
+    );
+    let rotated = refresh.rotate(session.token.as_str(), "web").await;
+    assert_eq!(super::refused(rotated), TokenErrorKind::Store);
+    assert_eq!(
+        super::refused(refresh.end_sessions("alice").await),
+        TokenErrorKind::Store
+    );
+    let redeemed = resets.redeem(reset.as_str(), "password_reset").await;
+    assert_eq!(
+        redeemed.unwrap_err().kind(),
+        portcullis_password::ResetErrorKind::Store
+    );
     // Every failure came back within the call timeouts, not a TCP timeout.
     assert!(
         started.elapsed() < Duration::from_secs(2),

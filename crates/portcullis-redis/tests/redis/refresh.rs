@@ -1,4 +1,5 @@
 //! Refresh tokens: rotation, reuse detection, expiry, and races between instances.
+//! Session stamps and the reuse interval are in `sessions.rs`.
 
 use super::*;
 
@@ -13,13 +14,16 @@ async fn refresh_rotation_follows_the_contract() {
     let clock = ManualClock::starting_now();
     let refresh = RefreshTokens::builder(RedisRefreshStore::new(&scope.redis))
         .clock(clock.clone())
+        .reuse_interval(Duration::ZERO)
         .idle_timeout(Duration::from_secs(600))
         .unwrap()
         .absolute_lifetime(Duration::from_secs(3600))
         .unwrap()
         .build();
 
-    let first = refresh.issue("alice", "web").await.unwrap();
+    let stamp = refresh.stamp("alice").await.unwrap();
+    assert_eq!(stamp, SessionStamp::default());
+    let first = refresh.issue("alice", "web", stamp).await.unwrap();
     assert_eq!(
         refused(refresh.rotate(first.token.as_str(), "cli").await),
         TokenErrorKind::ClientMismatch
@@ -56,13 +60,13 @@ async fn refresh_rotation_follows_the_contract() {
     );
 
     // Idle expiry and the absolute lifetime.
-    let third = refresh.issue("alice", "web").await.unwrap();
+    let third = refresh.issue("alice", "web", stamp).await.unwrap();
     clock.advance(Duration::from_secs(601));
     assert_eq!(
         refused(refresh.rotate(third.token.as_str(), "web").await),
         TokenErrorKind::Expired
     );
-    let mut token = refresh.issue("alice", "web").await.unwrap();
+    let mut token = refresh.issue("alice", "web", stamp).await.unwrap();
     for _ in 0..10 {
         clock.advance(Duration::from_secs(500));
         match refresh.rotate(token.token.as_str(), "web").await {
@@ -82,15 +86,17 @@ async fn refresh_rotation_follows_the_contract() {
         Rotation {
             presented: &hash(1),
             successor: &hash(2),
+            sealed_successor: &SealedToken([0; 32]),
             client_id: "web",
             now: clock.now(),
             idle_timeout: Duration::from_secs(60),
+            reuse_interval: Duration::from_secs(10),
         },
     )
     .await
     .unwrap();
     assert_eq!(unknown, RotateOutcome::Unknown);
-    let live = refresh.issue("bob", "web").await.unwrap();
+    let live = refresh.issue("bob", "web", stamp).await.unwrap();
     let revoked = refresh.revoke(live.token.as_str()).await.unwrap().unwrap();
     assert_eq!(revoked.family, live.record.family);
     assert!(
@@ -121,28 +127,45 @@ async fn refresh_create_refuses_duplicates_and_entries_expire_with_the_family() 
         expires_at: now + Duration::from_secs(30),
         family_expires_at: now + Duration::from_secs(120),
     };
-    store.create(record.clone()).await.unwrap();
-    let err = store.create(record.clone()).await.unwrap_err();
+    store.create(record.clone(), SessionStamp(0)).await.unwrap();
+    let err = store
+        .create(record.clone(), SessionStamp(0))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), TokenErrorKind::Store);
-    for key in scope.keys() {
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(&key)
-            .query(&mut scope.raw())
-            .unwrap();
+    // The token, the subject's families, and the two index entries; no stamp, as
+    // carol's sessions never ended.
+    let keys = scope.keys();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    for key in &keys {
+        let pttl = pttl(&scope, key);
         assert!(pttl > 100_000 && pttl <= 121_000, "{key}: {pttl}");
     }
-    assert_eq!(scope.keys().len(), 3);
+    // The hash is stored, never the token; the subject only as a hash tag.
+    assert!(keys.iter().all(|k| !k.contains("carol")), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(&format!("t:{}", hex(&hash(9).0)))),
+        "{keys:?}"
+    );
+    // Every key of carol's decisions shares one hash tag (one Redis Cluster slot).
+    let tags: std::collections::HashSet<_> = keys
+        .iter()
+        .filter_map(|k| Some(&k[k.find('{')?..=k.find('}')?]))
+        .collect();
+    assert_eq!(tags.len(), 1, "{keys:?}");
 }
 
 #[tokio::test]
-async fn refresh_revoke_subject_revokes_every_family_once() {
+async fn refresh_end_sessions_revokes_every_family_once() {
     let Some(url) = redis_url() else { return };
     let scope = Scoped::new(&url);
     let refresh = RefreshTokens::new(RedisRefreshStore::new(&scope.redis));
-    let a = refresh.issue("dave", "web").await.unwrap();
-    let b = refresh.issue("dave", "cli").await.unwrap();
-    let other = refresh.issue("erin", "web").await.unwrap();
-    let mut families = refresh.store().revoke_subject("dave").await.unwrap();
+    let zero = SessionStamp::default();
+    let a = refresh.issue("dave", "web", zero).await.unwrap();
+    let b = refresh.issue("dave", "cli", zero).await.unwrap();
+    let other = refresh.issue("erin", "web", zero).await.unwrap();
+    let mut families = refresh.store().end_sessions("dave").await.unwrap();
     families.sort();
     let mut expected = vec![a.record.family.clone(), b.record.family.clone()];
     expected.sort();
@@ -150,7 +173,7 @@ async fn refresh_revoke_subject_revokes_every_family_once() {
     assert!(
         refresh
             .store()
-            .revoke_subject("dave")
+            .end_sessions("dave")
             .await
             .unwrap()
             .is_empty()
@@ -172,13 +195,19 @@ async fn refresh_revoke_subject_revokes_every_family_once() {
 async fn refresh_race_has_exactly_one_winner() {
     let Some(url) = redis_url() else { return };
     let scope = Scoped::new(&url);
-    // Two instances, each with its own connection, racing on the same tokens.
-    let instances = [
-        RefreshTokens::new(RedisRefreshStore::new(&scope.redis)),
-        RefreshTokens::new(RedisRefreshStore::new(&scope.another_instance())),
-    ];
+    // Two instances, each with its own connection, racing on the same tokens; no
+    // reuse interval, so every repeat is reuse (the interval is in `sessions.rs`).
+    let instance = |redis: &Redis| {
+        RefreshTokens::builder(RedisRefreshStore::new(redis))
+            .reuse_interval(Duration::ZERO)
+            .build()
+    };
+    let instances = [instance(&scope.redis), instance(&scope.another_instance())];
     for round in 0..40 {
-        let issued = instances[0].issue("race", "web").await.unwrap();
+        let issued = instances[0]
+            .issue("race", "web", SessionStamp::default())
+            .await
+            .unwrap();
         let token: Arc<str> = issued.token.as_str().into();
         let tasks: Vec<_> = (0..16)
             .map(|i| {
@@ -204,4 +233,32 @@ async fn refresh_race_has_exactly_one_winner() {
             TokenErrorKind::Revoked
         );
     }
+}
+
+#[tokio::test]
+async fn refresh_family_ids_stay_with_their_first_subject() {
+    let Some(url) = redis_url() else { return };
+    let scope = Scoped::new(&url);
+    let store = RedisRefreshStore::new(&scope.redis);
+    let now = SystemTime::now();
+    let record = |n, subject: &str| portcullis_tokens::RefreshRecord {
+        hash: hash(n),
+        family: "fam-1".into(),
+        subject: subject.into(),
+        client_id: "web".into(),
+        issued_at: now,
+        expires_at: now + Duration::from_secs(30),
+        family_expires_at: now + Duration::from_secs(120),
+    };
+    store
+        .create(record(1, "carol"), SessionStamp(0))
+        .await
+        .unwrap();
+    let clash = store.create(record(2, "mallory"), SessionStamp(0)).await;
+    assert_eq!(refused(clash), TokenErrorKind::Store);
+    // The id still names carol's family, and mallory's token was never indexed.
+    assert!(store.revoke_family("fam-1").await.unwrap());
+    let carol = store.find(&hash(1)).await.unwrap().unwrap();
+    assert_eq!(carol.subject, "carol");
+    assert!(store.find(&hash(2)).await.unwrap().is_none());
 }

@@ -120,3 +120,58 @@ async fn revocation_subject_cutoff_refuses_older_tokens_only() {
         .unwrap();
     assert!(pttl > 86_000_000 && pttl <= 86_701_000, "pttl {pttl}");
 }
+
+/// `TokenService::logout_everywhere` on the Redis stores: the families end with the
+/// stamp, the access tokens with the cut-off, and a login under way gets nothing.
+#[tokio::test]
+async fn logout_everywhere_ends_refresh_families_and_access_tokens() {
+    use portcullis_tokens::{Grant, SigningAlgorithm, SigningKey, TokenIssuer, TokenService};
+
+    let Some(url) = redis_url() else { return };
+    let scope = Scoped::new(&url);
+    let issuer = TokenIssuer::builder(
+        "https://auth.example",
+        "api",
+        SigningKey::generate(SigningAlgorithm::EdDsa).unwrap(),
+    )
+    .build();
+    let revocation = RedisRevocation::new(&scope.redis);
+    let service = TokenService::new(
+        issuer,
+        RefreshTokens::new(RedisRefreshStore::new(&scope.redis)),
+        revocation.clone(),
+    );
+    let grant = Grant::new("alice", "web");
+    let check = |access: &portcullis_tokens::AccessToken| {
+        let query = RevocationQuery {
+            issuer: Some("https://auth.example"),
+            subject: "alice",
+            token_id: Some(access.jti()),
+            issued_at: Some(access.issued_at()),
+        };
+        revocation.check(&query)
+    };
+
+    let stamp = service.session_stamp("alice").await.unwrap();
+    let pair = service.login(&grant, stamp).await.unwrap();
+    check(&pair.access).await.unwrap();
+    service.logout_everywhere("alice").await.unwrap();
+
+    assert!(revoked(check(&pair.access).await));
+    let refresh = service
+        .refresh(pair.refresh.token.as_str(), "web", |s| Grant::new(s, "web"))
+        .await;
+    assert_eq!(refused(refresh), TokenErrorKind::Revoked);
+    // A login that read the stamp before the logout: nothing.
+    assert_eq!(
+        refused(service.login(&grant, stamp).await),
+        TokenErrorKind::SessionsEnded
+    );
+    // A login after it works, access token included.
+    let stamp = service.session_stamp("alice").await.unwrap();
+    let fresh = service.login(&grant, stamp).await.unwrap();
+    check(&fresh.access).await.unwrap();
+    // The cut-off outlives every access token (a day) and then goes.
+    let ttl = pttl(&scope, &format!("{}rev:sub:alice", scope.prefix));
+    assert!(ttl > 86_000_000 && ttl <= 86_701_000, "{ttl}");
+}

@@ -261,7 +261,8 @@ impl RefreshStore for MemoryRefreshStore {
             return Ok(RotateOutcome::FamilyRevoked);
         }
         if let Some((used_at, successor, sealed)) = entry.used {
-            let repeat = rotation.now < used_at + rotation.reuse_interval
+            let repeat = !rotation.reuse_interval.is_zero()
+                && rotation.now < used_at + rotation.reuse_interval
                 && *family.client_id == *rotation.client_id;
             if repeat && let Some(successor) = state.record(&successor) {
                 return Ok(RotateOutcome::Repeated { successor, sealed });

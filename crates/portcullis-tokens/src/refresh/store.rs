@@ -46,9 +46,9 @@ impl fmt::Debug for TokenHash {
     }
 }
 
-/// A subject's session stamp: how many times every session of the subject was ended
-/// (password change or reset, logout everywhere, an administrator's "revoke
-/// everything"). Starts at zero.
+/// A subject's session stamp: a value that moves forward every time every session of
+/// the subject is ended (password change or reset, logout everywhere, an
+/// administrator's "revoke everything") and never repeats. Zero until the first end.
 ///
 /// A login reads the stamp *before* it reads the password hash, and the store opens
 /// the new family only if the stamp is still the same
@@ -161,7 +161,9 @@ pub enum RotateOutcome {
 /// 1. no `R`: [`Unknown`](RotateOutcome::Unknown);
 /// 2. `R`'s family revoked: [`FamilyRevoked`](RotateOutcome::FamilyRevoked);
 /// 3. `R` already used, at `U`:
-///    - if `now < U + reuse_interval`, `R.client_id == client_id` and the successor
+///    - if `reuse_interval` is not zero, `now < U + reuse_interval` (`now` may be
+///      earlier than `U`: it was read before the store was reached),
+///      `R.client_id == client_id` and the successor
 ///      `S` stored by that use still exists: nothing changes;
 ///      [`Repeated`](RotateOutcome::Repeated) with `S` and the sealed successor stored
 ///      at `U`;

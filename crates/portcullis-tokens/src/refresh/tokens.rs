@@ -429,7 +429,7 @@ fn parse(token: &str) -> Result<(Raw, TokenHash), Error> {
 fn pad(presented: &Raw) -> Raw {
     let mut hasher = Sha256::new();
     hasher.update(b"portcullis refresh successor v1\0");
-    hasher.update(&**presented);
+    hasher.update(**presented);
     Zeroizing::new(hasher.finalize().into())
 }
 
