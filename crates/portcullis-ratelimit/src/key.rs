@@ -128,9 +128,10 @@ impl std::error::Error for KeyExtractError {
 /// resolver says (IPv6 `/64` by default).
 ///
 /// The peer address is read as [`peer_addr`](crate::peer_addr) says: a
-/// [`PeerAddr`](portcullis_core::PeerAddr) extension, or, with the `axum` feature,
-/// axum's `ConnectInfo<SocketAddr>`. A request without one is a configuration error:
-/// `500`, with how to fix it in the log.
+/// [`PeerAddr`](portcullis_core::PeerAddr) extension, tonic's `TcpConnectInfo` (feature
+/// `tonic`) or axum's `ConnectInfo<SocketAddr>` (feature `axum`). A request without one
+/// is a configuration error: a generic `500` (gRPC `INTERNAL`), with how to fix the
+/// server in the log.
 #[derive(Debug, Clone, Default)]
 pub struct ClientIpKey {
     resolver: ClientIpResolver,

@@ -10,8 +10,10 @@
 //! - [`GovernorBackend`]: the local state, capped at a number of keys and cleaned up
 //!   inside the layer as it runs (no background task); [`RateLimitBackend`] lets a
 //!   shared store take its place.
-//! - [`LoginRateLimitLayer`]: per-IP attempts, per-IP failures and per-account
-//!   failures with growing backoff, read from the login response's status.
+//! - [`LoginRateLimitLayer`]: per-IP attempts, per-IP failures, per-account-and-IP
+//!   failures and a per-account guard, with growing backoff, read from the login
+//!   response's status; in memory ([`MemoryLoginBackend`]) or in a shared store
+//!   ([`LoginBackend`]).
 //! - The client IP comes from [`ClientIpResolver`](portcullis_core::ClientIpResolver):
 //!   the socket peer, or forwarding headers from trusted proxies only.
 //!
@@ -69,6 +71,8 @@
 //!   # }
 //!   ```
 //!
+//! - tonic, with this crate's **`tonic` feature**: `Server::builder()` records the peer
+//!   of every call (`TcpConnectInfo`), and the layers read it;
 //! - any other server (or axum without the feature): insert a
 //!   [`PeerAddr`](portcullis_core::PeerAddr), as the example above does.
 //!
@@ -119,6 +123,7 @@
 //! | Feature | Default | What it adds |
 //! |---|---|---|
 //! | `axum` | no | the peer address from axum's `ConnectInfo<SocketAddr>` |
+//! | `tonic` | no | the peer address from tonic's `TcpConnectInfo`; tonic's body holds a refusal |
 //!
 //! [governor]: https://docs.rs/governor
 //! [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/
@@ -136,7 +141,7 @@ pub use crate::{
     backend::{BackendError, Decision, GovernorBackend, RateLimitBackend},
     key::{ApiKeyIdKey, ClientIpKey, HeaderKey, KeyExtractError, KeyExtractor, SubjectKey},
     limit::{RateLimit, RateLimitLayer},
-    login::{Backoff, LoginRateLimit, LoginRateLimitLayer},
+    login::{Backoff, LoginBackend, LoginRateLimit, LoginRateLimitLayer, MemoryLoginBackend},
     peer::peer_addr,
 };
 pub use governor::{Quota, clock};

@@ -1,6 +1,8 @@
 //! LoginRateLimitLayer end to end: oneshot calls with a peer address for many client
 //! IPs, a plain (non-axum) service, and a real axum server on loopback.
 
+#[path = "login/attacks.rs"]
+mod attacks;
 mod common;
 
 use std::{
@@ -21,7 +23,7 @@ use governor::clock::FakeRelativeClock;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use portcullis_core::{AuthEvent, Events, PeerAddr};
-use portcullis_ratelimit::{Backoff, LoginRateLimitLayer, Quota};
+use portcullis_ratelimit::{Backoff, LoginRateLimitLayer, MemoryLoginBackend, Quota};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -52,7 +54,7 @@ fn check(c: &Creds) -> (StatusCode, &'static str) {
     }
 }
 
-fn app(layer: LoginRateLimitLayer<FakeRelativeClock>) -> Router {
+fn app(layer: Layer) -> Router {
     Router::new()
         .route("/login", post(login_json).layer(layer.clone()))
         .route("/login-form", post(login_form).layer(layer))
@@ -78,58 +80,51 @@ async fn status(app: &Router, req: Request<Body>) -> (StatusCode, http::HeaderMa
     )
 }
 
-fn layer(clock: &FakeRelativeClock) -> LoginRateLimitLayer<FakeRelativeClock> {
+type Layer = LoginRateLimitLayer<MemoryLoginBackend<FakeRelativeClock>>;
+
+/// 3 free failures per account and IP, and 3 per account, both per 15 min.
+fn layer(clock: &FakeRelativeClock) -> Layer {
     LoginRateLimitLayer::with_clock(clock.clone())
         .attempts_per_ip(Quota::per_minute(nz(100)))
         .ip_failures(Backoff::new(nz(50), Duration::from_secs(900)))
+        .account_ip_failures(Backoff::new(nz(3), Duration::from_secs(900)))
         .account_failures(Backoff::new(nz(3), Duration::from_secs(900)))
 }
 
+fn retry_after(h: &http::HeaderMap) -> u64 {
+    h["retry-after"].to_str().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
-async fn account_backoff_grows_across_ips_and_is_not_a_lockout() {
+async fn account_and_ip_backoff_grows_and_a_success_clears_it() {
     let clock = FakeRelativeClock::default();
-    let app = app(layer(&clock));
-    // A distributed guesser: a new IP every attempt.
-    for i in 1..=3 {
-        let (s, ..) = status(
-            &app,
-            attempt(&format!("198.51.100.{i}"), "Alice@Example.com ", "x"),
-        )
-        .await;
+    // Only the account-and-IP count in play here.
+    let app = app(layer(&clock).account_failures(Backoff::new(nz(50), Duration::from_secs(900))));
+    let ip = "198.51.100.1";
+    for _ in 1..=4 {
+        let (s, ..) = status(&app, attempt(ip, "Alice@Example.com ", "x")).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
-    // Fourth failure: the account now waits 1 s, then 2 s, then 4 s.
-    let (s, ..) = status(&app, attempt("198.51.100.4", "alice@example.com", "x")).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Past three free failures each one doubles the wait: 1 s, 2 s, 4 s.
     let mut waits = Vec::new();
-    for i in 5..=7 {
-        let (s, h, _) = status(
-            &app,
-            attempt(&format!("198.51.100.{i}"), "ALICE@example.com", "x"),
-        )
-        .await;
+    for _ in 0..3 {
+        let (s, h, _) = status(&app, attempt(ip, "ALICE@example.com", "x")).await;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
-        let wait: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
-        waits.push(wait);
-        clock.advance(Duration::from_secs(wait));
-        let (s, ..) = status(
-            &app,
-            attempt(&format!("198.51.100.{}", i + 10), "alice@example.com", "x"),
-        )
-        .await;
+        waits.push(retry_after(&h));
+        clock.advance(Duration::from_secs(retry_after(&h)));
+        let (s, ..) = status(&app, attempt(ip, "alice@example.com", "x")).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(waits, [1, 2, 4]);
 
-    // The legitimate owner, after the current wait, gets in; success clears the count.
-    let (_, h, _) = status(&app, attempt("203.0.113.50", "alice@example.com", "right")).await;
-    let wait: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
-    clock.advance(Duration::from_secs(wait));
-    let (s, _, body) = status(&app, attempt("203.0.113.50", "alice@example.com", "right")).await;
+    // The owner, at the same IP, after the current wait: in, and the count is gone.
+    let (_, h, _) = status(&app, attempt(ip, "alice@example.com", "right")).await;
+    clock.advance(Duration::from_secs(retry_after(&h)));
+    let (s, _, body) = status(&app, attempt(ip, "alice@example.com", "right")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(&body[..], b"token");
     for _ in 0..3 {
-        let (s, ..) = status(&app, attempt("203.0.113.51", "alice@example.com", "x")).await;
+        let (s, ..) = status(&app, attempt(ip, "alice@example.com", "x")).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "count restarted after success");
     }
 }
@@ -143,10 +138,11 @@ async fn unknown_and_existing_accounts_get_the_same_429() {
         .iter()
         .enumerate()
     {
-        for i in 0..4 {
-            let _ = status(&app, attempt(&format!("198.51.{n}.{i}"), account, "x")).await;
+        let ip = format!("198.51.{n}.1");
+        for _ in 0..4 {
+            let _ = status(&app, attempt(&ip, account, "x")).await;
         }
-        let (s, h, body) = status(&app, attempt(&format!("198.51.{n}.99"), account, "x")).await;
+        let (s, h, body) = status(&app, attempt(&ip, account, "x")).await;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
         let mut names: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
         names.sort();
@@ -158,6 +154,53 @@ async fn unknown_and_existing_accounts_get_the_same_429() {
         ));
     }
     assert_eq!(answers[0], answers[1]);
+}
+
+/// A refusal, reduced to what must not tell the limits apart: the header names and
+/// the problem body without the wait.
+fn shape(h: &http::HeaderMap, body: &Bytes) -> (Vec<String>, Value) {
+    let mut names: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+    names.sort();
+    let mut problem: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(problem["retry_after"], retry_after(h));
+    problem.as_object_mut().unwrap().remove("retry_after");
+    (names, problem)
+}
+
+#[tokio::test]
+async fn every_limit_refuses_with_the_same_429() {
+    let clock = FakeRelativeClock::default();
+    let mut shapes = Vec::new();
+    // Attempts per IP.
+    let app1 = app(layer(&clock).attempts_per_ip(Quota::per_minute(nz(1))));
+    let _ = status(&app1, attempt("192.0.2.1", "a@x", "x")).await;
+    let (s, h, body) = status(&app1, attempt("192.0.2.1", "a@x", "x")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    shapes.push(shape(&h, &body));
+    // Failures per IP, on two accounts.
+    let app2 = app(layer(&clock).ip_failures(Backoff::new(nz(1), Duration::from_secs(900))));
+    let _ = status(&app2, attempt("192.0.2.2", "a@x", "x")).await;
+    let _ = status(&app2, attempt("192.0.2.2", "b@x", "x")).await;
+    let (s, h, body) = status(&app2, attempt("192.0.2.2", "c@x", "x")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    shapes.push(shape(&h, &body));
+    // Failures per account and IP.
+    let app3 = app(layer(&clock));
+    for _ in 0..4 {
+        let _ = status(&app3, attempt("192.0.2.3", "a@x", "x")).await;
+    }
+    let (s, h, body) = status(&app3, attempt("192.0.2.3", "a@x", "x")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    shapes.push(shape(&h, &body));
+    // Failures per account, for an IP that failed on it.
+    let app4 = app(layer(&clock));
+    for i in 0..4 {
+        let _ = status(&app4, attempt(&format!("192.0.3.{i}"), "a@x", "x")).await;
+    }
+    let (s, h, body) = status(&app4, attempt("192.0.3.0", "a@x", "x")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    shapes.push(shape(&h, &body));
+    assert!(shapes.windows(2).all(|w| w[0] == w[1]), "{shapes:#?}");
 }
 
 #[tokio::test]
@@ -206,8 +249,8 @@ async fn form_bodies_and_custom_failure_predicate() {
     for _ in 0..4 {
         assert_eq!(status(&app, form("bob%40example.com")).await.0, 401);
     }
-    // The JSON route shares the account state: same normalised account.
-    let (s, ..) = status(&app, attempt("192.0.2.4", " BOB@example.com", "x")).await;
+    // The JSON route shares the state: same normalised account, same IP.
+    let (s, ..) = status(&app, attempt("192.0.2.3", " BOB@example.com", "x")).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -242,10 +285,10 @@ async fn events_carry_no_account_or_password() {
     let events = Events::new(move |e: &AuthEvent<'_>| log.lock().unwrap().push(format!("{e:?}")));
     let clock = FakeRelativeClock::default();
     let app = app(layer(&clock).with_events(events));
-    for i in 0..5 {
+    for _ in 0..5 {
         let _ = status(
             &app,
-            attempt(&format!("10.1.1.{i}"), "secret-user@example.com", "hunter2"),
+            attempt("10.1.1.1", "secret-user@example.com", "hunter2"),
         )
         .await;
     }
@@ -309,8 +352,9 @@ async fn real_server_passes_body_unchanged_and_refuses_large_bodies() {
     let problem: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(problem["status"], 413);
 
-    // 6 attempts per minute from 127.0.0.1: two used above, four more pass, then 429.
-    for _ in 0..4 {
+    // 6 attempts per minute from 127.0.0.1: one used above (a body declared too
+    // large is refused before it is counted), five more pass, then 429.
+    for _ in 0..5 {
         let (s, _) = send("/login", "application/json", br#"{"email":"x@y"}"#.to_vec()).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
@@ -320,10 +364,10 @@ async fn real_server_passes_body_unchanged_and_refuses_large_bodies() {
 }
 
 #[tokio::test]
-async fn attempts_without_an_account_share_one_bucket() {
+async fn attempts_without_an_account_are_still_limited() {
     let clock = FakeRelativeClock::default();
-    // A handler that reads a field the layer does not know about: the account limit
-    // must not silently turn off.
+    // A handler that reads a field the layer does not know about: the account limits
+    // must not silently turn off; they become limits per IP.
     let app = Router::new().route(
         "/login",
         post(|| async { StatusCode::UNAUTHORIZED }).layer(layer(&clock)),
@@ -336,10 +380,12 @@ async fn attempts_without_an_account_share_one_bucket() {
             .unwrap()
     };
     let mut codes = Vec::new();
-    for i in 0..5 {
-        codes.push(status(&app, odd(&format!("198.18.0.{i}"))).await.0.as_u16());
+    for _ in 0..5 {
+        codes.push(status(&app, odd("198.18.0.1")).await.0.as_u16());
     }
     assert_eq!(codes, [401, 401, 401, 401, 429]);
+    // Another IP without a failure of its own is not refused.
+    assert_eq!(status(&app, odd("198.18.0.2")).await.0, 401);
 }
 
 #[tokio::test]
@@ -388,4 +434,13 @@ async fn answers_in_the_body_type_of_a_plain_service() {
     assert_eq!(problem["retry_after"], 1);
     clock.advance(Duration::from_secs(1));
     assert_eq!(send("right").await, (StatusCode::OK, Bytes::from("answer")));
+}
+
+#[test]
+fn layers_backends_and_services_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LoginRateLimitLayer>();
+    assert_send_sync::<Layer>();
+    assert_send_sync::<MemoryLoginBackend>();
+    assert_send_sync::<portcullis_ratelimit::LoginRateLimit<Router>>();
 }

@@ -49,6 +49,18 @@ pub trait RateLimitBackend<K>: Send + Sync + 'static {
     fn quota(&self) -> (NonZeroU32, Duration);
 }
 
+/// A shared backend, or one chosen at run time: `Arc<dyn RateLimitBackend<K>>` is a
+/// backend too (in memory on one machine, in Redis on several, from one variable).
+impl<K, B: RateLimitBackend<K> + ?Sized> RateLimitBackend<K> for std::sync::Arc<B> {
+    fn check(&self, key: &K) -> MaybeReady<Result<Decision, BackendError>> {
+        (**self).check(key)
+    }
+
+    fn quota(&self) -> (NonZeroU32, Duration) {
+        (**self).quota()
+    }
+}
+
 /// The outcome of one rate-limit check: enough for `Retry-After` and the `RateLimit`
 /// fields whichever backend produced it.
 ///

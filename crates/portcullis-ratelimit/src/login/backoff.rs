@@ -1,23 +1,18 @@
-//! Failure counting with growing backoff, in a capped map.
+//! [`Backoff`]: how failures turn into waiting, and the failure count that applies it.
 
-use std::{
-    hash::Hash,
-    num::NonZeroU32,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{num::NonZeroU32, time::Duration};
 
-use dashmap::{DashMap, mapref::entry::Entry as MapEntry};
-
-/// How failures turn into waiting: the first `free_failures` within `window` cost
+/// How failures turn into waiting: the first `free_failures` of a window cost
 /// nothing; each further failure makes the key wait `base_delay`, doubled per extra
-/// failure, up to `max_delay`. A key with no failure for `window` starts over.
+/// failure, up to `max_delay`. The window opens at the key's first failure and lasts
+/// `window`; after it the count starts over.
+///
+/// A fixed window, opened by the first failure, is what lets a key recover: a
+/// failure now and then cannot keep an old count alive.
 ///
 /// There is no lockout: the wait never exceeds `max_delay`, so the legitimate owner
-/// of an account under attack gets a turn again.
+/// of an account under attack gets a turn again. See the [module docs](crate::login)
+/// for the keys a backoff applies to.
 ///
 /// ```
 /// use std::{num::NonZeroU32, time::Duration};
@@ -65,176 +60,109 @@ impl Backoff {
         if failures <= self.free {
             return Duration::ZERO;
         }
-        let doublings = (failures - self.free - 1).min(40);
+        let doublings = (failures - self.free - 1).min(31);
         self.base
-            .checked_mul(1u32 << doublings.min(31))
+            .checked_mul(1u32 << doublings)
             .unwrap_or(self.max)
             .min(self.max)
     }
 
-    /// The window after which failures are forgotten.
+    /// The failures of a window that cost nothing.
+    pub fn free_failures(&self) -> u32 {
+        self.free
+    }
+
+    /// The window after which failures are forgotten, counted from the first.
     pub fn window(&self) -> Duration {
         self.window
     }
+
+    /// The first wait.
+    pub fn first_delay(&self) -> Duration {
+        self.base
+    }
+
+    /// The longest wait.
+    pub fn longest_delay(&self) -> Duration {
+        self.max
+    }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last: u64,
-    blocked_until: u64,
+/// Nanoseconds, saturating.
+pub(super) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl Entry {
-    fn begin(&mut self, policy: &Backoff, now: u64) -> Result<(), Duration> {
-        if self.blocked_until > now {
-            return Err(Duration::from_nanos(self.blocked_until - now));
-        }
-        if now.saturating_sub(self.last) > nanos(policy.window) {
+/// The failure count of one key, in nanoseconds of the backend's clock.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Count {
+    pub(super) failures: u32,
+    /// When the window opened (the first failure of it).
+    start: u64,
+    /// The last failure counted.
+    pub(super) last: u64,
+    pub(super) blocked_until: u64,
+}
+
+/// What counting one failure changed, so that a refund can put it back.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Undo {
+    prev_last: u64,
+    set_last: u64,
+    prev_block: u64,
+    set_block: u64,
+}
+
+impl Count {
+    /// Whether the window holds failures.
+    pub(super) fn active(&self, policy: &Backoff, now: u64) -> bool {
+        self.failures > 0 && now.saturating_sub(self.start) < nanos(policy.window)
+    }
+
+    /// Whether the entry still matters (counting or blocking).
+    pub(super) fn live(&self, policy: &Backoff, now: u64) -> bool {
+        self.active(policy, now) || self.blocked_until > now
+    }
+
+    /// The wait still imposed, if any.
+    pub(super) fn wait(&self, now: u64) -> Option<u64> {
+        (self.blocked_until > now).then(|| self.blocked_until - now)
+    }
+
+    /// Counts one failure (opening a new window when the last one is over).
+    pub(super) fn count(&mut self, policy: &Backoff, now: u64) -> Undo {
+        if !self.active(policy, now) {
             self.failures = 0;
+            self.start = now;
         }
         self.failures = self.failures.saturating_add(1);
+        let undo_last = (self.last, now);
         self.last = now;
+        let prev_block = self.blocked_until;
         let delay = policy.delay_after(self.failures);
         if !delay.is_zero() {
             self.blocked_until = now.saturating_add(nanos(delay));
         }
-        Ok(())
+        Undo {
+            prev_last: undo_last.0,
+            set_last: undo_last.1,
+            prev_block,
+            set_block: self.blocked_until,
+        }
     }
 
-    fn refund(&mut self, policy: &Backoff) {
+    /// Takes back a failure counted with `undo`: the count, and the wait and time it
+    /// set unless a later failure has changed them since. Returns whether nothing is
+    /// left (no failure, no wait): the entry can go.
+    pub(super) fn refund(&mut self, undo: &Undo, now: u64) -> bool {
         self.failures = self.failures.saturating_sub(1);
-        if self.failures <= policy.free {
-            self.blocked_until = 0;
+        if self.blocked_until == undo.set_block {
+            self.blocked_until = undo.prev_block;
         }
-    }
-
-    fn stale(&self, policy: &Backoff, now: u64) -> bool {
-        self.blocked_until <= now && now.saturating_sub(self.last) > nanos(policy.window)
-    }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Which state a provisional failure was counted in.
-#[derive(Debug)]
-pub(crate) enum Slot<K> {
-    Key(K),
-    Overflow,
-}
-
-/// Failure counts per key, at most `cap` keys; beyond, new keys share one overflow
-/// entry (limited together, never unlimited; tracked keys are never evicted early).
-#[derive(Debug)]
-pub(crate) struct BackoffStore<K: Hash + Eq> {
-    map: DashMap<K, Entry>,
-    overflow: Mutex<Entry>,
-    len: AtomicUsize,
-    cap: usize,
-    policy: Backoff,
-    ops: AtomicU64,
-    last_cleanup: AtomicU64,
-}
-
-const CLEANUP_EVERY: u64 = 1024;
-
-impl<K: Hash + Eq + Clone> BackoffStore<K> {
-    pub(crate) fn new(policy: Backoff, cap: usize) -> Self {
-        Self {
-            map: DashMap::new(),
-            overflow: Mutex::new(Entry::default()),
-            len: AtomicUsize::new(0),
-            cap,
-            policy,
-            ops: AtomicU64::new(0),
-            last_cleanup: AtomicU64::new(0),
+        if self.last == undo.set_last {
+            self.last = undo.prev_last;
         }
-    }
-
-    pub(crate) fn tracked(&self) -> usize {
-        self.len.load(Ordering::Acquire)
-    }
-
-    /// Counts a provisional failure for `key`, or says how long it must wait.
-    pub(crate) fn begin(&self, key: K, now: u64) -> Result<Slot<K>, Duration> {
-        let n = self.ops.fetch_add(1, Ordering::Relaxed) + 1;
-        let since = n.wrapping_sub(self.last_cleanup.load(Ordering::Relaxed));
-        if since >= CLEANUP_EVERY || (since >= 64 && self.tracked() >= self.cap) {
-            self.housekeep(now, n);
-        }
-        if let Some(mut e) = self.map.get_mut(&key) {
-            return e.begin(&self.policy, now).map(|()| Slot::Key(key));
-        }
-        let reserved = self
-            .len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
-                (l < self.cap).then_some(l + 1)
-            })
-            .is_ok();
-        if !reserved {
-            let mut e = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
-            return e.begin(&self.policy, now).map(|()| Slot::Overflow);
-        }
-        match self.map.entry(key.clone()) {
-            MapEntry::Occupied(mut o) => {
-                self.len.fetch_sub(1, Ordering::AcqRel);
-                o.get_mut()
-                    .begin(&self.policy, now)
-                    .map(|()| Slot::Key(key))
-            }
-            MapEntry::Vacant(v) => {
-                let mut e = Entry::default();
-                let r = e.begin(&self.policy, now);
-                v.insert(e);
-                r.map(|()| Slot::Key(key))
-            }
-        }
-    }
-
-    /// The attempt was not a failure after all.
-    pub(crate) fn refund(&self, slot: &Slot<K>) {
-        match slot {
-            Slot::Key(k) => {
-                if let Some(mut e) = self.map.get_mut(k) {
-                    e.refund(&self.policy);
-                }
-            }
-            Slot::Overflow => self
-                .overflow
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .refund(&self.policy),
-        }
-    }
-
-    /// A success: forget the key's failures.
-    pub(crate) fn clear(&self, slot: &Slot<K>) {
-        match slot {
-            Slot::Key(k) => {
-                if self.map.remove(k).is_some() {
-                    self.len.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-            // The overflow entry is shared: one success does not clear the others.
-            Slot::Overflow => self.refund(slot),
-        }
-    }
-
-    fn housekeep(&self, now: u64, n: u64) {
-        self.last_cleanup.store(n, Ordering::Relaxed);
-        self.map.retain(|_, e| {
-            let keep = !e.stale(&self.policy, now);
-            if !keep {
-                self.len.fetch_sub(1, Ordering::AcqRel);
-            }
-            keep
-        });
-        let len = self.tracked();
-        if self.map.capacity() > 4 * len.max(1024) {
-            self.map.shrink_to_fit();
-        }
+        self.failures == 0 && self.blocked_until <= now
     }
 }
 
@@ -250,39 +178,55 @@ mod tests {
 
     #[test]
     fn waits_double_after_free_failures() {
-        let store = BackoffStore::new(policy(), 10);
-        assert!(store.begin("a", 0).is_ok());
-        assert!(store.begin("a", 0).is_ok());
-        assert!(store.begin("a", 0).is_ok()); // third: now blocked 1 s
-        assert_eq!(store.begin("a", 0).unwrap_err(), Duration::from_secs(1));
-        assert!(store.begin("a", S).is_ok()); // fourth: 2 s
-        assert_eq!(store.begin("a", S).unwrap_err(), Duration::from_secs(2));
-        assert!(store.begin("a", 3 * S).is_ok()); // fifth: 4 s
-        assert_eq!(store.begin("a", 3 * S).unwrap_err(), Duration::from_secs(4));
+        let p = policy();
+        let mut c = Count::default();
+        c.count(&p, 0);
+        c.count(&p, 0);
+        assert_eq!(c.wait(0), None);
+        c.count(&p, 0); // third: now blocked 1 s
+        assert_eq!(c.wait(0), Some(S));
+        c.count(&p, S); // fourth: 2 s
+        assert_eq!(c.wait(S), Some(2 * S));
+        c.count(&p, 3 * S); // fifth: 4 s
+        assert_eq!(c.wait(3 * S), Some(4 * S));
     }
 
     #[test]
-    fn failures_are_forgotten_after_the_window() {
-        let store = BackoffStore::new(policy(), 10);
-        for _ in 0..3 {
-            store.begin("a", 0).unwrap();
-        }
-        assert!(store.begin("a", 0).is_err());
-        // 61 s later: no lockout, counting starts over.
-        assert!(store.begin("a", 61 * S).is_ok());
-        assert!(store.begin("a", 61 * S).is_ok());
+    fn the_window_opens_at_the_first_failure_and_closes_for_good() {
+        let p = policy();
+        let mut c = Count::default();
+        // A failure every 50 s: the window opened at 0 s closes at 60 s all the same.
+        c.count(&p, 0);
+        c.count(&p, 50 * S);
+        assert!(c.active(&p, 59 * S));
+        c.count(&p, 100 * S);
+        assert_eq!(c.failures, 1, "a new window, not a third failure");
+        assert_eq!(c.wait(100 * S), None);
     }
 
     #[test]
-    fn cap_holds_and_overflow_is_shared() {
-        let store = BackoffStore::new(policy(), 3);
-        for k in 0..100u32 {
-            let _ = store.begin(k, 0);
-            assert!(store.tracked() <= 3);
-        }
-        // Keys 3.. share the overflow entry, which is now blocked.
-        assert!(store.begin(1000, 0).is_err());
-        // A tracked key keeps its own count.
-        assert!(store.begin(0, 0).is_ok());
+    fn a_refund_puts_back_what_the_failure_set() {
+        let p = policy();
+        let mut c = Count::default();
+        c.count(&p, 0);
+        c.count(&p, 0);
+        let before = c;
+        let undo = c.count(&p, 5 * S);
+        assert_eq!(c.wait(5 * S), Some(S));
+        assert!(!c.refund(&undo, 5 * S));
+        assert_eq!(c, before);
+        // Refunding the rest leaves nothing behind.
+        let mut fresh = Count::default();
+        let undo = fresh.count(&p, 7 * S);
+        assert!(fresh.refund(&undo, 7 * S));
+    }
+
+    #[test]
+    fn delays_are_capped() {
+        let p = policy().max_delay(Duration::from_secs(10));
+        assert_eq!(p.delay_after(3), Duration::from_secs(1));
+        assert_eq!(p.delay_after(6), Duration::from_secs(8));
+        assert_eq!(p.delay_after(7), Duration::from_secs(10));
+        assert_eq!(p.delay_after(u32::MAX), Duration::from_secs(10));
     }
 }

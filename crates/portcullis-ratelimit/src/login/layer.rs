@@ -1,35 +1,23 @@
-use std::{
-    collections::hash_map::RandomState,
-    fmt,
-    hash::{BuildHasher, Hasher},
-    net::IpAddr,
-    num::NonZeroU32,
-    sync::Arc,
-    time::Duration,
-};
+use std::{fmt, num::NonZeroU32, sync::Arc};
 
-use governor::{
-    Quota,
-    clock::{Clock, DefaultClock, Reference},
-};
+use governor::{Quota, clock::Clock};
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE, request::Parts};
 use portcullis_core::{ClientIpResolver, Events};
-use sha2::{Digest, Sha256};
 use tower_layer::Layer;
 
 use super::{
-    LoginRateLimit,
-    backoff::{Backoff, BackoffStore},
+    Backoff, LoginBackend, LoginLimits, LoginRateLimit, MemoryLoginBackend,
+    memory::{Tracked, random_salt},
 };
-use crate::{GovernorBackend, backend::DEFAULT_MAX_KEYS, headers};
+use crate::headers;
 
 type AccountFn = dyn Fn(&Parts, &[u8]) -> Option<String> + Send + Sync;
 type FailureFn = dyn Fn(StatusCode) -> bool + Send + Sync;
 
 /// Throttles a login route. See the [module docs](crate::login).
 ///
-/// Cloning the layer shares its state. Configure it fully before use: the setters
-/// that change a limit start that limit's state afresh.
+/// The counts live in the backend `B`: [`MemoryLoginBackend`] by default, or a shared
+/// store through [`with_backend`](Self::with_backend). Cloning the layer shares them.
 ///
 /// ```
 /// use axum::{routing::post, Router};
@@ -40,27 +28,21 @@ type FailureFn = dyn Fn(StatusCode) -> bool + Send + Sync;
 /// let app: Router = Router::new().route("/login", post(login).layer(LoginRateLimitLayer::new()));
 /// ```
 #[must_use]
-pub struct LoginRateLimitLayer<C: Clock + Clone = DefaultClock> {
-    pub(super) shared: Arc<LoginShared<C>>,
+pub struct LoginRateLimitLayer<B = MemoryLoginBackend> {
+    pub(super) shared: Arc<LoginShared<B>>,
 }
 
-pub(crate) struct LoginShared<C: Clock + Clone> {
+pub(crate) struct LoginShared<B> {
+    pub(super) backend: Arc<B>,
     pub(super) resolver: ClientIpResolver,
-    pub(super) attempts: GovernorBackend<IpAddr, C>,
-    pub(super) attempt_quota: Quota,
-    pub(super) ip_failures: BackoffStore<IpAddr>,
-    pub(super) accounts: BackoffStore<[u8; 32]>,
-    pub(super) clock: C,
-    pub(super) start: C::Instant,
+    pub(super) limits: LoginLimits,
     pub(super) body_limit: usize,
     pub(super) fields: Arc<[Box<str>]>,
     pub(super) account_fn: Option<Arc<AccountFn>>,
     pub(super) is_failure: Arc<FailureFn>,
     pub(super) events: Events,
-    pub(super) salt: [u8; 16],
-    pub(super) max_keys: usize,
-    pub(super) ip_policy: Backoff,
-    pub(super) account_policy: Backoff,
+    /// Salts the account hash of debug log lines (never stored).
+    pub(super) log_salt: [u8; 16],
     pub(super) policy_header: HeaderValue,
     pub(super) name: Arc<str>,
 }
@@ -69,11 +51,13 @@ pub(crate) struct LoginShared<C: Clock + Clone> {
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 
 impl LoginRateLimitLayer {
-    /// The defaults: 20 attempts per minute per IP; 20 free IP failures and 5 free
-    /// account failures per 15 min, then 1 s doubling to 15 min; 16 KiB bodies;
-    /// `email` / `username`; 401 and 403 are failures.
+    /// The defaults, counting in memory: 20 attempts per minute per IP; 100 free
+    /// failures a day per IP; 5 free consecutive failures a day per account and IP;
+    /// 10 free failures an hour per account, binding only IPs that failed on it; then
+    /// 1 s doubling to 15 min. 16 KiB bodies; `email` / `username`; 401 and 403 are
+    /// failures.
     pub fn new() -> Self {
-        Self::with_clock(DefaultClock::default())
+        Self::with_backend(MemoryLoginBackend::new())
     }
 }
 
@@ -83,38 +67,37 @@ impl Default for LoginRateLimitLayer {
     }
 }
 
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).expect("non-zero constant")
-}
-
-fn random_salt() -> [u8; 16] {
-    let mut salt = [0u8; 16];
-    for (i, chunk) in salt.chunks_mut(8).enumerate() {
-        let mut h = RandomState::new().build_hasher();
-        h.write_usize(i);
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    salt
-}
-
-impl<C: Clock + Clone> LoginRateLimitLayer<C> {
+impl<C: Clock + Clone> LoginRateLimitLayer<MemoryLoginBackend<C>> {
     /// The defaults of [`new`](LoginRateLimitLayer::new), on `clock`
     /// (`governor::clock::FakeRelativeClock` in tests).
     pub fn with_clock(clock: C) -> Self {
-        let window = Duration::from_secs(15 * 60);
-        let attempt_quota = Quota::per_minute(nz(20));
-        let ip_policy = Backoff::new(nz(20), window);
-        let account_policy = Backoff::new(nz(5), window);
+        Self::with_backend(MemoryLoginBackend::with_clock(clock))
+    }
+
+    /// The cap on each of the in-memory maps (default 100,000); they start empty.
+    pub fn max_keys(self, max_keys: NonZeroU32) -> Self {
+        let backend = self.shared.backend.as_ref().clone().with_max_keys(max_keys);
+        self.edit(|s| s.backend = Arc::new(backend))
+    }
+
+    /// Entries held in memory now, per map (for tests and metrics).
+    pub fn tracked(&self) -> Tracked {
+        self.shared.backend.tracked()
+    }
+}
+
+impl<B> LoginRateLimitLayer<B> {
+    /// The defaults of [`new`](LoginRateLimitLayer::new), counting in `backend` (for
+    /// several instances, `portcullis-redis`'s `RedisLoginThrottle`).
+    pub fn with_backend(backend: B) -> Self {
+        let limits = LoginLimits::default();
         let name: Arc<str> = Arc::from(headers::sf_string("login"));
         Self {
             shared: Arc::new(LoginShared {
+                backend: Arc::new(backend),
                 resolver: ClientIpResolver::new(),
-                attempts: GovernorBackend::with_clock(attempt_quota, clock.clone()),
-                attempt_quota,
-                ip_failures: BackoffStore::new(ip_policy, DEFAULT_MAX_KEYS),
-                accounts: BackoffStore::new(account_policy, DEFAULT_MAX_KEYS),
-                start: clock.now(),
-                clock,
+                policy_header: policy_header(&name, limits.attempts()),
+                limits,
                 body_limit: DEFAULT_BODY_LIMIT,
                 fields: Arc::from([Box::from("email"), Box::from("username")]),
                 account_fn: None,
@@ -122,54 +105,39 @@ impl<C: Clock + Clone> LoginRateLimitLayer<C> {
                     s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN
                 }),
                 events: Events::default(),
-                salt: random_salt(),
-                max_keys: DEFAULT_MAX_KEYS,
-                ip_policy,
-                account_policy,
-                policy_header: headers::policy_value(
-                    &name,
-                    attempt_quota.burst_size().get(),
-                    attempt_quota.burst_size_replenished_in(),
-                ),
+                log_salt: random_salt(),
                 name,
             }),
         }
     }
-}
 
-impl<C: Clock + Clone> LoginRateLimitLayer<C> {
-    fn edit(mut self, f: impl FnOnce(&mut LoginShared<C>)) -> Self {
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.shared.backend
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &LoginLimits {
+        &self.shared.limits
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut LoginShared<B>)) -> Self {
         let s = &*self.shared;
         let mut next = LoginShared {
+            backend: Arc::clone(&s.backend),
             resolver: s.resolver.clone(),
-            attempts: s.attempts.clone(),
-            attempt_quota: s.attempt_quota,
-            ip_failures: BackoffStore::new(s.ip_policy, s.max_keys),
-            accounts: BackoffStore::new(s.account_policy, s.max_keys),
-            clock: s.clock.clone(),
-            start: s.start,
+            limits: s.limits,
             body_limit: s.body_limit,
             fields: Arc::clone(&s.fields),
             account_fn: s.account_fn.clone(),
             is_failure: Arc::clone(&s.is_failure),
             events: s.events.clone(),
-            salt: s.salt,
-            max_keys: s.max_keys,
-            ip_policy: s.ip_policy,
-            account_policy: s.account_policy,
+            log_salt: s.log_salt,
             policy_header: s.policy_header.clone(),
             name: Arc::clone(&s.name),
         };
         f(&mut next);
-        next.ip_failures = BackoffStore::new(next.ip_policy, next.max_keys);
-        next.accounts = BackoffStore::new(next.account_policy, next.max_keys);
-        next.attempts = GovernorBackend::with_clock(next.attempt_quota, next.clock.clone())
-            .with_max_keys(NonZeroU32::new(next.max_keys as u32).unwrap_or(nz(1)));
-        next.policy_header = headers::policy_value(
-            &next.name,
-            next.attempt_quota.burst_size().get(),
-            next.attempt_quota.burst_size_replenished_in(),
-        );
+        next.policy_header = policy_header(&next.name, next.limits.attempts());
         self.shared = Arc::new(next);
         self
     }
@@ -181,19 +149,25 @@ impl<C: Clock + Clone> LoginRateLimitLayer<C> {
 
     /// Attempts allowed per IP, successful or not (default 20 per minute).
     pub fn attempts_per_ip(self, quota: Quota) -> Self {
-        self.edit(|s| s.attempt_quota = quota)
+        self.edit(|s| s.limits.set_attempts(quota))
     }
 
-    /// Failures allowed per IP before backoff (default 20 per 15 min, 1 s doubling to
-    /// 15 min).
+    /// Failures allowed per IP, on any account, before backoff (default 100 a day).
     pub fn ip_failures(self, backoff: Backoff) -> Self {
-        self.edit(|s| s.ip_policy = backoff)
+        self.edit(|s| s.limits.set_ip_failures(backoff))
     }
 
-    /// Failures allowed per account, from any IP, before backoff (default 5 per 15
-    /// min, 1 s doubling to 15 min).
+    /// Consecutive failures allowed per account from one IP before backoff (default
+    /// 5 a day); a success of the account from that IP clears them.
+    pub fn account_ip_failures(self, backoff: Backoff) -> Self {
+        self.edit(|s| s.limits.set_account_ip_failures(backoff))
+    }
+
+    /// Failures allowed per account, from any IP, before its backoff binds the IPs
+    /// that have failed on it (default 10 an hour). An IP without such a failure is
+    /// never refused by it; see the [module docs](crate::login).
     pub fn account_failures(self, backoff: Backoff) -> Self {
-        self.edit(|s| s.account_policy = backoff)
+        self.edit(|s| s.limits.set_account_failures(backoff))
     }
 
     /// The largest body read to find the account (default 16 KiB); larger bodies get
@@ -232,52 +206,27 @@ impl<C: Clock + Clone> LoginRateLimitLayer<C> {
         self.edit(|s| s.is_failure = f)
     }
 
-    /// The cap on tracked IPs and on tracked accounts, each (default 100,000).
-    pub fn max_keys(self, max_keys: NonZeroU32) -> Self {
-        self.edit(|s| s.max_keys = max_keys.get() as usize)
-    }
-
     /// Where security events go (default: `tracing`).
     pub fn with_events(self, events: Events) -> Self {
         self.edit(|s| s.events = events)
     }
-
-    /// IPs and accounts currently tracked (for tests and metrics).
-    pub fn tracked(&self) -> (usize, usize) {
-        (
-            self.shared.ip_failures.tracked(),
-            self.shared.accounts.tracked(),
-        )
-    }
 }
 
-impl<C: Clock + Clone> LoginShared<C> {
-    pub(super) fn now(&self) -> u64 {
-        self.clock.now().duration_since(self.start).as_u64()
-    }
+fn policy_header(name: &str, quota: Quota) -> HeaderValue {
+    headers::policy_value(
+        name,
+        quota.burst_size().get(),
+        quota.burst_size_replenished_in(),
+    )
+}
 
-    /// The account of a request, normalised; `None` when none is found.
+impl<B> LoginShared<B> {
+    /// The account named in a request, as found (the attempt normalises it).
     pub(super) fn account(&self, parts: &Parts, body: &[u8]) -> Option<String> {
-        let raw = match &self.account_fn {
+        match &self.account_fn {
             Some(f) => f(parts, body),
             None => default_account(parts, body, &self.fields),
-        }?;
-        let normalised = raw.trim().to_lowercase();
-        (!normalised.is_empty()).then_some(normalised)
-    }
-
-    /// The salted hash the account is kept and logged under.
-    pub(super) fn account_key(&self, account: Option<&str>) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.salt);
-        match account {
-            Some(a) => {
-                h.update([1]);
-                h.update(a.as_bytes());
-            }
-            None => h.update([0]),
         }
-        h.finalize().into()
     }
 }
 
@@ -308,7 +257,7 @@ fn default_account(parts: &Parts, body: &[u8], fields: &[Box<str>]) -> Option<St
     }
 }
 
-impl<C: Clock + Clone> Clone for LoginRateLimitLayer<C> {
+impl<B> Clone for LoginRateLimitLayer<B> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -316,27 +265,42 @@ impl<C: Clock + Clone> Clone for LoginRateLimitLayer<C> {
     }
 }
 
-impl<C: Clock + Clone> fmt::Debug for LoginRateLimitLayer<C> {
+impl<B: fmt::Debug> fmt::Debug for LoginRateLimitLayer<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.shared;
         f.debug_struct("LoginRateLimitLayer")
-            .field("attempts_per_ip", &s.attempt_quota)
-            .field("ip_failures", &s.ip_policy)
-            .field("account_failures", &s.account_policy)
+            .field("backend", &s.backend)
+            .field("limits", &s.limits)
             .field("body_limit", &s.body_limit)
             .field("fields", &s.fields)
-            .field("max_keys", &s.max_keys)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl<S, C: Clock + Clone> Layer<S> for LoginRateLimitLayer<C> {
-    type Service = LoginRateLimit<S, C>;
+impl<S, B: LoginBackend> Layer<S> for LoginRateLimitLayer<B> {
+    type Service = LoginRateLimit<S, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
         LoginRateLimit {
             inner,
             shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setters_keep_the_backend_and_change_the_policy_field() {
+        let layer = LoginRateLimitLayer::new();
+        let backend = Arc::clone(&layer.shared.backend);
+        let layer = layer
+            .attempts_per_ip(Quota::per_minute(NonZeroU32::new(7).unwrap()))
+            .body_limit(10);
+        assert!(Arc::ptr_eq(&backend, &layer.shared.backend));
+        assert_eq!(layer.shared.policy_header, r#""login";q=7;w=60"#);
+        assert_eq!(layer.limits().attempts().burst_size().get(), 7);
     }
 }

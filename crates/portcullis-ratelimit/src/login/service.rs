@@ -10,12 +10,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use governor::clock::Clock;
 use http::{Request, Response, StatusCode, header, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portcullis_core::{
-    AuthError, AuthEvent, DefaultRenderer, RenderRejection,
+    AuthError, AuthEvent, DefaultRenderer, MaybeReady, RenderRejection,
     auth::ResponseFuture,
     body::RejectionBody,
     internal::{hex, missing_peer_error},
@@ -23,8 +22,11 @@ use portcullis_core::{
 };
 use tower_service::Service;
 
-use super::layer::LoginShared;
-use crate::{headers, peer::peer_addr};
+use super::{
+    Admission, LoginAttempt, LoginBackend, LoginBucket, LoginOutcome, MemoryLoginBackend,
+    layer::LoginShared,
+};
+use crate::{BackendError, headers, peer::peer_addr};
 
 /// Throttles login attempts. Made by
 /// [`LoginRateLimitLayer`](super::LoginRateLimitLayer); see the
@@ -32,15 +34,16 @@ use crate::{headers, peer::peer_addr};
 ///
 /// Its response future is core's
 /// [`ResponseFuture`](portcullis_core::auth::ResponseFuture): a refusal that needs no
-/// body (no peer address, the per-IP attempt quota) is answered at once; otherwise the
-/// body is read, the attempt counted and the handler called in one boxed future
-/// (login is not a hot path), whose answer is handed on as it is.
-pub struct LoginRateLimit<S, C: Clock + Clone> {
+/// body (no peer address, a declared body over the limit) is answered at once;
+/// otherwise the body is read, the attempt decided by the backend, the handler called
+/// and the attempt settled in one boxed future (login is not a hot path), whose
+/// answer is handed on as it is.
+pub struct LoginRateLimit<S, B = MemoryLoginBackend> {
     pub(super) inner: S,
-    pub(super) shared: Arc<LoginShared<C>>,
+    pub(super) shared: Arc<LoginShared<B>>,
 }
 
-impl<S, C: Clock + Clone> LoginRateLimit<S, C> {
+impl<S, B> LoginRateLimit<S, B> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -57,7 +60,7 @@ impl<S, C: Clock + Clone> LoginRateLimit<S, C> {
     }
 }
 
-impl<S: Clone, C: Clock + Clone> Clone for LoginRateLimit<S, C> {
+impl<S: Clone, B> Clone for LoginRateLimit<S, B> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -66,7 +69,7 @@ impl<S: Clone, C: Clock + Clone> Clone for LoginRateLimit<S, C> {
     }
 }
 
-impl<S: fmt::Debug, C: Clock + Clone> fmt::Debug for LoginRateLimit<S, C> {
+impl<S: fmt::Debug, B> fmt::Debug for LoginRateLimit<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginRateLimit")
             .field("inner", &self.inner)
@@ -76,12 +79,12 @@ impl<S: fmt::Debug, C: Clock + Clone> fmt::Debug for LoginRateLimit<S, C> {
 
 type Answer<B, E> = ResponseFuture<Ready<Result<Response<B>, E>>>;
 
-impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for LoginRateLimit<S, C>
+impl<S, B, ReqBody, ResBody> Service<Request<ReqBody>> for LoginRateLimit<S, B>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Send + 'static,
-    C: Clock + Clone + Send + Sync + 'static,
+    B: LoginBackend,
     ReqBody: Body + From<Bytes> + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<Box<dyn StdError + Send + Sync>>,
@@ -105,15 +108,6 @@ where
             .resolver
             .key(shared.resolver.resolve(peer.ip(), &parts.headers));
 
-        let decision = shared.attempts.check_now(&ip);
-        if !decision.is_allowed() {
-            return ResponseFuture::rejected(throttled(
-                shared,
-                &parts,
-                "ip",
-                decision.retry_after(),
-            ));
-        }
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -129,10 +123,10 @@ where
     }
 }
 
-/// Reads the body, counts the attempt provisionally, calls the handler and settles
-/// the count by its status.
-async fn attempt<S, C, ReqBody, ResBody>(
-    shared: Arc<LoginShared<C>>,
+/// Reads the body, has the backend decide and count the attempt provisionally, calls
+/// the handler and settles the count by its status.
+async fn attempt<S, B, ReqBody, ResBody>(
+    shared: Arc<LoginShared<B>>,
     mut inner: S,
     parts: Parts,
     body: ReqBody,
@@ -140,7 +134,7 @@ async fn attempt<S, C, ReqBody, ResBody>(
 ) -> Answer<ResBody, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    C: Clock + Clone,
+    B: LoginBackend,
     ReqBody: Body + From<Bytes>,
     ReqBody::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
@@ -160,57 +154,59 @@ where
     };
 
     let account = shared.account(&parts, &bytes);
-    let account_key = shared.account_key(account.as_deref());
+    let attempt = LoginAttempt::new(ip, account.as_deref(), shared.limits);
     drop(account);
 
-    let now = shared.now();
-    let ip_slot = match shared.ip_failures.begin(ip, now) {
-        Ok(slot) => slot,
-        Err(wait) => {
-            return ResponseFuture::rejected(throttled(&shared, &parts, "ip_failures", wait));
+    let ticket = match resolve(shared.backend.begin(&attempt)).await {
+        Ok(Admission::Admitted(ticket)) => ticket,
+        Ok(Admission::Refused { bucket, wait }) => {
+            return ResponseFuture::rejected(throttled(&shared, &parts, bucket, wait));
         }
-    };
-    let account_slot = match shared.accounts.begin(account_key, now) {
-        Ok(slot) => slot,
-        Err(wait) => {
-            shared.ip_failures.refund(&ip_slot);
-            return ResponseFuture::rejected(throttled(&shared, &parts, "account", wait));
-        }
+        Err(error) => return ResponseFuture::rejected(unavailable(&parts, error)),
     };
 
-    let response = match inner
+    let result = inner
         .call(Request::from_parts(parts, ReqBody::from(bytes)))
-        .await
-    {
-        Ok(response) => response,
+        .await;
+    let outcome = match &result {
         // The handler failed: the provisional failure stands.
-        Err(e) => return ResponseFuture::called(std::future::ready(Err(e))),
+        Err(_) => LoginOutcome::Failure,
+        Ok(response) if (shared.is_failure)(response.status()) => LoginOutcome::Failure,
+        Ok(response) if response.status().is_success() => LoginOutcome::Success,
+        Ok(_) => LoginOutcome::NotCounted,
     };
-
-    let status = response.status();
-    if (shared.is_failure)(status) {
+    if let (Ok(response), LoginOutcome::Failure) = (&result, outcome) {
         shared
             .events
             .emit(&AuthEvent::LoginFailed { key_kind: "ip" });
         shared.events.emit(&AuthEvent::LoginFailed {
             key_kind: "account",
         });
-        // The first 8 bytes of the salted account hash: enough to correlate log
-        // lines, useless to recover the account.
+        // The first 8 bytes of a salted account hash: enough to correlate log lines,
+        // useless to recover the account.
         tracing::debug!(
             target: "portcullis::ratelimit",
-            account = %hex(&account_key[..8]),
-            status = status.as_u16(),
+            account = %hex(&attempt.account_key(&shared.log_salt)[..8]),
+            status = response.status().as_u16(),
             "login failure counted"
         );
-    } else if status.is_success() {
-        shared.accounts.clear(&account_slot);
-        shared.ip_failures.refund(&ip_slot);
-    } else {
-        shared.accounts.refund(&account_slot);
-        shared.ip_failures.refund(&ip_slot);
     }
-    ResponseFuture::called(std::future::ready(Ok(response)))
+    if let Err(error) = resolve(shared.backend.settle(ticket, outcome)).await {
+        // The answer is given; the provisional failure stays counted (or expires).
+        tracing::warn!(
+            target: "portcullis::ratelimit",
+            error = %error,
+            "login throttle could not settle an attempt"
+        );
+    }
+    ResponseFuture::called(std::future::ready(result))
+}
+
+async fn resolve<T: Send + 'static>(answer: MaybeReady<T>) -> T {
+    match answer {
+        MaybeReady::Ready(value) => value,
+        MaybeReady::Pending(future) => future.await,
+    }
 }
 
 fn too_large() -> Response<Bytes> {
@@ -222,16 +218,23 @@ fn too_large() -> Response<Bytes> {
     )
 }
 
+#[cold]
+fn unavailable(parts: &Parts, error: BackendError) -> Response<Bytes> {
+    tracing::warn!(target: "portcullis::ratelimit", error = %error, "login throttle backend failed");
+    let error = AuthError::unavailable("login_throttle_backend").with_source(error);
+    DefaultRenderer.render(&error, parts)
+}
+
 /// The one `429` of the login throttle: the same shape whichever limit refused.
-fn throttled<C: Clock + Clone>(
-    shared: &LoginShared<C>,
+fn throttled<B>(
+    shared: &LoginShared<B>,
     parts: &Parts,
-    key_kind: &'static str,
+    bucket: LoginBucket,
     wait: Duration,
 ) -> Response<Bytes> {
     shared.events.emit(&AuthEvent::Throttled {
         policy: "login",
-        key_kind,
+        key_kind: bucket.key_kind(),
         retry_after: wait,
     });
     let mut response = DefaultRenderer.render(&AuthError::rate_limited(wait), parts);
