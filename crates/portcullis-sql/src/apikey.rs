@@ -19,14 +19,16 @@ const SELECT_OLD_LITE: &str = "SELECT revoked_at, expires_at, rotated_to FROM po
                                WHERE id = $1";
 
 const INSERT: &str = "INSERT INTO portcullis_api_keys \
-     (id, owner, name, scopes, roles, created_at, expires_at, revoked_at, last_used_at, rotated_to, digest) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
+     (id, owner, name, scopes, roles, created_at, expires_at, revoked_at, last_used_at, rotated_to, \
+      session_bound, digest) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING";
 
 /// An [`ApiKeyStore`] in PostgreSQL or SQLite: keys that survive restarts and are
 /// shared by every instance on the same database.
 ///
-/// Only the key's digest is stored (hex), with its owner, grants and times (to the
-/// microsecond). [`rotate`](ApiKeyStore::rotate) is one transaction (the old row
+/// Only the key's digest is stored (hex), with its owner, grants, times (to the
+/// microsecond) and whether it ends with its owner's sessions (`session_bound`, a
+/// column that is `1` for keys stored before it existed). [`rotate`](ApiKeyStore::rotate) is one transaction (the old row
 /// locked with `FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite); on any
 /// refusal nothing changes. [`revoke`](ApiKeyStore::revoke) and
 /// [`record_last_use`](ApiKeyStore::record_last_use) are single conditional updates.
@@ -96,6 +98,7 @@ where
         revoked_at: time("revoked_at")?,
         last_used_at: time("last_used_at")?,
         rotated_to: row.try_get("rotated_to")?,
+        session_bound: row.try_get::<i64, _>("session_bound")? != 0,
         digest: KeyDigest::from_hex(&digest).map_err(|_| decode_error("digest"))?,
     })
 }
@@ -113,6 +116,7 @@ macro_rules! bind_record {
             .bind($r.revoked_at.map(micros))
             .bind($r.last_used_at.map(micros))
             .bind($r.rotated_to.as_deref())
+            .bind(i64::from($r.session_bound))
             .bind($r.digest.to_hex())
     };
 }
@@ -288,16 +292,17 @@ impl ApiKeyStore for SqlApiKeyStore {
 }
 
 const SELECT_BY_ID: &str = "SELECT id, owner, name, scopes, roles, created_at, expires_at, \
-     revoked_at, last_used_at, rotated_to, digest FROM portcullis_api_keys WHERE id = $1";
+     revoked_at, last_used_at, rotated_to, session_bound, digest FROM portcullis_api_keys \
+     WHERE id = $1";
 
 const SELECT_BY_OWNER: &str = "SELECT id, owner, name, scopes, roles, created_at, expires_at, \
-     revoked_at, last_used_at, rotated_to, digest FROM portcullis_api_keys WHERE owner = $1 \
-     ORDER BY created_at, id";
+     revoked_at, last_used_at, rotated_to, session_bound, digest FROM portcullis_api_keys \
+     WHERE owner = $1 ORDER BY created_at, id";
 
 #[cfg(test)]
 mod tests {
     const COLUMNS: &str = "id, owner, name, scopes, roles, created_at, expires_at, revoked_at, \
-                           last_used_at, rotated_to, digest";
+                           last_used_at, rotated_to, session_bound, digest";
 
     #[test]
     fn selects_name_every_column() {

@@ -78,11 +78,16 @@ impl Dialect {
 /// SQLite. Cloning shares the pool.
 ///
 /// Call [`migrate`](Self::migrate) once at start-up: it creates the tables
-/// (`portcullis_refresh_families`, `portcullis_refresh_tokens`, `portcullis_api_keys`,
-/// and `portcullis_schema`, which records the schema version) if they are missing,
-/// and upgrades them when a later version of this crate needs it. Instances that
+/// (`portcullis_refresh_families`, `portcullis_refresh_tokens`,
+/// `portcullis_session_stamps`, `portcullis_api_keys`, `portcullis_one_time_tokens`,
+/// `portcullis_revocations`, `portcullis_revocation_seq`, and `portcullis_schema`,
+/// which records the schema version) if they are missing, and upgrades them when a
+/// later version of this crate needs it (existing rows keep working). Instances that
 /// migrate at once are serialized (an advisory lock on PostgreSQL, the write lock on
 /// SQLite). Tables go into the connection's current schema (`search_path`).
+///
+/// Expired rows are deleted by [`purge_expired`](Self::purge_expired), once, or
+/// periodically by the task [`spawn_purger`](Self::spawn_purger) starts.
 ///
 /// # SQLite
 ///
@@ -191,10 +196,12 @@ const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS portcullis_schema (\
     component TEXT PRIMARY KEY, \
     version BIGINT NOT NULL)";
 
-/// The schema, one entry per version. Times are microseconds since the Unix epoch
-/// (`BIGINT`), flags `0`/`1`, hashes and digests lowercase hex: the same DDL runs on
-/// both databases.
-const MIGRATIONS: &[&[&str]] = &[&[
+/// The schema, one entry per version; a released entry is never edited, a change is
+/// a new entry. Times are microseconds since the Unix epoch (`BIGINT`), flags `0`/`1`,
+/// hashes and digests lowercase hex: the same DDL runs on both databases.
+const MIGRATIONS: &[&[&str]] = &[V1, V2];
+
+const V1: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS portcullis_refresh_families (\
         family TEXT PRIMARY KEY, \
         subject TEXT NOT NULL, \
@@ -225,4 +232,46 @@ const MIGRATIONS: &[&[&str]] = &[&[
         digest TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS portcullis_api_keys_owner \
         ON portcullis_api_keys (owner, created_at)",
-]];
+];
+
+/// Session stamps, the reuse interval, session-bound API keys, one-time tokens and
+/// access-token revocations.
+const V2: &[&str] = &[
+    "CREATE TABLE portcullis_session_stamps (\
+        subject TEXT PRIMARY KEY, \
+        stamp BIGINT NOT NULL, \
+        updated_at BIGINT NOT NULL)",
+    // Set when a token is used: when, and the successor it was rotated to (its hash,
+    // and the successor sealed for the predecessor's holder). NULL on rows used
+    // before this version: a repeat of those is reuse.
+    "ALTER TABLE portcullis_refresh_tokens ADD COLUMN used_at BIGINT",
+    "ALTER TABLE portcullis_refresh_tokens ADD COLUMN successor TEXT",
+    "ALTER TABLE portcullis_refresh_tokens ADD COLUMN sealed_successor TEXT",
+    "CREATE INDEX portcullis_refresh_families_expires \
+        ON portcullis_refresh_families (expires_at)",
+    "ALTER TABLE portcullis_api_keys ADD COLUMN session_bound BIGINT NOT NULL DEFAULT 1",
+    "CREATE TABLE portcullis_one_time_tokens (\
+        hash TEXT PRIMARY KEY, \
+        subject TEXT NOT NULL, \
+        purpose TEXT NOT NULL, \
+        expires_at BIGINT NOT NULL)",
+    "CREATE INDEX portcullis_one_time_tokens_subject ON portcullis_one_time_tokens (subject)",
+    "CREATE INDEX portcullis_one_time_tokens_expires ON portcullis_one_time_tokens (expires_at)",
+    // One row per denied token (`token_id` set) or subject cut-off (`cutoff` set); `id`
+    // is a digest of what the row is about. `seq` orders writes for `sync`.
+    "CREATE TABLE portcullis_revocations (\
+        id TEXT PRIMARY KEY, \
+        subject TEXT NOT NULL, \
+        issuer TEXT, \
+        token_id TEXT, \
+        cutoff BIGINT, \
+        keep_until BIGINT NOT NULL, \
+        seq BIGINT NOT NULL)",
+    "CREATE INDEX portcullis_revocations_seq ON portcullis_revocations (seq)",
+    "CREATE INDEX portcullis_revocations_keep_until ON portcullis_revocations (keep_until)",
+    // One row: the last `seq` handed out. Writers lock it, so they commit in `seq` order.
+    "CREATE TABLE portcullis_revocation_seq (\
+        id BIGINT PRIMARY KEY, \
+        seq BIGINT NOT NULL)",
+    "INSERT INTO portcullis_revocation_seq (id, seq) VALUES (1, 0)",
+];

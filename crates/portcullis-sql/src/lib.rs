@@ -1,12 +1,23 @@
-//! SQL backends for Portcullis on [`sqlx`]: refresh tokens and API keys that survive
-//! restarts and are shared by every instance, in PostgreSQL or SQLite.
+//! SQL backends for Portcullis on [`sqlx`]: the state of accounts' sessions that must
+//! survive restarts and be shared by every instance, in PostgreSQL or SQLite.
 //!
-//! - [`SqlDatabase`]: a `PgPool` or a `SqlitePool`, and [`migrate`](SqlDatabase::migrate),
-//!   which creates or upgrades the tables (no build-time database, no macros);
-//! - [`SqlRefreshStore`]: a [`RefreshStore`](portcullis_tokens::RefreshStore) whose
-//!   rotation is one transaction (row locks on PostgreSQL, an immediate transaction on
-//!   SQLite), so concurrent refreshes with one token give exactly one success;
-//! - [`SqlApiKeyStore`]: an [`ApiKeyStore`](portcullis_apikey::ApiKeyStore).
+//! - [`SqlDatabase`]: a `PgPool` or a `SqlitePool`; [`migrate`](SqlDatabase::migrate)
+//!   creates or upgrades the tables (no build-time database, no macros), and
+//!   [`spawn_purger`](SqlDatabase::spawn_purger) deletes expired rows in bounded
+//!   batches;
+//! - [`SqlRefreshStore`]: a [`RefreshStore`](portcullis_tokens::RefreshStore) with
+//!   session stamps. Rotation is one transaction (row locks on PostgreSQL, an
+//!   immediate transaction on SQLite), so concurrent refreshes with one token give
+//!   one rotation; a login opens a family only if no one ended the subject's sessions
+//!   since it began;
+//! - [`SqlApiKeyStore`]: an [`ApiKeyStore`](portcullis_apikey::ApiKeyStore);
+//! - [`SqlResetStore`]: a [`ResetStore`](portcullis_password::ResetStore) for
+//!   single-use password-reset and e-mail verification tokens, hashed at rest;
+//! - [`SqlRevocation`]: access-token revocations persisted in the database and checked
+//!   in memory (a [`Revocation`](portcullis_core::Revocation) for the JWT verifier and
+//!   a [`RevocationStore`](portcullis_tokens::RevocationStore) for the token service);
+//!   [`fresh`](SqlRevocation::fresh) gives the rare check that must see every
+//!   instance's latest revocations.
 //!
 //! ```
 //! use axum::{body::Body, routing::get, Router};
@@ -39,26 +50,35 @@
 //!
 //! # Running several instances
 //!
-//! Refresh tokens and API keys move from memory to PostgreSQL with two lines:
+//! Each store replaces its in-memory counterpart with one line:
 //!
 //! ```no_run
+//! # use std::time::Duration;
 //! # use portcullis_apikey::{ApiKeys, KeyFormat, MemoryStore};
-//! # use portcullis_sql::{SqlApiKeyStore, SqlDatabase, SqlRefreshStore};
-//! # use portcullis_tokens::{MemoryRefreshStore, RefreshTokens};
+//! # use portcullis_password::{MemoryResetStore, ResetTokens};
+//! # use portcullis_sql::{SqlApiKeyStore, SqlDatabase, SqlRefreshStore, SqlResetStore, SqlRevocation};
+//! # use portcullis_tokens::{MemoryRefreshStore, MemoryRevocation, RefreshTokens};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let format = KeyFormat::new("pk_live_")?;
 //! // One instance, state in memory:
 //! let refresh = RefreshTokens::new(MemoryRefreshStore::new());
 //! let keys = ApiKeys::new(MemoryStore::new(), format.clone());
-//! # let _ = (refresh, keys);
+//! let resets = ResetTokens::new(MemoryResetStore::new());
+//! let revocation = MemoryRevocation::new();
+//! # let _ = (refresh, keys, resets, revocation);
 //!
 //! // Several instances, state in PostgreSQL (or `SqlDatabase::sqlite(pool)`):
 //! let db = SqlDatabase::postgres(sqlx::PgPool::connect("postgres://app@db/app").await?);
 //! db.migrate().await?;
 //! let refresh = RefreshTokens::new(SqlRefreshStore::new(db.clone()));
-//! let keys = ApiKeys::new(SqlApiKeyStore::new(db), format);
-//! # let _ = (refresh, keys);
+//! let keys = ApiKeys::new(SqlApiKeyStore::new(db.clone()), format);
+//! let resets = ResetTokens::new(SqlResetStore::new(db.clone()));
+//! let revocation = SqlRevocation::load(db.clone()).await?;
+//! // Other instances' revocations apply here within 5 s; expired rows go every 10 min.
+//! let _sync = revocation.spawn_sync(Duration::from_secs(5));
+//! let _purger = db.spawn_purger(Duration::from_secs(600));
+//! # let _ = (refresh, keys, resets, revocation);
 //! # Ok(()) }
 //! ```
 //!
@@ -72,7 +92,17 @@
 
 mod apikey;
 mod db;
+mod one_time;
+mod purge;
 mod refresh;
+mod revocation;
 
-pub use crate::{apikey::SqlApiKeyStore, db::SqlDatabase, refresh::SqlRefreshStore};
+pub use crate::{
+    apikey::SqlApiKeyStore,
+    db::SqlDatabase,
+    one_time::SqlResetStore,
+    purge::{PURGE_BATCH_SIZE, PURGE_MAX_BATCHES},
+    refresh::SqlRefreshStore,
+    revocation::{FreshRevocation, SqlRevocation, SqlRevocationBuilder},
+};
 pub use sqlx;

@@ -23,6 +23,7 @@ fn record(id: &str, owner: &str, created: u64) -> ApiKeyRecord {
         revoked_at: None,
         last_used_at: None,
         rotated_to: None,
+        session_bound: created.is_multiple_of(2),
         digest: KeyDigest::from_bytes([created as u8; 32]),
     }
 }

@@ -16,8 +16,8 @@ use portcullis_apikey::{
 };
 use portcullis_sql::{SqlApiKeyStore, SqlDatabase, SqlRefreshStore};
 use portcullis_tokens::{
-    Clock, Error as TokenError, ErrorKind as TokenErrorKind, ManualClock, RefreshRecord,
-    RefreshStore, RefreshTokens, RotateOutcome, Rotation, TokenHash,
+    Clock, Error as TokenError, ErrorKind as TokenErrorKind, IssuedRefreshToken, ManualClock,
+    RefreshRecord, RefreshStore, RefreshTokens, RotateOutcome, Rotation, SealedToken, TokenHash,
 };
 
 /// Declares `$name` twice: `postgres::$name` and `sqlite::$name`, each running
@@ -48,8 +48,13 @@ macro_rules! on_both {
 
 // After `on_both!`, which they use.
 mod apikey;
+mod one_time;
+mod purge;
 mod refresh;
+mod reuse;
+mod revocation;
 mod schema;
+mod stamp;
 
 /// Opens (and re-opens) the test's database.
 #[derive(Clone, Copy)]
@@ -63,6 +68,53 @@ impl Opener<'_> {
         match self {
             Self::Postgres(scope) => scope.database().await,
             Self::Sqlite(scope) => scope.database().await,
+        }
+    }
+
+    /// Runs SQL (one or more statements) on a pool of its own.
+    async fn execute(self, sql: impl Into<String>) {
+        let sql = portcullis_sql::sqlx::AssertSqlSafe(sql.into());
+        match self {
+            Self::Postgres(scope) => {
+                let pool = scope.pool().await;
+                portcullis_sql::sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            Self::Sqlite(scope) => {
+                let pool = scope.pool().await;
+                portcullis_sql::sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
+    /// The first column of every row `sql` returns, as text.
+    async fn strings(self, sql: &'static str) -> Vec<String> {
+        match self {
+            Self::Postgres(scope) => {
+                let pool = scope.pool().await;
+                let rows = portcullis_sql::sqlx::query_scalar(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                rows
+            }
+            Self::Sqlite(scope) => {
+                let pool = scope.pool().await;
+                let rows = portcullis_sql::sqlx::query_scalar(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                rows
+            }
         }
     }
 
@@ -89,6 +141,14 @@ async fn stored(refresh: &RefreshTokens<SqlRefreshStore>, hash: &TokenHash) -> R
     refresh.store().find(hash).await.unwrap().unwrap()
 }
 
+/// Lowercase hex, as the stores write hashes.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The reuse interval of [`refresh_tokens`].
+const REUSE: Duration = Duration::from_secs(10);
+
 fn refresh_tokens(db: SqlDatabase, clock: &ManualClock) -> RefreshTokens<SqlRefreshStore> {
     RefreshTokens::builder(SqlRefreshStore::new(db))
         .clock(clock.clone())
@@ -96,5 +156,16 @@ fn refresh_tokens(db: SqlDatabase, clock: &ManualClock) -> RefreshTokens<SqlRefr
         .unwrap()
         .absolute_lifetime(Duration::from_secs(3600))
         .unwrap()
+        .reuse_interval(REUSE)
         .build()
+}
+
+/// A login: reads the subject's stamp, then opens a family with it.
+async fn login(
+    refresh: &RefreshTokens<SqlRefreshStore>,
+    subject: &str,
+    client_id: &str,
+) -> IssuedRefreshToken {
+    let stamp = refresh.stamp(subject).await.unwrap();
+    refresh.issue(subject, client_id, stamp).await.unwrap()
 }

@@ -1,5 +1,5 @@
-//! The refresh-token store: rotation, races between instances, subject revocation
-//! and purging.
+//! The refresh-token store: rotation, races between instances, ending a subject's
+//! sessions and purging.
 
 use super::*;
 
@@ -14,7 +14,7 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
     let clock = ManualClock::starting_now();
     let refresh = refresh_tokens(db.clone(), &clock);
 
-    let first = refresh.issue("alice", "web").await.unwrap();
+    let first = login(&refresh, "alice", "web").await;
     assert_eq!(
         refused(refresh.rotate(first.token.as_str(), "cli").await),
         TokenErrorKind::ClientMismatch
@@ -33,6 +33,8 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
     );
     assert_eq!(stored(&refresh, &second.record.hash).await, second.record);
 
+    // Past the reuse interval, presenting the used token again is reuse.
+    clock.advance(REUSE);
     assert_eq!(
         refused(refresh.rotate(first.token.as_str(), "web").await),
         TokenErrorKind::Reused
@@ -48,13 +50,13 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
         TokenErrorKind::Revoked
     );
 
-    let third = refresh.issue("alice", "web").await.unwrap();
+    let third = login(&refresh, "alice", "web").await;
     clock.advance(Duration::from_secs(601));
     assert_eq!(
         refused(refresh.rotate(third.token.as_str(), "web").await),
         TokenErrorKind::Expired
     );
-    let mut token = refresh.issue("alice", "web").await.unwrap();
+    let mut token = login(&refresh, "alice", "web").await;
     let mut expired = false;
     for _ in 0..10 {
         clock.advance(Duration::from_secs(500));
@@ -80,23 +82,26 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
         Rotation {
             presented: &TokenHash::of(b"nobody"),
             successor: &TokenHash::of(b"next"),
+            sealed_successor: &SealedToken([7; 32]),
             client_id: "web",
             now: clock.now(),
             idle_timeout: Duration::from_secs(60),
+            reuse_interval: REUSE,
         },
     )
     .await
     .unwrap();
     assert_eq!(unknown, RotateOutcome::Unknown);
 
-    let live = refresh.issue("bob", "web").await.unwrap();
+    let live = login(&refresh, "bob", "web").await;
     let dup = RefreshRecord {
         hash: live.record.hash,
         family: "another".into(),
         ..live.record.clone()
     };
+    let stamp = refresh.stamp("bob").await.unwrap();
     assert_eq!(
-        refresh.store().create(dup).await.unwrap_err().kind(),
+        refresh.store().create(dup, stamp).await.unwrap_err().kind(),
         TokenErrorKind::Store
     );
     let revoked = refresh.revoke(live.token.as_str()).await.unwrap().unwrap();
@@ -116,14 +121,17 @@ async fn refresh_rotation_follows_the_contract(opener: Opener<'_>) {
 }
 
 async fn refresh_race_has_exactly_one_winner(opener: Opener<'_>) {
-    // Two instances (two pools) racing on the same tokens.
+    // Two instances (two pools) racing on the same tokens. Without a reuse interval,
+    // every presentation after the first is reuse.
     let (a, b) = tokio::join!(opener.open(), opener.open());
-    let instances = [
-        RefreshTokens::new(SqlRefreshStore::new(a.clone())),
-        RefreshTokens::new(SqlRefreshStore::new(b.clone())),
-    ];
+    let instance = |db: &SqlDatabase| {
+        RefreshTokens::builder(SqlRefreshStore::new(db.clone()))
+            .reuse_interval(Duration::ZERO)
+            .build()
+    };
+    let instances = [instance(&a), instance(&b)];
     for round in 0..opener.rounds() {
-        let issued = instances[0].issue("race", "web").await.unwrap();
+        let issued = login(&instances[0], "race", "web").await;
         let token: Arc<str> = issued.token.as_str().into();
         let tasks: Vec<_> = (0..12)
             .map(|i| {
@@ -156,10 +164,10 @@ async fn refresh_subject_revocation_and_purge(opener: Opener<'_>) {
     let db = opener.open().await;
     let clock = ManualClock::starting_now();
     let refresh = refresh_tokens(db.clone(), &clock);
-    let a = refresh.issue("dave", "web").await.unwrap();
-    let b = refresh.issue("dave", "cli").await.unwrap();
-    let other = refresh.issue("erin", "web").await.unwrap();
-    let mut families = refresh.store().revoke_subject("dave").await.unwrap();
+    let a = login(&refresh, "dave", "web").await;
+    let b = login(&refresh, "dave", "cli").await;
+    let other = login(&refresh, "erin", "web").await;
+    let mut families = refresh.store().end_sessions("dave").await.unwrap();
     families.sort();
     let mut expected = vec![a.record.family.clone(), b.record.family.clone()];
     expected.sort();
@@ -167,7 +175,7 @@ async fn refresh_subject_revocation_and_purge(opener: Opener<'_>) {
     assert!(
         refresh
             .store()
-            .revoke_subject("dave")
+            .end_sessions("dave")
             .await
             .unwrap()
             .is_empty()
