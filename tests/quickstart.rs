@@ -5,6 +5,8 @@
 //! Passwords are hashed at the default argon2id cost, so the suite keeps the number of
 //! hashes small (about 30).
 
+#[path = "quickstart/attacks.rs"]
+mod attacks;
 #[path = "quickstart/flow.rs"]
 mod flow;
 #[path = "quickstart/flow_part_two.rs"]

@@ -26,7 +26,9 @@ roles! { pub(crate) Admin = "admin" }
 scopes! { pub(crate) DataRead = "data:read" }
 
 /// The longest lifetime an API key may be given: one year.
-const MAX_KEY_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+pub(crate) const MAX_KEY_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+/// What a key gets when the request names no lifetime.
+const DEFAULT_KEY_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -87,9 +89,12 @@ pub(crate) struct NewKeyBody {
     name: String,
     #[serde(default)]
     scopes: Vec<String>,
-    /// Seconds.
+    /// Seconds (default 90 days, at most a year).
     #[serde(default)]
     expires_in: Option<u64>,
+    /// Keep working after a password reset or logout-all (default: the key ends too).
+    #[serde(default)]
+    outlives_sessions: bool,
 }
 
 fn key_json(record: &ApiKeyRecord) -> Value {
@@ -101,6 +106,7 @@ fn key_json(record: &ApiKeyRecord) -> Value {
         "expires_at": record.expires_at.map(unix),
         "revoked_at": record.revoked_at.map(unix),
         "last_used_at": record.last_used_at.map(unix),
+        "ends_with_sessions": record.session_bound,
     })
 }
 
@@ -137,24 +143,38 @@ pub(crate) async fn create_key(
             .with("allowed", principal.scopes().collect::<Vec<_>>()));
         }
     }
+    let lifetime = body
+        .expires_in
+        .map_or(DEFAULT_KEY_LIFETIME, Duration::from_secs);
+    if !(Duration::from_secs(60)..=MAX_KEY_LIFETIME).contains(&lifetime) {
+        return Err(unprocessable(
+            "invalid_expires_in",
+            "expires_in must be between 60 seconds and one year",
+        ));
+    }
     let mut spec = NewApiKey::owned_by(principal.subject())
         .name(name)
-        .scopes(body.scopes.iter().cloned());
-    if let Some(secs) = body.expires_in {
-        let lifetime = Duration::from_secs(secs);
-        if !(Duration::from_secs(60)..=MAX_KEY_LIFETIME).contains(&lifetime) {
-            return Err(unprocessable(
-                "invalid_expires_in",
-                "expires_in must be between 60 seconds and one year",
+        .scopes(body.scopes.iter().cloned())
+        .expires_in(lifetime);
+    if body.outlives_sessions {
+        spec = spec.outlives_sessions();
+    }
+    let issued = match app
+        .api_keys
+        // `fresh`: a logout-all on another instance counts even before this one syncs.
+        .issue_in_session(spec, &principal, &app.tokens.revocation().fresh())
+        .await
+    {
+        Ok(issued) => issued,
+        Err(e) if e.kind() == ApiKeyErrorKind::SessionEnded => {
+            return Err(Problem::unauthorized(
+                "invalid_token",
+                "the session asking for the key has ended",
+                Some("invalid_token"),
             ));
         }
-        spec = spec.expires_in(lifetime);
-    }
-    let issued = app
-        .api_keys
-        .issue(spec)
-        .await
-        .map_err(|e| server_error("cannot issue an API key", &e))?;
+        Err(e) => return Err(server_error("cannot issue an API key", &e)),
+    };
     let mut body = key_json(issued.record());
     body["key"] = issued.key().expose_secret().into();
     body["message"] = "store the key now: it is shown only once".into();

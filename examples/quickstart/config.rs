@@ -20,7 +20,8 @@ pub(crate) struct Config {
     pub(crate) redis_url: Option<String>,
     /// The key prefix in Redis (`REDIS_PREFIX`; default `quickstart:`).
     pub(crate) redis_prefix: String,
-    /// This address registers as an admin (`--admin-email`, `ADMIN_EMAIL`).
+    /// The admin's address (`--admin-email`, `ADMIN_EMAIL`): its owner becomes admin
+    /// once they verify it. Unset: the first user to register is the admin.
     pub(crate) admin_email: Option<String>,
     /// Refuse logins until the e-mail address is verified (`--require-verified-email`,
     /// `REQUIRE_VERIFIED_EMAIL=true`; off by default).
@@ -34,8 +35,12 @@ pub(crate) struct Config {
     /// Login attempts per client IP per minute (`LOGIN_ATTEMPTS_PER_MINUTE`; default
     /// 20). Raise it when many users share one address (a NAT, a load test).
     pub(crate) login_attempts_per_minute: NonZeroU32,
-    /// Whether cookies carry `Secure` (`COOKIE_SECURE=true|false`; default: on unless
-    /// the server listens on a loopback address).
+    /// How long a spent refresh token still gets the same successor (a retry after a
+    /// lost answer, two tabs) before a repeat counts as theft (`REFRESH_REUSE_SECONDS`;
+    /// default 10).
+    pub(crate) refresh_reuse: std::time::Duration,
+    /// Whether cookies carry `Secure` (`COOKIE_SECURE=true|false`; default: on when
+    /// `PUBLIC_URL` is https or the server listens on a non-loopback address).
     pub(crate) cookie_secure: bool,
 }
 
@@ -56,6 +61,7 @@ impl fmt::Debug for Config {
             .field("mail_log", &self.mail_log)
             .field("public_url", &self.public_url)
             .field("login_attempts_per_minute", &self.login_attempts_per_minute)
+            .field("refresh_reuse", &self.refresh_reuse)
             .field("cookie_secure", &self.cookie_secure)
             .finish()
     }
@@ -67,7 +73,8 @@ usage: quickstart [--addr HOST:PORT] [--data-dir DIR] [--mail-log FILE]
 
 environment: ADDR, DATA_DIR, MAIL_LOG, PUBLIC_URL, ADMIN_EMAIL, REQUIRE_VERIFIED_EMAIL,
              DATABASE_URL (PostgreSQL; SQLite in DATA_DIR otherwise), DATABASE_SCHEMA,
-             REDIS_URL, REDIS_PREFIX, COOKIE_SECURE, LOGIN_ATTEMPTS_PER_MINUTE";
+             REDIS_URL, REDIS_PREFIX, COOKIE_SECURE, LOGIN_ATTEMPTS_PER_MINUTE,
+             REFRESH_REUSE_SECONDS";
 
 impl Config {
     /// Reads the process's arguments and environment.
@@ -126,7 +133,9 @@ impl Config {
         }
         let cookie_secure = match env("COOKIE_SECURE") {
             Some(v) => parse_bool("COOKIE_SECURE", &v)?,
-            None => !addr.ip().is_loopback(),
+            // Behind a TLS proxy the listen address is plain HTTP on loopback: the
+            // public URL says what the browser sees.
+            None => public_url.starts_with("https://") || !addr.ip().is_loopback(),
         };
         let database_schema = env("DATABASE_SCHEMA");
         if let Some(schema) = &database_schema {
@@ -148,8 +157,15 @@ impl Config {
             })?,
             None => NonZeroU32::new(20).expect("non-zero"),
         };
+        let refresh_reuse = match env("REFRESH_REUSE_SECONDS") {
+            Some(v) => v.trim().parse::<u16>().map_err(|_| {
+                format!("REFRESH_REUSE_SECONDS must be a number of seconds, not {v:?}")
+            })?,
+            None => 10,
+        };
         Ok(Self {
             addr,
+            refresh_reuse: std::time::Duration::from_secs(refresh_reuse.into()),
             login_attempts_per_minute,
             data_dir: PathBuf::from(data_dir.as_deref().unwrap_or("quickstart-data")),
             database_url: env("DATABASE_URL"),

@@ -5,9 +5,10 @@
 //! ```
 //!
 //! - Storage: a SQLite file in the data directory by default (created on first
-//!   start); PostgreSQL when `DATABASE_URL` is set; Redis for shared rate limits and
-//!   access-token revocation when `REDIS_URL` is set. Refresh tokens and API keys
-//!   live in `portcullis-sql`'s tables, users and one-time tokens in this example's.
+//!   start); PostgreSQL when `DATABASE_URL` is set; Redis for rate limits and the
+//!   login throttle shared by every instance when `REDIS_URL` is set. Refresh tokens,
+//!   API keys, one-time tokens and revocations live in `portcullis-sql`'s tables,
+//!   users in this example's.
 //! - Keys: an Ed25519 signing key and a CSRF key, made on first start and kept in
 //!   the data directory (mode 0600), so tokens survive restarts.
 //! - Routes: `POST /auth/{register,login,refresh,logout,logout-all,forgot-password,
@@ -24,7 +25,6 @@ mod config;
 mod http;
 mod keys;
 mod mailer;
-mod revocation;
 mod store;
 
 use std::{
@@ -32,31 +32,31 @@ use std::{
     num::NonZeroU32,
     process::ExitCode,
     sync::Arc,
+    time::Duration,
 };
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, State},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{MethodRouter, delete, get, post},
 };
-use portcullis::{AuthLayer, MaybeReady, jwt::JwtAuthenticator};
+use portcullis::{AuthLayer, jwt::JwtAuthenticator};
 use portcullis_apikey::{ApiKeys, KeyFormat};
 use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
 use portcullis_ratelimit::{
-    BackendError, ClientIpKey, Decision, GovernorBackend, LoginRateLimitLayer, Quota,
-    RateLimitBackend, RateLimitLayer,
+    ClientIpKey, GovernorBackend, LoginBackend, LoginRateLimitLayer, Quota, RateLimitBackend,
+    RateLimitLayer,
 };
-use portcullis_redis::{Redis, RedisRateLimit, RedisRevocation};
-use portcullis_sql::{SqlApiKeyStore, SqlRefreshStore};
+use portcullis_redis::{Redis, RedisLoginThrottle, RedisRateLimit};
+use portcullis_sql::{SqlApiKeyStore, SqlRefreshStore, SqlResetStore, SqlRevocation};
 use portcullis_tokens::{RefreshTokens, TokenIssuer, TokenService};
 
 use crate::{
     browser::{Csrf, Page},
     config::{Config, redact_url},
     mailer::{LogMailer, Mailer},
-    revocation::Revocations,
-    store::{Db, RevocationTable, SqlOneTimeTokens, Users},
+    store::{Db, Users},
 };
 
 /// The audience of every access token.
@@ -74,8 +74,8 @@ pub(crate) struct Inner {
     pub(crate) users: Users,
     pub(crate) hasher: PasswordHasher,
     pub(crate) policy: PasswordPolicy,
-    pub(crate) tokens: TokenService<SqlRefreshStore, Revocations>,
-    pub(crate) one_time: ResetTokens<SqlOneTimeTokens>,
+    pub(crate) tokens: TokenService<SqlRefreshStore, SqlRevocation>,
+    pub(crate) one_time: ResetTokens<SqlResetStore>,
     pub(crate) api_keys: ApiKeys<SqlApiKeyStore>,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) csrf: Csrf,
@@ -95,28 +95,8 @@ impl std::ops::Deref for App {
     }
 }
 
-/// The per-IP limit on unauthenticated writes other than login (which has its own
-/// throttle): in this process, or in Redis, shared by every instance.
-enum IpLimit {
-    Local(GovernorBackend<IpAddr>),
-    Shared(RedisRateLimit),
-}
-
-impl RateLimitBackend<IpAddr> for IpLimit {
-    fn check(&self, key: &IpAddr) -> MaybeReady<Result<Decision, BackendError>> {
-        match self {
-            Self::Local(b) => b.check(key),
-            Self::Shared(b) => RateLimitBackend::<IpAddr>::check(b, key),
-        }
-    }
-
-    fn quota(&self) -> (NonZeroU32, std::time::Duration) {
-        match self {
-            Self::Local(b) => b.quota(),
-            Self::Shared(b) => RateLimitBackend::<IpAddr>::quota(b),
-        }
-    }
-}
+/// A per-IP limit: in this process, or in Redis, shared by every instance.
+type IpLimit = Arc<dyn RateLimitBackend<IpAddr>>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -164,10 +144,8 @@ async fn run(config: Config) -> Result<(), String> {
     db.migrate()
         .await
         .map_err(|e| format!("cannot migrate the quickstart tables: {e}"))?;
-    let one_time_store = SqlOneTimeTokens::new(db.clone());
-    if let Err(e) = one_time_store.purge_expired().await {
-        tracing::warn!(error = %e, "cannot purge expired one-time tokens");
-    }
+    // Expired refresh families, one-time tokens and revocations go every ten minutes.
+    sql.spawn_purger(Duration::from_secs(600));
 
     let redis = match &config.redis_url {
         Some(url) => {
@@ -182,10 +160,12 @@ async fn run(config: Config) -> Result<(), String> {
         }
         None => None,
     };
-    let revocations = match &redis {
-        Some(redis) => Revocations::Redis(RedisRevocation::new(redis)),
-        None => Revocations::local(RevocationTable::new(db.clone())).await?,
-    };
+    // Revocations are written to the database and checked in memory (no I/O per
+    // request); every instance pulls the others' once a second.
+    let revocations = SqlRevocation::load(sql.clone())
+        .await
+        .map_err(|e| format!("cannot load revocations: {e}"))?;
+    revocations.spawn_sync(Duration::from_secs(1));
 
     // Keys and tokens.
     let (signing_key, key_origin, key_path) = keys::signing_key(&config.data_dir)?;
@@ -199,13 +179,16 @@ async fn run(config: Config) -> Result<(), String> {
         .revocation(Arc::new(revocations.clone()))
         .build()
         .map_err(|e| format!("cannot build the JWT verifier: {e}"))?;
-    let refresh = RefreshTokens::new(SqlRefreshStore::new(sql.clone()));
+    let refresh = RefreshTokens::builder(SqlRefreshStore::new(sql.clone()))
+        .reuse_interval(config.refresh_reuse)
+        .build();
     let tokens = TokenService::new(issuer.clone(), refresh, revocations.clone());
 
     let api_keys = ApiKeys::new(
-        SqlApiKeyStore::new(sql),
+        SqlApiKeyStore::new(sql.clone()),
         KeyFormat::new("qs_").map_err(|e| e.to_string())?,
-    );
+    )
+    .with_max_lifetime(api::MAX_KEY_LIFETIME);
     let mailer: Arc<dyn Mailer> = match &config.mail_log {
         Some(path) => Arc::new(LogMailer::with_file(path)?),
         None => Arc::new(LogMailer::new()),
@@ -230,11 +213,11 @@ async fn run(config: Config) -> Result<(), String> {
     println!(
         "  redis:       {}",
         config.redis_url.as_deref().map_or_else(
-            || "not used (rate limits and revocation in this process)".to_owned(),
+            || "not used (rate limits and the login throttle in this process)".to_owned(),
             |u| format!("{} (prefix {:?})", redact_url(u), config.redis_prefix)
         )
     );
-    println!("  revocation:  {}", revocations.name());
+    println!("  revocation:  database, checked in memory, synced every second");
     println!(
         "  signing key: EdDSA, kid {}, {} ({})",
         issuer.active_kid(),
@@ -270,10 +253,18 @@ async fn run(config: Config) -> Result<(), String> {
 
     let ip_limit_quota = Quota::per_minute(NonZeroU32::new(30).expect("non-zero"))
         .allow_burst(NonZeroU32::new(30).expect("non-zero"));
-    let ip_limit = match &redis {
-        Some(redis) => IpLimit::Shared(RedisRateLimit::new(redis, "auth-writes", ip_limit_quota)),
-        None => IpLimit::Local(GovernorBackend::new(ip_limit_quota)),
+    let ip_limit = |name: &str, quota: Quota| -> IpLimit {
+        match &redis {
+            Some(redis) => Arc::new(RedisRateLimit::new(redis, name, quota)),
+            None => Arc::new(GovernorBackend::new(quota)),
+        }
     };
+    // Refresh and logout each open a write transaction: limited per IP as well.
+    let session_quota = Quota::per_minute(NonZeroU32::new(60).expect("non-zero"));
+    let limits = (
+        ip_limit("auth-writes", ip_limit_quota),
+        ip_limit("auth-sessions", session_quota),
+    );
 
     let app = App(Arc::new(Inner {
         config: config.clone(),
@@ -281,14 +272,14 @@ async fn run(config: Config) -> Result<(), String> {
         hasher,
         policy: PasswordPolicy::new(),
         tokens,
-        one_time: ResetTokens::new(one_time_store),
+        one_time: ResetTokens::new(SqlResetStore::new(sql.clone())),
         api_keys: api_keys.clone(),
         mailer,
         csrf: Csrf::new(csrf_key),
         page: Page::new(),
     }));
 
-    let router = router(app, jwt, api_keys, ip_limit, issuer);
+    let router = router(app, jwt, api_keys, limits, issuer, redis);
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -310,8 +301,9 @@ fn router(
     app: App,
     jwt: JwtAuthenticator,
     api_keys: ApiKeys<SqlApiKeyStore>,
-    ip_limit: IpLimit,
+    (ip_limit, session_limit): (IpLimit, IpLimit),
     issuer: TokenIssuer,
+    redis: Option<Redis>,
 ) -> Router {
     let bearer = || AuthLayer::new(jwt.clone()).realm(http::REALM);
 
@@ -329,19 +321,26 @@ fn router(
         .route("/api/data", get(api::data))
         .route_layer(AuthLayer::new((api_keys.authenticator(), jwt.clone())).realm(http::REALM));
 
-    // The access token is optional here (denylisted when present).
-    let logout = Router::new()
-        .route("/auth/logout", post(auth::logout))
-        .route_layer(bearer().optional());
+    // The access token is optional on logout (denylisted when present).
+    let sessions = Router::new()
+        .route(
+            "/auth/logout",
+            post(auth::logout).route_layer(bearer().optional()),
+        )
+        .route("/auth/refresh", post(auth::refresh))
+        .route_layer(
+            RateLimitLayer::with_backend(ClientIpKey::new(), session_limit).policy_name("sessions"),
+        );
 
-    let login = Router::new().route(
-        "/auth/login",
-        post(auth::login).layer(
-            LoginRateLimitLayer::new()
-                .account_fields(["email"])
-                .attempts_per_ip(Quota::per_minute(app.config.login_attempts_per_minute)),
+    // The login throttle: in this process, or shared by every instance through Redis.
+    let per_minute = Quota::per_minute(app.config.login_attempts_per_minute);
+    let login = match redis {
+        Some(redis) => throttled(
+            LoginRateLimitLayer::with_backend(RedisLoginThrottle::new(&redis, "login")),
+            per_minute,
         ),
-    );
+        None => throttled(LoginRateLimitLayer::new(), per_minute),
+    };
 
     let limited_writes = Router::new()
         .route("/auth/register", post(auth::register))
@@ -362,16 +361,20 @@ fn router(
                 async move { response }
             }),
         )
-        .route("/auth/refresh", post(auth::refresh))
         .merge(user_routes)
         .merge(data_routes)
-        .merge(logout)
-        .merge(login)
+        .merge(sessions)
+        .route("/auth/login", login)
         .merge(limited_writes)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
+}
+
+/// `POST /auth/login` behind the login throttle on `backend`.
+fn throttled<B: LoginBackend>(layer: LoginRateLimitLayer<B>, per_ip: Quota) -> MethodRouter<App> {
+    post(auth::login).layer(layer.account_fields(["email"]).attempts_per_ip(per_ip))
 }
 
 async fn index(State(app): State<App>) -> Response {

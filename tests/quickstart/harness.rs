@@ -196,6 +196,7 @@ impl Server {
             .env_remove("DATABASE_URL")
             .env_remove("DATABASE_SCHEMA")
             .env_remove("REDIS_URL")
+            .env_remove("REFRESH_REUSE_SECONDS")
             .env_remove("REDIS_PREFIX")
             .env_remove("ADMIN_EMAIL")
             .env_remove("REQUIRE_VERIFIED_EMAIL")
@@ -313,6 +314,17 @@ impl Http {
         Self {
             base,
             client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// A client whose connections come from `local` (any 127.0.0.0/8 address reaches
+    /// a server on 127.0.0.1): many client IPs on one machine.
+    pub(crate) fn from_ip(base: String, local: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(local));
+        Self {
+            base,
+            client: Client::builder(TokioExecutor::new()).build(connector),
         }
     }
 

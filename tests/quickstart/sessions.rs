@@ -82,9 +82,14 @@ async fn cookie_sessions_need_the_csrf_token() {
             .arg("carol@example.com"),
     )
     .await;
-    // Dave registers first, Carol second: ADMIN_EMAIL makes her admin anyway.
+    // Dave registers first, Carol second: ADMIN_EMAIL makes her admin anyway, once
+    // she has verified the address.
     register(&s, "dave@example.com", BOB_PW, None).await;
     register(&s, "Carol@Example.com", ADMIN_PW, Some("Carol")).await;
+    let mail = s.mail("Carol@Example.com", "verify_email", 0).await;
+    verify_email(&s, mail["token"].as_str().unwrap())
+        .await
+        .expect(204);
 
     let page = s.get("/").go().await;
     page.expect(200);

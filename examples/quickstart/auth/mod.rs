@@ -137,14 +137,17 @@ fn token_problem(e: &portcullis_tokens::Error) -> Problem {
     }
 }
 
-/// Waits until the wall clock enters the next second. A revocation cut-off refuses
-/// every token issued in its second or before (`iat` has whole-second precision), so
-/// without this wait a client that logs in again right after the `204` could get a
-/// token that is already refused. At most one second, on two rare routes.
-async fn past_the_cutoff_second() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let rest = std::time::Duration::from_nanos(u64::from(1_000_000_000 - now.subsec_nanos()));
-    tokio::time::sleep(rest + std::time::Duration::from_millis(5)).await;
+/// Ends every session of `subject`: refresh families, access tokens and the API keys
+/// that end with sessions (after the cut-off, which is what closes the door on a key
+/// being made meanwhile: see `ApiKeys::issue_in_session`).
+async fn end_sessions(app: &App, subject: &str) -> Result<(), Problem> {
+    app.tokens
+        .logout_everywhere(subject)
+        .await
+        .map_err(|e| token_problem(&e))?;
+    app.api_keys
+        .end_sessions(subject)
+        .await
+        .map_err(|e| server_error("api key store failed", &e))?;
+    Ok(())
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{
     EmailBody, PURPOSE_RESET, PURPOSE_VERIFY, ResetBody, TokenBody, db_error, deliver,
-    normalize_email, past_the_cutoff_second, policy_problem, token_problem,
+    end_sessions, normalize_email, policy_problem,
 };
 use crate::{
     App,
@@ -78,8 +78,9 @@ fn one_time_problem(e: &portcullis_password::ResetError) -> Problem {
     }
 }
 
-/// `POST /auth/reset-password` → `204`: new password, every session and access token
-/// of the account revoked, every other outstanding reset link dead. The policy is
+/// `POST /auth/reset-password` → `204`: new password, every session, access token and
+/// session-bound API key of the account revoked, every other outstanding reset link
+/// dead. The policy is
 /// checked before the token is spent, so a weak password does not burn the link.
 pub(crate) async fn reset_password(
     State(app): State<App>,
@@ -105,19 +106,15 @@ pub(crate) async fn reset_password(
         .map_err(db_error)?;
     // The link reached the mailbox: the address is verified.
     app.users
-        .set_email_verified(&subject)
+        .set_email_verified(&subject, app.config.admin_email.as_deref())
         .await
         .map_err(db_error)?;
     app.one_time
         .revoke_subject(&subject)
         .await
         .map_err(|e| one_time_problem(&e))?;
-    app.tokens
-        .logout_everywhere(&subject)
-        .await
-        .map_err(|e| token_problem(&e))?;
+    end_sessions(&app, &subject).await?;
     tracing::info!(target: "quickstart", user = %subject, "password reset; sessions revoked");
-    past_the_cutoff_second().await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -132,7 +129,7 @@ pub(crate) async fn verify_email(
         .await
         .map_err(|e| one_time_problem(&e))?;
     app.users
-        .set_email_verified(&subject)
+        .set_email_verified(&subject, app.config.admin_email.as_deref())
         .await
         .map_err(db_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -7,11 +7,13 @@ use axum::{
 };
 use portcullis::Principal;
 use portcullis_password::{HashErrorKind, Password, Verification};
-use portcullis_tokens::{AccessToken, ErrorKind as TokenErrorKind, Grant, IssuedRefreshToken};
+use portcullis_tokens::{
+    AccessToken, ErrorKind as TokenErrorKind, Grant, IssuedRefreshToken, SessionStamp,
+};
 use serde_json::json;
 
 use super::{
-    CLIENT_ID, LoginBody, RefreshBody, USER_SCOPES, db_error, past_the_cutoff_second, token_problem,
+    CLIENT_ID, LoginBody, RefreshBody, USER_SCOPES, db_error, end_sessions, token_problem,
 };
 use crate::{
     App,
@@ -91,10 +93,24 @@ pub(crate) async fn login(
     };
     let password = Password::new(body.password);
     let email = body.email.trim();
-    let user = if email.is_empty() || email.len() > 254 {
+    let found = if email.is_empty() || email.len() > 254 {
         None
     } else {
         app.users.find_by_email(email).await.map_err(db_error)?
+    };
+    // The session stamp is read before the hash that the password is checked against:
+    // a reset or logout-all from here on refuses this login in the store.
+    let (user, stamp) = match found {
+        Some(found) => {
+            let stamp = app
+                .tokens
+                .session_stamp(&found.id)
+                .await
+                .map_err(|e| token_problem(&e))?;
+            let user = app.users.find_by_id(&found.id).await.map_err(db_error)?;
+            (user, stamp)
+        }
+        None => (None, SessionStamp::default()),
     };
     let verification = match &user {
         Some(user) => app.hasher.verify(&password, &user.password_hash).await,
@@ -114,11 +130,12 @@ pub(crate) async fn login(
     };
     if verification.needs_rehash() {
         let rehash_app = app.clone();
-        let id = user.id.clone();
+        let (id, old) = (user.id.clone(), user.password_hash.clone());
         tokio::spawn(async move {
             match rehash_app.hasher.hash(&password).await {
-                Ok(hash) => {
-                    if let Err(e) = rehash_app.users.set_password(&id, &hash).await {
+                // Only over the hash just verified: never over a newer password's.
+                Ok(new) => {
+                    if let Err(e) = rehash_app.users.rehash(&id, &old, &new).await {
                         tracing::warn!(target: "quickstart", error = %e, "rehash not stored");
                     }
                 }
@@ -134,11 +151,12 @@ pub(crate) async fn login(
             "verify your e-mail address first (see the mail sent at registration)",
         ));
     }
-    let pair = app
-        .tokens
-        .login(&grant_for(&user))
-        .await
-        .map_err(|e| token_problem(&e))?;
+    let pair = match app.tokens.login(&grant_for(&user), stamp).await {
+        Ok(pair) => pair,
+        // The account's sessions were ended while the password was being checked.
+        Err(e) if e.kind() == TokenErrorKind::SessionsEnded => return Err(invalid()),
+        Err(e) => return Err(token_problem(&e)),
+    };
     Ok(token_response(
         &app,
         &pair.access,
@@ -266,19 +284,16 @@ pub(crate) async fn logout(
     Ok(response)
 }
 
-/// `POST /auth/logout-all` (bearer) → `204`: every session of the caller ends, and
-/// every access token issued until now is refused (a per-subject cut-off that the
-/// bearer layer checks on every request, cache hits included).
+/// `POST /auth/logout-all` (bearer) → `204`: every session of the caller ends, every
+/// access token issued until now is refused (a per-subject cut-off that the bearer
+/// layer checks on every request, cache hits included), and so does every API key
+/// that was not made to outlive sessions.
 pub(crate) async fn logout_all(
     State(app): State<App>,
     principal: Principal,
 ) -> Result<Response, Problem> {
-    app.tokens
-        .logout_everywhere(principal.subject())
-        .await
-        .map_err(|e| token_problem(&e))?;
+    end_sessions(&app, principal.subject()).await?;
     tracing::info!(target: "quickstart", user = principal.subject(), "logged out everywhere");
-    past_the_cutoff_second().await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     for value in browser::clear_cookies(app.config.cookie_secure) {
         response.headers_mut().append(header::SET_COOKIE, value);

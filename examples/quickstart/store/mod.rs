@@ -1,5 +1,5 @@
-//! The example's own tables, on the same pool as `portcullis-sql`'s: users, one-time
-//! tokens (password reset, e-mail verification) and persisted revocations.
+//! The example's own tables, on the same pool as `portcullis-sql`'s: users, and the
+//! one-shot claim "the first user became admin".
 //!
 //! Plain `sqlx::query` with `$n` parameters (both SQLite and PostgreSQL accept them),
 //! no compile-time-checked macros, so building needs no database. Times are
@@ -33,12 +33,8 @@ macro_rules! on_db {
 }
 
 // After `on_db!`, which they use.
-mod one_time;
-mod revocations;
 mod users;
 
-pub(crate) use one_time::SqlOneTimeTokens;
-pub(crate) use revocations::{RevocationTable, StoredRevocation};
 pub(crate) use users::{Registered, User, Users};
 
 /// One pool, SQLite or PostgreSQL. Cloning shares it.
@@ -149,22 +145,6 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS quickstart_meta (\
         key TEXT PRIMARY KEY, \
         value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS quickstart_one_time_tokens (\
-        hash TEXT PRIMARY KEY, \
-        subject TEXT NOT NULL, \
-        purpose TEXT NOT NULL, \
-        expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS quickstart_one_time_tokens_subject \
-        ON quickstart_one_time_tokens (subject)",
-    // Access-token revocations (denylisted `jti`s and per-subject cut-offs), so that
-    // a logout survives a restart when Redis is not used.
-    "CREATE TABLE IF NOT EXISTS quickstart_revocations (\
-        id TEXT PRIMARY KEY, \
-        subject TEXT NOT NULL, \
-        issuer TEXT, \
-        token_id TEXT, \
-        cutoff BIGINT, \
-        keep_until BIGINT NOT NULL)",
 ];
 
 pub(crate) fn micros(t: SystemTime) -> i64 {
@@ -172,9 +152,6 @@ pub(crate) fn micros(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-pub(crate) fn from_micros(us: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(u64::try_from(us).unwrap_or(0))
-}
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()

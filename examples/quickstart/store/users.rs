@@ -50,10 +50,11 @@ impl Users {
         Self { db }
     }
 
-    /// Inserts a user. The first user ever registered, or one whose address is
-    /// `admin_email`, gets the `admin` role; the claim "first user" is a row in
-    /// `quickstart_meta` inserted in the same transaction, so two concurrent first
-    /// registrations cannot both become admin.
+    /// Inserts a user. Without `admin_email`, the first user ever registered gets the
+    /// `admin` role (the claim "first user" is a row in `quickstart_meta` inserted in
+    /// the same transaction, so two concurrent first registrations cannot both become
+    /// admin). With it, nobody becomes admin here: the owner of that address does
+    /// when they verify it ([`set_email_verified`](Self::set_email_verified)).
     pub(crate) async fn register(
         &self,
         email: &str,
@@ -88,7 +89,8 @@ impl Users {
                 Err(e) if is_unique_violation(&e) => return Ok(false),
                 Err(e) => return Err(e),
             }
-            let first = sqlx::query(
+            let first = admin_email.is_none()
+                && sqlx::query(
                 "INSERT INTO quickstart_meta (key, value) VALUES ('first_user', $1) \
                  ON CONFLICT (key) DO NOTHING",
             )
@@ -96,8 +98,8 @@ impl Users {
             .execute(&mut *tx)
             .await?
             .rows_affected()
-                == 1;
-            if first || admin_email == Some(key.as_str()) {
+                    == 1;
+            if first {
                 sqlx::query("UPDATE quickstart_users SET roles = 'admin user' WHERE id = $1")
                     .bind(&id)
                     .execute(&mut *tx)
@@ -145,7 +147,7 @@ impl Users {
         Ok(row.map(user_from))
     }
 
-    /// Replaces the password hash (after a reset, or a rehash at login).
+    /// Replaces the password hash (after a reset).
     pub(crate) async fn set_password(&self, id: &str, hash: &str) -> Result<(), sqlx::Error> {
         on_db!(&self.db, |pool| {
             sqlx::query("UPDATE quickstart_users SET password_hash = $2 WHERE id = $1")
@@ -157,12 +159,39 @@ impl Users {
         })
     }
 
-    /// Marks the address as verified.
-    pub(crate) async fn set_email_verified(&self, id: &str) -> Result<(), sqlx::Error> {
+    /// Replaces the hash only if it is still `old` (a rehash at login must never write
+    /// an old password's hash over one a reset just stored).
+    pub(crate) async fn rehash(&self, id: &str, old: &str, new: &str) -> Result<bool, sqlx::Error> {
         on_db!(&self.db, |pool| {
-            sqlx::query("UPDATE quickstart_users SET email_verified = 1 WHERE id = $1")
-                .bind(id)
-                .execute(pool)
+            sqlx::query(
+                "UPDATE quickstart_users SET password_hash = $3 \
+                 WHERE id = $1 AND password_hash = $2",
+            )
+            .bind(id)
+            .bind(old)
+            .bind(new)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+        })
+    }
+
+    /// Marks the address as verified, and makes its owner admin if it is
+    /// `admin_email` (compared as stored: trimmed and lowercased), in one statement.
+    pub(crate) async fn set_email_verified(
+        &self,
+        id: &str,
+        admin_email: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE quickstart_users SET email_verified = 1, \
+                 roles = CASE WHEN email_key = $2 THEN 'admin user' ELSE roles END \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(admin_email)
+            .execute(pool)
                 .await
                 .map(drop)
         })

@@ -1,0 +1,238 @@
+//! The account-security attacks, replayed against the real quickstart process: each
+//! test is one way in that must now stay shut.
+
+use super::*;
+
+async fn verified_login(s: &Server, email: &str, password: &str) -> Pair {
+    let mail = s.mail(email, "verify_email", 0).await;
+    verify_email(s, mail["token"].as_str().unwrap())
+        .await
+        .expect(204);
+    login(s, email, password).await
+}
+
+async fn admin_status(s: &Server, access: &str) -> u16 {
+    s.get("/admin").bearer(access).go().await.status.as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_admin_email_only_its_verified_owner_becomes_admin() {
+    let s = Server::start(Options::default().env("ADMIN_EMAIL", "Boss@Example.com")).await;
+    // The first stranger to register is no admin.
+    register(&s, "stranger@example.com", BOB_PW, None).await;
+    let stranger = login(&s, "stranger@example.com", BOB_PW).await;
+    assert_eq!(admin_status(&s, &stranger.access).await, 403);
+    // Registering the admin address (another letter case) grants nothing yet...
+    register(&s, "BOSS@example.COM", ADMIN_PW, None).await;
+    let unverified = login(&s, "boss@example.com", ADMIN_PW).await;
+    assert_eq!(admin_status(&s, &unverified.access).await, 403);
+    // ...until the mailbox's owner verifies it.
+    let boss = verified_login(&s, "BOSS@example.COM", ADMIN_PW).await;
+    assert_eq!(admin_status(&s, &boss.access).await, 200);
+    assert_eq!(admin_status(&s, &stranger.access).await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_admin_email_only_the_first_user_is_admin() {
+    let s = Server::start(Options::default()).await;
+    register(&s, ADMIN, ADMIN_PW, None).await;
+    register(&s, BOB, BOB_PW, None).await;
+    let first = login(&s, ADMIN, ADMIN_PW).await;
+    let second = verified_login(&s, BOB, BOB_PW).await;
+    assert_eq!(admin_status(&s, &first.access).await, 200);
+    assert_eq!(admin_status(&s, &second.access).await, 403);
+}
+
+async fn new_key(s: &Server, access: &str, body: Value) -> String {
+    let r = s.post("/api-keys").bearer(access).json(&body).go().await;
+    r.expect(201);
+    let key = r.json();
+    assert!(key["expires_at"].as_u64().is_some(), "a default lifetime: {key}");
+    key["key"].as_str().unwrap().to_owned()
+}
+
+async fn data_status(s: &Server, key: &str) -> u16 {
+    s.get("/api/data")
+        .header("x-api-key", key)
+        .go()
+        .await
+        .status
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_end_with_a_password_reset_and_with_logout_all() {
+    let s = Server::start(Options::default()).await;
+    register(&s, BOB, BOB_PW, None).await;
+    let session = login(&s, BOB, BOB_PW).await;
+    // What a thief with the session would do: mint a key.
+    let stolen = new_key(&s, &session.access, json!({ "name": "mine now", "scopes": ["data:read"] })).await;
+    let kept = new_key(
+        &s,
+        &session.access,
+        json!({ "name": "ci", "scopes": ["data:read"], "outlives_sessions": true }),
+    )
+    .await;
+    assert_eq!(data_status(&s, &stolen).await, 200);
+    let list = s.get("/api-keys").bearer(&session.access).go().await.json();
+    assert_eq!(list["keys"][0]["ends_with_sessions"], true, "{list}");
+
+    forgot_password(&s, BOB).await.expect(202);
+    let mail = s.mail(BOB, "password_reset", 0).await;
+    reset_password(&s, mail["token"].as_str().unwrap(), BOB_NEW_PW)
+        .await
+        .expect(204);
+    assert_eq!(data_status(&s, &stolen).await, 401);
+    assert_eq!(data_status(&s, &kept).await, 200, "the owner's choice holds");
+    assert_eq!(me_status(&s, &session.access).await, 401);
+    // The old session cannot mint a new key either.
+    s.post("/api-keys")
+        .bearer(&session.access)
+        .json(&json!({ "name": "too late" }))
+        .go()
+        .await
+        .expect(401);
+
+    let session = login(&s, BOB, BOB_NEW_PW).await;
+    let second = new_key(&s, &session.access, json!({ "name": "again", "scopes": ["data:read"] })).await;
+    assert_eq!(data_status(&s, &second).await, 200);
+    s.post("/auth/logout-all")
+        .bearer(&session.access)
+        .go()
+        .await
+        .expect(204);
+    assert_eq!(data_status(&s, &second).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_retried_after_its_answer_was_lost_keeps_the_session() {
+    let s = Server::start(Options::default()).await;
+    register(&s, BOB, BOB_PW, None).await;
+    let first = login(&s, BOB, BOB_PW).await;
+    // The first answer is lost on the way; the client retries with the same token.
+    let lost = post_refresh(&s, &first.refresh).await;
+    lost.expect(200);
+    let retry = post_refresh(&s, &first.refresh).await;
+    retry.expect(200);
+    let retried = Pair::from_body(&retry.json());
+    assert_eq!(retried.refresh, Pair::from_body(&lost.json()).refresh);
+    assert_eq!(me_status(&s, &retried.access).await, 200);
+    // The session goes on.
+    let next = post_refresh(&s, &retried.refresh).await;
+    next.expect(200);
+    assert_eq!(me_status(&s, &Pair::from_body(&next.json()).access).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_when_the_public_url_is_https() {
+    let s = Server::start(Options::default().env("PUBLIC_URL", "https://app.example.com")).await;
+    register(&s, BOB, BOB_PW, None).await;
+    let r = s
+        .post("/auth/login")
+        .json(&json!({ "email": BOB, "password": BOB_PW, "cookie": true }))
+        .go()
+        .await;
+    r.expect(200);
+    let cookie = r.set_cookie("qs_refresh").expect("a refresh cookie");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_flood_is_answered_429() {
+    let s = Server::start(Options::default()).await;
+    let mut limited = 0;
+    for _ in 0..80 {
+        let r = post_refresh(&s, &"A".repeat(43)).await;
+        match r.status.as_u16() {
+            401 => {}
+            429 => {
+                assert!(r.header("retry-after").is_some());
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(limited >= 15, "only {limited} of 80 refreshes were limited");
+    // Logout shares the same per-IP budget.
+    let r = s
+        .post("/auth/logout")
+        .json(&json!({ "refresh_token": "A".repeat(43) }))
+        .go()
+        .await;
+    assert_eq!(r.status.as_u16(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_racing_a_password_reset_gets_no_usable_session() {
+    use portcullis_sql::sqlx::{self, Connection, PgConnection};
+    let Ok(database) = std::env::var("DATABASE_URL") else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true needs DATABASE_URL");
+        eprintln!("skipped: set DATABASE_URL to race a login against a reset on PostgreSQL");
+        return;
+    };
+    let schema = format!("qs_race_{:x}", rand::random::<u64>());
+    let s = Server::start(
+        Options::default()
+            .env("DATABASE_URL", &database)
+            .env("DATABASE_SCHEMA", &schema),
+    )
+    .await;
+    register(&s, BOB, BOB_PW, None).await;
+    forgot_password(&s, BOB).await.expect(202);
+    let mail = s.mail(BOB, "password_reset", 0).await;
+    let token = mail["token"].as_str().unwrap().to_owned();
+
+    // Hold Bob's row: the reset hashes the new password, then waits to write it.
+    let mut holder = PgConnection::connect(&database).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {schema}.quickstart_users WHERE email_key = 'bob@example.com' FOR UPDATE"
+    )))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let reset = {
+        let client = s.client.clone();
+        tokio::spawn(async move {
+            client
+                .post("/auth/reset-password")
+                .json(&json!({ "token": token, "password": BOB_NEW_PW }))
+                .go()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A login with the old password reads the old hash (reads are not blocked) and
+    // starts checking it; the reset is let go while it does.
+    let login = {
+        let client = s.client.clone();
+        tokio::spawn(async move {
+            client
+                .post("/auth/login")
+                .json(&json!({ "email": BOB, "password": BOB_PW }))
+                .go()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    reset.await.unwrap().expect(204);
+    let login = login.await.unwrap();
+    eprintln!("the racing login answered {}", login.status);
+    // Whichever finished first, the old password opened no session that survives.
+    if login.status.as_u16() == 200 {
+        let pair = Pair::from_body(&login.json());
+        assert_eq!(me_status(&s, &pair.access).await, 401);
+        post_refresh(&s, &pair.refresh).await.expect(401);
+    } else {
+        login.expect(401);
+    }
+    login_fails_with_old_password(&s).await;
+}
+
+async fn login_fails_with_old_password(s: &Server) {
+    try_login(s, BOB, BOB_PW).await.expect(401);
+    let fresh = login(s, BOB, BOB_NEW_PW).await;
+    assert_eq!(me_status(s, &fresh.access).await, 200);
+}
