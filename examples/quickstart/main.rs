@@ -23,7 +23,6 @@ mod auth;
 mod browser;
 mod config;
 mod http;
-mod keys;
 mod mailer;
 mod store;
 
@@ -50,7 +49,9 @@ use portcullis_ratelimit::{
 };
 use portcullis_redis::{Redis, RedisLoginThrottle, RedisRateLimit};
 use portcullis_sql::{SqlApiKeyStore, SqlRefreshStore, SqlResetStore, SqlRevocation};
-use portcullis_tokens::{RefreshTokens, TokenIssuer, TokenService};
+use portcullis_tokens::{RefreshTokens, SigningAlgorithm, SigningKey, TokenIssuer, TokenService};
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::DirBuilderExt;
 
 use crate::{
     browser::{Csrf, Page},
@@ -123,7 +124,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
-    keys::ensure_dir(&config.data_dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
 
     // Storage.
     let db = match &config.database_url {
@@ -168,8 +173,17 @@ async fn run(config: Config) -> Result<(), String> {
     revocations.spawn_sync(Duration::from_secs(1));
 
     // Keys and tokens.
-    let (signing_key, key_origin, key_path) = keys::signing_key(&config.data_dir)?;
-    let (csrf_key, _) = keys::csrf_key(&config.data_dir)?;
+    // Made on first start and kept (mode 0600), so tokens survive restarts.
+    let key_path = config.data_dir.join("signing-key.pem");
+    let (signing_key, made) = SigningKey::load_or_generate(&key_path, SigningAlgorithm::EdDsa)
+        .map_err(|e| format!("signing key {}: {e}", key_path.display()))?;
+    // The CSRF key derives from it: one secret file, not two.
+    let pem = signing_key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let csrf_key: [u8; 32] = Sha256::new()
+        .chain_update(b"quickstart csrf key\0")
+        .chain_update(pem.as_bytes())
+        .finalize()
+        .into();
     let issuer = TokenIssuer::builder(config.public_url.clone(), AUDIENCE, signing_key).build();
     let jwt = JwtAuthenticator::builder()
         .keys(issuer.verification_keys())
@@ -221,7 +235,7 @@ async fn run(config: Config) -> Result<(), String> {
     println!(
         "  signing key: EdDSA, kid {}, {} ({})",
         issuer.active_kid(),
-        key_origin.as_str(),
+        if made { "generated" } else { "loaded" },
         key_path.display()
     );
     println!(

@@ -47,7 +47,10 @@ async fn new_key(s: &Server, access: &str, body: Value) -> String {
     let r = s.post("/api-keys").bearer(access).json(&body).go().await;
     r.expect(201);
     let key = r.json();
-    assert!(key["expires_at"].as_u64().is_some(), "a default lifetime: {key}");
+    assert!(
+        key["expires_at"].as_u64().is_some(),
+        "a default lifetime: {key}"
+    );
     key["key"].as_str().unwrap().to_owned()
 }
 
@@ -66,7 +69,12 @@ async fn api_keys_end_with_a_password_reset_and_with_logout_all() {
     register(&s, BOB, BOB_PW, None).await;
     let session = login(&s, BOB, BOB_PW).await;
     // What a thief with the session would do: mint a key.
-    let stolen = new_key(&s, &session.access, json!({ "name": "mine now", "scopes": ["data:read"] })).await;
+    let stolen = new_key(
+        &s,
+        &session.access,
+        json!({ "name": "mine now", "scopes": ["data:read"] }),
+    )
+    .await;
     let kept = new_key(
         &s,
         &session.access,
@@ -83,7 +91,11 @@ async fn api_keys_end_with_a_password_reset_and_with_logout_all() {
         .await
         .expect(204);
     assert_eq!(data_status(&s, &stolen).await, 401);
-    assert_eq!(data_status(&s, &kept).await, 200, "the owner's choice holds");
+    assert_eq!(
+        data_status(&s, &kept).await,
+        200,
+        "the owner's choice holds"
+    );
     assert_eq!(me_status(&s, &session.access).await, 401);
     // The old session cannot mint a new key either.
     s.post("/api-keys")
@@ -94,7 +106,12 @@ async fn api_keys_end_with_a_password_reset_and_with_logout_all() {
         .expect(401);
 
     let session = login(&s, BOB, BOB_NEW_PW).await;
-    let second = new_key(&s, &session.access, json!({ "name": "again", "scopes": ["data:read"] })).await;
+    let second = new_key(
+        &s,
+        &session.access,
+        json!({ "name": "again", "scopes": ["data:read"] }),
+    )
+    .await;
     assert_eq!(data_status(&s, &second).await, 200);
     s.post("/auth/logout-all")
         .bearer(&session.access)
@@ -120,7 +137,10 @@ async fn a_refresh_retried_after_its_answer_was_lost_keeps_the_session() {
     // The session goes on.
     let next = post_refresh(&s, &retried.refresh).await;
     next.expect(200);
-    assert_eq!(me_status(&s, &Pair::from_body(&next.json()).access).await, 200);
+    assert_eq!(
+        me_status(&s, &Pair::from_body(&next.json()).access).await,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +187,11 @@ async fn a_refresh_flood_is_answered_429() {
 async fn a_login_racing_a_password_reset_gets_no_usable_session() {
     use portcullis_sql::sqlx::{self, Connection, PgConnection};
     let Ok(database) = std::env::var("DATABASE_URL") else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true needs DATABASE_URL");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true needs DATABASE_URL"
+        );
         eprintln!("skipped: set DATABASE_URL to race a login against a reset on PostgreSQL");
         return;
     };
@@ -235,4 +259,90 @@ async fn login_fails_with_old_password(s: &Server) {
     try_login(s, BOB, BOB_PW).await.expect(401);
     let fresh = login(s, BOB, BOB_NEW_PW).await;
     assert_eq!(me_status(s, &fresh.access).await, 200);
+}
+
+/// A client whose connections come from 127.0.`a`.`b`.
+fn from_ip(s: &Server, a: u8, b: u8) -> harness::Http {
+    harness::Http::from_ip(s.base.clone(), std::net::IpAddr::from([127, 0, a, b]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attackers_on_many_ips_cannot_throttle_the_owner_or_other_accounts() {
+    let s = Server::start(Options::default()).await;
+    register(&s, BOB, BOB_PW, None).await;
+    // A flood of attempts that never reach a password check (422: no password).
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..300u16 {
+        let client = from_ip(&s, 1, (i % 15 + 1) as u8);
+        flood.spawn(async move {
+            client
+                .post("/auth/login")
+                .json(&json!({ "email": format!("user{i}@example.com") }))
+                .go()
+                .await
+                .status
+                .as_u16()
+        });
+    }
+    while let Some(status) = flood.join_next().await {
+        assert!(matches!(status.unwrap(), 422 | 429));
+    }
+    // Guesses at Bob's password from 60 addresses, twice each.
+    let mut guesses = tokio::task::JoinSet::new();
+    for ip in 0..60u8 {
+        let client = from_ip(&s, 2, ip + 1);
+        guesses.spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..2 {
+                let r = client
+                    .post("/auth/login")
+                    .json(&json!({ "email": BOB, "password": "a wrong guess at it" }))
+                    .go()
+                    .await;
+                statuses.push(r.status.as_u16());
+            }
+            statuses
+        });
+    }
+    let mut throttled = 0;
+    while let Some(statuses) = guesses.join_next().await {
+        for status in statuses.unwrap() {
+            assert!(matches!(status, 401 | 429), "{status}");
+            throttled += usize::from(status == 429);
+        }
+    }
+    assert!(
+        throttled > 0,
+        "120 guesses at one account and none throttled"
+    );
+    // Bob, from an address with no failure on his account, gets in at once; so does
+    // an account the flood named, from an address that flooded.
+    let owner = from_ip(&s, 3, 1)
+        .post("/auth/login")
+        .json(&json!({ "email": BOB, "password": BOB_PW }))
+        .go()
+        .await;
+    owner.expect(200);
+    register(&s, "user7@example.com", ADMIN_PW, None).await;
+    from_ip(&s, 4, 1)
+        .post("/auth/login")
+        .json(&json!({ "email": "user7@example.com", "password": ADMIN_PW }))
+        .go()
+        .await
+        .expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_retried_across_a_crash_keeps_the_session() {
+    let mut s = Server::start(Options::default()).await;
+    register(&s, BOB, BOB_PW, None).await;
+    let first = login(&s, BOB, BOB_PW).await;
+    // The rotation commits, then the process dies before the client reads the answer.
+    post_refresh(&s, &first.refresh).await.expect(200);
+    s.kill();
+    s.restart().await;
+    let retry = post_refresh(&s, &first.refresh).await;
+    retry.expect(200);
+    let retried = Pair::from_body(&retry.json());
+    post_refresh(&s, &retried.refresh).await.expect(200);
 }

@@ -73,6 +73,7 @@
 
 mod error;
 mod issuer;
+mod key_file;
 mod keys;
 mod random;
 pub mod refresh;

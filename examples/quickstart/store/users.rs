@@ -91,13 +91,13 @@ impl Users {
             }
             let first = admin_email.is_none()
                 && sqlx::query(
-                "INSERT INTO quickstart_meta (key, value) VALUES ('first_user', $1) \
+                    "INSERT INTO quickstart_meta (key, value) VALUES ('first_user', $1) \
                  ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+                )
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
                     == 1;
             if first {
                 sqlx::query("UPDATE quickstart_users SET roles = 'admin user' WHERE id = $1")
@@ -192,8 +192,8 @@ impl Users {
             .bind(id)
             .bind(admin_email)
             .execute(pool)
-                .await
-                .map(drop)
+            .await
+            .map(drop)
         })
     }
 
