@@ -22,7 +22,7 @@ pub use portcullis_core::clock::Clock;
 /// One stored reset token (hashed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetRecord {
-    /// SHA-256 of the token's raw bytes.
+    /// SHA-256 over the purpose (length-prefixed) and the token's raw bytes.
     pub hash: [u8; 32],
     /// The account.
     pub subject: String,
@@ -264,7 +264,7 @@ impl<S: ResetStore> ResetTokens<S> {
         let token = ResetToken(Zeroizing::new(URL_SAFE_NO_PAD.encode(*raw)));
         self.store
             .insert(ResetRecord {
-                hash: Sha256::digest(*raw).into(),
+                hash: bound_hash(purpose, &raw[..]),
                 subject: subject.to_owned(),
                 purpose: purpose.to_owned(),
                 expires_at: self.clock.now() + self.lifetime,
@@ -278,8 +278,9 @@ impl<S: ResetStore> ResetTokens<S> {
     /// # Errors
     ///
     /// [`ResetErrorKind::Malformed`], [`ResetErrorKind::Invalid`] (unknown, used, or
-    /// another purpose: the token is consumed either way), [`ResetErrorKind::Expired`],
-    /// [`ResetErrorKind::Store`].
+    /// another purpose: the stored hash covers the purpose, so a token presented for
+    /// another purpose is not found and stays usable for its own),
+    /// [`ResetErrorKind::Expired`], [`ResetErrorKind::Store`].
     pub async fn redeem(&self, token: &str, purpose: &str) -> Result<String, ResetError> {
         let malformed = || ResetError::new(ResetErrorKind::Malformed, "malformed token");
         if token.len() != 43 {
@@ -289,7 +290,7 @@ impl<S: ResetStore> ResetTokens<S> {
         if URL_SAFE_NO_PAD.decode_slice(token, &mut *raw) != Ok(32) {
             return Err(malformed());
         }
-        let hash: [u8; 32] = Sha256::digest(&raw[..32]).into();
+        let hash = bound_hash(purpose, &raw[..32]);
         let invalid = || ResetError::new(ResetErrorKind::Invalid, "invalid or used token");
         let record = self.store.take(&hash).await?.ok_or_else(invalid)?;
         if record.purpose != purpose {
@@ -310,3 +311,14 @@ impl<S: ResetStore> ResetTokens<S> {
         self.store.remove_subject(subject).await
     }
 }
+/// What a store keeps of a token: SHA-256 over the purpose (length-prefixed) and the
+/// token's raw bytes, so a token is only ever found for its own purpose.
+fn bound_hash(purpose: &str, raw: &[u8]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update((purpose.len() as u64).to_be_bytes())
+        .chain_update(purpose.as_bytes())
+        .chain_update(raw)
+        .finalize()
+        .into()
+}
+

@@ -409,6 +409,14 @@ async fn reset_token_only_serves_its_purpose_and_malformed_is_refused() {
         refusal(&resets, token.as_str()).await,
         ResetErrorKind::Invalid
     );
+    // Presenting it for another purpose did not spend it.
+    assert_eq!(
+        resets
+            .redeem(token.as_str(), "email_verification")
+            .await
+            .unwrap(),
+        "alice"
+    );
     for bad in ["", "short", &"A".repeat(44), &"*".repeat(43)] {
         assert_eq!(refusal(&resets, bad).await, ResetErrorKind::Malformed);
     }

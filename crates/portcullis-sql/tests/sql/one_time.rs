@@ -65,11 +65,17 @@ async fn one_time_tokens_keep_purpose_expiry_and_only_a_hash(opener: Opener<'_>)
     let stored = opener
         .strings("SELECT hash FROM portcullis_one_time_tokens")
         .await;
-    assert_eq!(stored, [hex(&Sha256::digest(&raw))]);
+    // The hash covers the purpose (length-prefixed) and the raw bytes.
+    let bound = Sha256::new()
+        .chain_update((RESET.len() as u64).to_be_bytes())
+        .chain_update(RESET.as_bytes())
+        .chain_update(&raw)
+        .finalize();
+    assert_eq!(stored, [hex(&bound)]);
     assert_ne!(stored[0], token.as_str());
     assert_ne!(stored[0], hex(&raw));
 
-    // Another purpose is refused, and the token is spent.
+    // Another purpose is refused, and the token stays usable for its own, once.
     assert_eq!(
         resets
             .redeem(token.as_str(), "email_verification")
@@ -78,6 +84,7 @@ async fn one_time_tokens_keep_purpose_expiry_and_only_a_hash(opener: Opener<'_>)
             .kind(),
         ResetErrorKind::Invalid
     );
+    assert_eq!(resets.redeem(token.as_str(), RESET).await.unwrap(), "alice");
     assert_eq!(
         resets
             .redeem(token.as_str(), RESET)
