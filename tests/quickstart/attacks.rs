@@ -346,3 +346,40 @@ async fn a_refresh_retried_across_a_crash_keeps_the_session() {
     let retried = Pair::from_body(&retry.json());
     post_refresh(&s, &retried.refresh).await.expect(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_racing_logout_all_gets_no_usable_session() {
+    let s = Server::start(Options::default()).await;
+    register(&s, BOB, BOB_PW, None).await;
+    for _ in 0..3 {
+        let current = login(&s, BOB, BOB_PW).await;
+        // A login starts (reads the stamp and the hash, then spends its time in
+        // argon2) while the current session logs out everywhere.
+        let racing = {
+            let client = s.client.clone();
+            tokio::spawn(async move {
+                client
+                    .post("/auth/login")
+                    .json(&json!({ "email": BOB, "password": BOB_PW }))
+                    .go()
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        s.post("/auth/logout-all")
+            .bearer(&current.access)
+            .go()
+            .await
+            .expect(204);
+        let racing = racing.await.unwrap();
+        eprintln!("the login racing logout-all answered {}", racing.status);
+        if racing.status.as_u16() == 200 {
+            let pair = Pair::from_body(&racing.json());
+            // Started before the logout-all: nothing it got may work afterwards.
+            assert_eq!(me_status(&s, &pair.access).await, 401);
+            post_refresh(&s, &pair.refresh).await.expect(401);
+        } else {
+            racing.expect(401);
+        }
+    }
+}
