@@ -74,6 +74,7 @@ fn record(key: &portcullis_apikey::ParsedKey<'_>) -> ApiKeyRecord {
         revoked_at: None,
         last_used_at: None,
         rotated_to: None,
+        session_bound: true,
         digest: KeyHasher::sha256().digest(key),
     }
 }

@@ -17,6 +17,7 @@ pub fn record(key: &ParsedKey<'_>, name: &str) -> ApiKeyRecord {
         revoked_at: None,
         last_used_at: None,
         rotated_to: None,
+        session_bound: true,
         digest: KeyHasher::sha256().digest(key),
     }
 }

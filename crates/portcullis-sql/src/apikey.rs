@@ -130,7 +130,7 @@ enum Rotated {
 impl ApiKeyStore for SqlApiKeyStore {
     fn create(&self, record: ApiKeyRecord) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let inserted: Result<u64, sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
+            let inserted: Result<u64, sqlx::Error> = on_pool!(&self.db, |pool, dialect| {
                 bind_record!(sqlx::query(INSERT), record)
                     .execute(pool)
                     .await
@@ -144,11 +144,11 @@ impl ApiKeyStore for SqlApiKeyStore {
     }
 
     fn find(&self, id: &str) -> MaybeReady<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
-        let pool = self.db.pool.clone();
+        let db = self.db.clone();
         let id = id.to_owned();
         MaybeReady::pending(async move {
             let found: Result<Option<ApiKeyRecord>, sqlx::Error> =
-                on_pool!(&pool, |pool, dialect| async {
+                on_pool!(&db, |pool, dialect| async {
                     let row = sqlx::query(SELECT_BY_ID)
                         .bind(&id)
                         .fetch_optional(pool)
@@ -163,7 +163,7 @@ impl ApiKeyStore for SqlApiKeyStore {
     fn list_by_owner<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ApiKeyRecord>> {
         Box::pin(async move {
             let found: Result<Vec<ApiKeyRecord>, sqlx::Error> =
-                on_pool!(&self.db.pool, |pool, dialect| async {
+                on_pool!(&self.db, |pool, dialect| async {
                     let rows = sqlx::query(SELECT_BY_OWNER)
                         .bind(owner)
                         .fetch_all(pool)
@@ -178,7 +178,7 @@ impl ApiKeyStore for SqlApiKeyStore {
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let result: Result<Option<bool>, sqlx::Error> =
-                on_pool!(&self.db.pool, |pool, dialect| async {
+                on_pool!(&self.db, |pool, dialect| async {
                     let changed = sqlx::query(
                         "UPDATE portcullis_api_keys SET revoked_at = $2 \
                          WHERE id = $1 AND revoked_at IS NULL",
@@ -213,7 +213,7 @@ impl ApiKeyStore for SqlApiKeyStore {
             let now = micros(rotation.now);
             let grace = micros(rotation.old_expires_at);
             let result: Result<Rotated, sqlx::Error> =
-                on_pool!(&self.db.pool, |pool, dialect| async {
+                on_pool!(&self.db, |pool, dialect| async {
                     let mut tx = pool.begin_with(dialect.begin()).await?;
                     let inserted = bind_record!(sqlx::query(INSERT), replacement)
                         .execute(&mut *tx)
@@ -272,10 +272,10 @@ impl ApiKeyStore for SqlApiKeyStore {
     }
 
     fn record_last_use(&self, id: &str, at: SystemTime) -> MaybeReady<Result<(), StoreError>> {
-        let pool = self.db.pool.clone();
+        let db = self.db.clone();
         let id = id.to_owned();
         MaybeReady::pending(async move {
-            let result: Result<(), sqlx::Error> = on_pool!(&pool, |pool, dialect| {
+            let result: Result<(), sqlx::Error> = on_pool!(&db, |pool, dialect| {
                 sqlx::query(
                     "UPDATE portcullis_api_keys SET last_used_at = $2 \
                      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",

@@ -1,6 +1,6 @@
 //! [`SqlDatabase`]: the pool the stores share, and the schema they need.
 
-use std::fmt;
+use std::{fmt, future::Future, time::Duration};
 
 #[cfg(feature = "postgres")]
 use sqlx::PgPool;
@@ -10,9 +10,23 @@ use sqlx::SqlitePool;
 #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
 compile_error!("portcullis-sql needs the `postgres` or the `sqlite` feature");
 
-/// Runs `$body` with `$pool` bound to the concrete pool and `$dialect` to its
-/// [`Dialect`]; the body is compiled once per database.
+/// Runs `$body`, a `Result<_, sqlx::Error>` expression, with `$pool` bound to the
+/// concrete pool of the [`SqlDatabase`] `$db` and `$dialect` to its [`Dialect`],
+/// within the database's deadline (a call that overruns it is a timed-out I/O
+/// error); the body is compiled once per database.
 macro_rules! on_pool {
+    ($db:expr, |$pool:ident, $dialect:ident| $body:expr) => {{
+        let db: &$crate::SqlDatabase = $db;
+        $crate::db::within(db.deadline, async {
+            $crate::db::on_pool_raw!(&db.pool, |$pool, $dialect| $body)
+        })
+        .await
+    }};
+}
+pub(crate) use on_pool;
+
+/// [`on_pool!`] on a bare pool, without a deadline (migrations, closing).
+macro_rules! on_pool_raw {
     ($db:expr, |$pool:ident, $dialect:ident| $body:expr) => {
         match $db {
             #[cfg(feature = "postgres")]
@@ -30,7 +44,25 @@ macro_rules! on_pool {
         }
     };
 }
-pub(crate) use on_pool;
+pub(crate) use on_pool_raw;
+
+/// The default deadline of one store call: connection, statements and commit.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// `call`, or a timed-out I/O error once `deadline` has passed. Dropping the call
+/// rolls back its open transaction, if any (sqlx rolls back a dropped transaction).
+pub(crate) async fn within<T>(
+    deadline: Duration,
+    call: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the database did not answer within the deadline",
+        ))),
+    }
+}
 
 #[derive(Clone)]
 pub(crate) enum Pool {
@@ -98,6 +130,7 @@ impl Dialect {
 #[derive(Clone)]
 pub struct SqlDatabase {
     pub(crate) pool: Pool,
+    pub(crate) deadline: Duration,
 }
 
 impl SqlDatabase {
@@ -107,6 +140,7 @@ impl SqlDatabase {
     pub fn postgres(pool: PgPool) -> Self {
         Self {
             pool: Pool::Postgres(pool),
+            deadline: DEFAULT_DEADLINE,
         }
     }
 
@@ -116,7 +150,19 @@ impl SqlDatabase {
     pub fn sqlite(pool: SqlitePool) -> Self {
         Self {
             pool: Pool::Sqlite(pool),
+            deadline: DEFAULT_DEADLINE,
         }
+    }
+
+    /// Gives every store call on this database `deadline` (default
+    /// [`DEFAULT_DEADLINE`], 2 s) for its connection, statements and commit. A call
+    /// that overruns it fails as a store error (the auth layers and the token
+    /// endpoints answer `503`) instead of waiting on a locked row or an unreachable
+    /// server; its transaction is rolled back. Migrations are not bound by it.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Creates or upgrades the tables, in one transaction. Idempotent.
@@ -125,7 +171,7 @@ impl SqlDatabase {
     ///
     /// When the database fails, or holds a schema newer than this crate knows.
     pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-        on_pool!(&self.pool, |pool, dialect| {
+        on_pool_raw!(&self.pool, |pool, dialect| {
             let mut tx = pool.begin_with(dialect.begin()).await?;
             #[cfg(feature = "postgres")]
             if dialect == Dialect::Postgres {
@@ -174,12 +220,12 @@ impl SqlDatabase {
     /// Closes the pool: waits for every connection to be returned, then closes them.
     /// Stores sharing this database fail afterwards.
     pub async fn close(&self) {
-        on_pool!(&self.pool, |pool, dialect| pool.close().await)
+        on_pool_raw!(&self.pool, |pool, dialect| pool.close().await)
     }
 
     /// Which database this is: `"postgres"` or `"sqlite"`.
     pub fn backend_name(&self) -> &'static str {
-        on_pool!(&self.pool, |_pool, dialect| dialect
+        on_pool_raw!(&self.pool, |_pool, dialect| dialect
             .pick("postgres", "sqlite"))
     }
 }

@@ -99,7 +99,7 @@ mod revocation;
 
 pub use crate::{
     apikey::SqlApiKeyStore,
-    db::SqlDatabase,
+    db::{DEFAULT_DEADLINE, SqlDatabase},
     one_time::SqlResetStore,
     purge::{PURGE_BATCH_SIZE, PURGE_MAX_BATCHES},
     refresh::SqlRefreshStore,

@@ -84,7 +84,7 @@ fn store_error(e: sqlx::Error) -> ResetError {
 
 impl ResetStore for SqlResetStore {
     async fn insert(&self, record: ResetRecord) -> Result<(), ResetError> {
-        let result: Result<(), sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
+        let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool, dialect| {
             sqlx::query(
                 "INSERT INTO portcullis_one_time_tokens (hash, subject, purpose, expires_at) \
                  VALUES ($1, $2, $3, $4)",
@@ -103,7 +103,7 @@ impl ResetStore for SqlResetStore {
     async fn take(&self, hash: &[u8; 32]) -> Result<Option<ResetRecord>, ResetError> {
         let key = hex(hash);
         let result: Result<Option<ResetRecord>, sqlx::Error> =
-            on_pool!(&self.db.pool, |pool, dialect| async {
+            on_pool!(&self.db, |pool, dialect| async {
                 let row = sqlx::query(
                     "DELETE FROM portcullis_one_time_tokens WHERE hash = $1 \
                      RETURNING hash, subject, purpose, expires_at",
@@ -127,7 +127,7 @@ impl ResetStore for SqlResetStore {
     }
 
     async fn remove_subject(&self, subject: &str) -> Result<usize, ResetError> {
-        let result: Result<u64, sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
+        let result: Result<u64, sqlx::Error> = on_pool!(&self.db, |pool, dialect| {
             sqlx::query("DELETE FROM portcullis_one_time_tokens WHERE subject = $1")
                 .bind(subject)
                 .execute(pool)

@@ -44,14 +44,14 @@ async fn in_batches(
 ) -> Result<u64, sqlx::Error> {
     let mut deleted = 0;
     for _ in 0..PURGE_MAX_BATCHES {
-        let batch = on_pool!(&db.pool, |pool, dialect| {
+        let batch = on_pool!(db, |pool, dialect| {
             sqlx::query(statement)
                 .bind(now)
                 .bind(PURGE_BATCH_SIZE as i64)
                 .execute(pool)
-                .await?
-                .rows_affected()
-        });
+                .await
+                .map(|done| done.rows_affected())
+        })?;
         deleted += batch;
         if batch < PURGE_BATCH_SIZE {
             break;

@@ -124,7 +124,7 @@ enum Created {
 impl RefreshStore for SqlRefreshStore {
     async fn stamp(&self, subject: &str) -> Result<SessionStamp, TokenError> {
         let result: Result<SessionStamp, sqlx::Error> =
-            on_pool!(&self.db.pool, |pool, dialect| async {
+            on_pool!(&self.db, |pool, dialect| async {
                 let stamp: Option<i64> = sqlx::query_scalar(READ_STAMP)
                     .bind(subject)
                     .fetch_optional(pool)
@@ -137,7 +137,7 @@ impl RefreshStore for SqlRefreshStore {
 
     async fn create(&self, record: RefreshRecord, stamp: SessionStamp) -> Result<(), TokenError> {
         let hash = hex(&record.hash.0);
-        let result: Result<Created, sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
+        let result: Result<Created, sqlx::Error> = on_pool!(&self.db, |pool, dialect| {
             async {
                 let mut tx = pool.begin_with(dialect.begin()).await?;
                 #[cfg(feature = "postgres")]
@@ -204,7 +204,7 @@ impl RefreshStore for SqlRefreshStore {
     async fn find(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>, TokenError> {
         let key = hex(&hash.0);
         let result: Result<Option<RefreshRecord>, sqlx::Error> =
-            on_pool!(&self.db.pool, |pool, dialect| async {
+            on_pool!(&self.db, |pool, dialect| async {
                 let row = sqlx::query(
                     "SELECT t.family, t.issued_at, t.expires_at, f.subject, f.client_id, \
                      f.expires_at AS family_expires_at \
@@ -233,7 +233,7 @@ impl RefreshStore for SqlRefreshStore {
     }
 
     async fn revoke_family(&self, family: &str) -> Result<bool, TokenError> {
-        let result: Result<u64, sqlx::Error> = on_pool!(&self.db.pool, |pool, dialect| {
+        let result: Result<u64, sqlx::Error> = on_pool!(&self.db, |pool, dialect| {
             sqlx::query(
                 "UPDATE portcullis_refresh_families SET revoked = 1 \
                  WHERE family = $1 AND revoked = 0",
@@ -249,7 +249,7 @@ impl RefreshStore for SqlRefreshStore {
     async fn end_sessions(&self, subject: &str) -> Result<Vec<String>, TokenError> {
         let now = unix_micros(SystemTime::now());
         let result: Result<Vec<String>, sqlx::Error> =
-            on_pool!(&self.db.pool, |pool, dialect| async {
+            on_pool!(&self.db, |pool, dialect| async {
                 // The stamp first, as `create` does: the two serialize on its row.
                 let mut tx = pool.begin_with(dialect.begin()).await?;
                 sqlx::query(ADVANCE_STAMP)

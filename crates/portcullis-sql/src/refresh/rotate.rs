@@ -65,7 +65,7 @@ pub(super) async fn rotate(
     rotation: &Rotation<'_>,
 ) -> Result<RotateOutcome, TokenError> {
     let presented_hash = hex(&rotation.presented.0);
-    let result: Result<Step, sqlx::Error> = on_pool!(&db.pool, |pool, dialect| {
+    let result: Result<Step, sqlx::Error> = on_pool!(db, |pool, dialect| {
         async {
             let mut tx = pool.begin_with(dialect.begin()).await?;
             let Some(row) = sqlx::query(dialect.pick(SELECT_TOKEN_PG, SELECT_TOKEN_LITE))

@@ -236,7 +236,7 @@ impl SqlRevocation {
         loop {
             let since = inner.watermark.load(Ordering::Acquire);
             let now = unix_micros(inner.clock.now());
-            let rows: Vec<Entry> = on_pool!(&inner.db.pool, |pool, dialect| async {
+            let rows: Vec<Entry> = on_pool!(&inner.db, |pool, dialect| async {
                 let rows = sqlx::query(SINCE)
                     .bind(since)
                     .bind(now)
@@ -325,7 +325,7 @@ impl SqlRevocation {
 
     /// Writes one row in its own transaction, under the sequence lock.
     async fn write(&self, row: Write<'_>) -> Result<(), TokenError> {
-        let result: Result<(), sqlx::Error> = on_pool!(&self.inner.db.pool, |pool, dialect| {
+        let result: Result<(), sqlx::Error> = on_pool!(&self.inner.db, |pool, dialect| {
             async {
                 let mut tx = pool.begin_with(dialect.begin()).await?;
                 let seq: i64 = sqlx::query_scalar(NEXT_SEQ).fetch_one(&mut *tx).await?;

@@ -48,6 +48,7 @@ macro_rules! on_both {
 
 // After `on_both!`, which they use.
 mod apikey;
+mod deadline;
 mod one_time;
 mod purge;
 mod refresh;
