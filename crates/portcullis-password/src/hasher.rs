@@ -1,15 +1,25 @@
 //! [`PasswordHasher`]: argon2id off the async runtime, with bounded concurrency.
 
-use std::{error::Error as StdError, fmt, num::NonZeroUsize, sync::Arc};
-
-use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
+use std::{
+    error::Error as StdError,
+    fmt,
+    num::NonZeroUsize,
+    sync::{Arc, atomic::AtomicUsize},
+    time::Instant,
 };
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use portcullis_core::internal::metrics;
 use rand::{TryRngCore, rngs::OsRng};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-use crate::{MAX_INPUT_BYTES, Password, policy::normalize};
+use crate::{
+    MAX_INPUT_BYTES, Password,
+    memory::{self, BlockPool},
+    policy::normalize,
+    queue::Queued,
+};
 
 /// argon2id cost parameters.
 ///
@@ -54,6 +64,10 @@ pub enum HashErrorKind {
     Config,
     /// The hashing task failed (panicked or was cancelled) or argon2 failed.
     Internal,
+    /// More hashes were waiting for a worker than
+    /// [`max_queue`](PasswordHasherBuilder::max_queue) allows: refused at once,
+    /// without hashing (answer `503` and let the client retry).
+    Overloaded,
 }
 
 /// An error from [`PasswordHasher`]. Never contains the password or the hash.
@@ -64,7 +78,7 @@ pub struct HashError {
 }
 
 impl HashError {
-    fn new(kind: HashErrorKind, message: &'static str) -> Self {
+    pub(crate) fn new(kind: HashErrorKind, message: &'static str) -> Self {
         Self { kind, message }
     }
 
@@ -114,8 +128,13 @@ struct Inner {
     pepper: Option<Zeroizing<Vec<u8>>>,
     permits: Arc<Semaphore>,
     max_concurrency: usize,
+    /// Hashes waiting for a permit, and how many may.
+    waiting: AtomicUsize,
+    max_queue: usize,
     niceness: Option<i32>,
     dummy: String,
+    /// Working memory, reused: at most one buffer per permitted concurrent hash.
+    blocks: BlockPool,
 }
 
 /// Hashes and verifies passwords with argon2id, PHC strings, a random 16-byte salt per
@@ -164,6 +183,7 @@ impl fmt::Debug for PasswordHasher {
             .field("params", &self.inner.params)
             .field("pepper", &self.inner.pepper.as_ref().map(|_| "<redacted>"))
             .field("max_concurrency", &self.inner.max_concurrency)
+            .field("max_queue", &self.inner.max_queue)
             .field("niceness", &self.inner.niceness)
             .finish()
     }
@@ -175,6 +195,7 @@ pub struct PasswordHasherBuilder {
     params: HashParams,
     pepper: Option<Zeroizing<Vec<u8>>>,
     max_concurrency: Option<NonZeroUsize>,
+    max_queue: Option<usize>,
     niceness: Option<i32>,
 }
 
@@ -184,6 +205,7 @@ impl fmt::Debug for PasswordHasherBuilder {
             .field("params", &self.params)
             .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
             .field("max_concurrency", &self.max_concurrency)
+            .field("max_queue", &self.max_queue)
             .field("niceness", &self.niceness)
             .finish()
     }
@@ -206,6 +228,14 @@ impl PasswordHasherBuilder {
     /// How many hashes may run at once (default: the number of cores).
     pub fn max_concurrency(mut self, permits: NonZeroUsize) -> Self {
         self.max_concurrency = Some(permits);
+        self
+    }
+
+    /// How many hashes may wait for a worker (default: no bound). A hash that finds
+    /// the queue full fails at once with [`HashErrorKind::Overloaded`], so a login
+    /// flood is shed instead of queued for minutes.
+    pub fn max_queue(mut self, waiting: usize) -> Self {
+        self.max_queue = Some(waiting);
         self
     }
 
@@ -234,12 +264,15 @@ impl PasswordHasherBuilder {
             .map_or(1, NonZeroUsize::get);
         let mut inner = Inner {
             params: self.params,
-            argon2_params,
+            argon2_params: argon2_params.clone(),
             pepper: self.pepper,
             permits: Arc::new(Semaphore::new(max_concurrency)),
             max_concurrency,
+            waiting: AtomicUsize::new(0),
+            max_queue: self.max_queue.unwrap_or(usize::MAX),
             niceness: self.niceness,
             dummy: String::new(),
+            blocks: BlockPool::new(argon2_params.block_count(), max_concurrency),
         };
         let random = Zeroizing::new(random_bytes::<32>());
         inner.dummy = hash_blocking(&inner, &random[..])?;
@@ -256,6 +289,7 @@ impl PasswordHasher {
             params: HashParams::default(),
             pepper: None,
             max_concurrency: None,
+            max_queue: None,
             niceness: Some(10),
         }
     }
@@ -285,8 +319,10 @@ impl PasswordHasher {
     /// [`HashErrorKind::Internal`].
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let normalized = normalize_input(password)?;
-        self.run(move |inner| hash_blocking(inner, normalized.as_bytes()))
-            .await
+        self.run("hash", move |inner| {
+            hash_blocking(inner, normalized.as_bytes())
+        })
+        .await
     }
 
     /// Verifies a password against a stored PHC string, and says whether the hash
@@ -302,8 +338,10 @@ impl PasswordHasher {
         PasswordHash::new(phc)
             .map_err(|_| HashError::new(HashErrorKind::MalformedHash, "malformed password hash"))?;
         let phc = phc.to_owned();
-        self.run(move |inner| verify_blocking(inner, normalized.as_bytes(), &phc))
-            .await
+        self.run("verify", move |inner| {
+            verify_blocking(inner, normalized.as_bytes(), &phc)
+        })
+        .await
     }
 
     /// Verifies `password` against a hash of a random password made at build time with
@@ -315,27 +353,37 @@ impl PasswordHasher {
     /// As [`verify`](Self::verify) (an over-large input is refused the same way).
     pub async fn verify_dummy(&self, password: &Password) -> Result<bool, HashError> {
         let normalized = normalize_input(password)?;
-        self.run(move |inner| verify_blocking(inner, normalized.as_bytes(), &inner.dummy))
-            .await
-            .map(|_| false)
+        self.run("verify", move |inner| {
+            verify_blocking(inner, normalized.as_bytes(), &inner.dummy)
+        })
+        .await
+        .map(|_| false)
     }
 
+    /// Runs `job` on the blocking pool once a permit is free; `operation` names it
+    /// in the metrics.
     async fn run<T: Send + 'static>(
         &self,
+        operation: &'static str,
         job: impl FnOnce(&Inner) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = self
-            .inner
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::new(HashErrorKind::Internal, "hasher closed"))?;
+        let closed = |_| HashError::new(HashErrorKind::Internal, "hasher closed");
+        let permits = &self.inner.permits;
+        let permit = match Arc::clone(permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _queued = Queued::join(&self.inner.waiting, self.inner.max_queue)?;
+                Arc::clone(permits).acquire_owned().await.map_err(closed)?
+            }
+        };
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _priority = LowPriority::enter(inner.niceness);
-            job(&inner)
+            let started = Instant::now();
+            let result = job(&inner);
+            metrics::password_hashed(operation, started.elapsed());
+            result
         })
         .await
         .map_err(|_| HashError::new(HashErrorKind::Internal, "hashing task failed"))?
@@ -363,21 +411,24 @@ fn argon2(inner: &Inner, params: Params) -> Result<Argon2<'_>, HashError> {
 
 fn hash_blocking(inner: &Inner, password: &[u8]) -> Result<String, HashError> {
     let salt = random_bytes::<16>();
-    argon2(inner, inner.argon2_params.clone())?
-        .hash_password_with_salt(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| HashError::new(HashErrorKind::Internal, "argon2 hashing failed"))
+    let argon2 = argon2(inner, inner.argon2_params.clone())?;
+    memory::hash_phc(
+        &inner.blocks,
+        &argon2,
+        &inner.argon2_params,
+        password,
+        &salt,
+    )
 }
 
 fn verify_blocking(inner: &Inner, password: &[u8], phc: &str) -> Result<Verification, HashError> {
     let malformed = || HashError::new(HashErrorKind::MalformedHash, "malformed password hash");
     let parsed = PasswordHash::new(phc).map_err(|_| malformed())?;
     let stored = Params::try_from(&parsed).map_err(|_| malformed())?;
-    // Verify with the stored algorithm and parameters (argon2 reads them from the PHC
-    // string); the pepper is ours.
-    let verifier = argon2(inner, stored.clone())?;
-    match verifier.verify_password(password, &parsed) {
-        Ok(()) => {
+    // Verify with the stored algorithm and parameters; the pepper is ours.
+    let pepper = inner.pepper.as_deref().map(Vec::as_slice);
+    match memory::verify_phc(&inner.blocks, pepper, &parsed, stored.clone(), password)? {
+        true => {
             let current = &inner.argon2_params;
             let same = parsed.algorithm.as_str() == "argon2id"
                 && parsed.version == Some(Version::V0x13 as u32)
@@ -389,8 +440,7 @@ fn verify_blocking(inner: &Inner, password: &[u8], phc: &str) -> Result<Verifica
                 needs_rehash: !same,
             })
         }
-        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(Verification::Invalid),
-        Err(_) => Err(malformed()),
+        false => Ok(Verification::Invalid),
     }
 }
 

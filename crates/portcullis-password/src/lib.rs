@@ -62,7 +62,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod hasher;
+mod memory;
 mod policy;
+mod queue;
 mod reset;
 mod secret;
 
