@@ -1,34 +1,46 @@
-//! A resource server for tokens from your own identity provider (Keycloak, Auth0,
-//! Okta, Entra ID, …): keys come from the provider's JWKS, found by OpenID Connect
-//! discovery, and rotate by themselves.
+//! A resource server for tokens from your own identity providers (Keycloak, Auth0,
+//! Okta, Entra ID, Cognito, Better Auth, …): keys come from each provider's JWKS,
+//! found by discovery, and rotate by themselves. Several issuers may be trusted at
+//! once; each token is verified with its own issuer's keys only.
 //!
 //! ```text
 //! cargo run --release --example resource_server -- \
-//!     --issuer https://id.example.com/realms/main --audience my-api \
-//!     [--jwks-url <URL>] [--addr 127.0.0.1:8080] [--require-at-jwt] [--danger-allow-http]
+//!     --issuer https://id.example.com/realms/main [--issuer <URL> ...] --audience my-api \
+//!     [--jwks-url <URL> ...] [--preset keycloak] [--addr 127.0.0.1:8080] \
+//!     [--require-at-jwt] [--danger-allow-http] [--metrics] \
+//!     [--introspection-url <URL> --client-id <ID> --client-secret <SECRET>]
 //! ```
+//!
+//! With `--introspection-url`, bearer tokens that are not JWTs (no `.`) are checked
+//! by RFC 7662 introspection, authenticating with `client_secret_basic`. An answer's
+//! `iss`, when present, must be one of the `--issuer`s; otherwise the endpoint's
+//! issuer is assumed: the `--issuer` on the endpoint's origin, else the first.
 //!
 //! Routes:
 //!
 //! - `GET /`: public.
 //! - `GET /whoami` (also `/me`): the caller as JSON
-//!   `{"sub", "iss", "scopes", "roles", "kind"}`; 401 per RFC 6750 without a valid
-//!   token.
+//!   `{"sub", "iss", "scopes", "roles", "kind"}` (`kind` is `jwt`, or `introspected`
+//!   for an opaque token checked by introspection); 401 per RFC 6750
+//!   without a valid token.
 //! - `GET /admin`: callers holding the scope *or* the role `admin`; others get 403
 //!   `insufficient_scope`, naming both in the problem body.
+//! - `GET /metrics` (with `--metrics`): Portcullis's metrics in Prometheus text.
 //!
-//! Tokens with header `typ` `JWT` or `at+jwt` are accepted (`--require-at-jwt`
-//! accepts only RFC 9068 access tokens). Logs at `info` (`RUST_LOG` to change).
+//! Tokens without `typ`, or with `typ` `JWT` or `at+jwt`, are accepted
+//! (`--require-at-jwt` accepts only RFC 9068 access tokens). Logs at `info`
+//! (`RUST_LOG` to change). Prints `listening on <addr>` when ready.
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use axum::{Json, Router, routing::get};
 use portcullis::{
-    AuthLayer, Principal,
+    AuthLayer, Authenticator, ClaimMapping, Principal,
     guard::{RequireRoleOrScope, roles, scopes},
     jwt::{
-        JwtAuthenticator,
-        jwks::{RemoteKeys, RemoteKeysBuilder},
+        ConfigError, Issuer, JwtAuthenticator,
+        introspection::{Introspected, IntrospectionAuthenticator, IntrospectionError},
+        jwks::{JwksError, RemoteKeys, RemoteKeysBuilder},
     },
 };
 use serde_json::{Value, json};
@@ -37,31 +49,64 @@ roles! { pub AdminRole = "admin" }
 scopes! { pub AdminScope = "admin" }
 
 const USAGE: &str = "\
-usage: resource_server --issuer <URL> --audience <AUD> [options]
+usage: resource_server --issuer <URL> [--issuer <URL> ...] --audience <AUD> [options]
 
-  --issuer <URL>        the token issuer (exactly as in the tokens' `iss`); its keys are
-                        found at <URL>/.well-known/openid-configuration (or RFC 8414)
+  --issuer <URL>        a trusted token issuer (exactly as in the tokens' `iss`);
+                        repeatable. Without --jwks-url its keys are found at
+                        <URL>/.well-known/openid-configuration (or RFC 8414)
   --audience <AUD>      this API's audience (repeatable: any one must be in `aud`)
-  --jwks-url <URL>      fetch keys from this JWK Set URL instead of discovering it
+  --jwks-url <URL>      the JWK Set URL of the issuer at the same position; when
+                        given, once per --issuer, in the same order
+  --preset <NAME>       where roles and scopes are read: default, rfc9068, keycloak,
+                        auth0, okta, entra-id, cognito, better-auth
   --addr <IP:PORT>      where to listen (default 127.0.0.1:8080)
   --require-at-jwt      accept only `typ: at+jwt` access tokens (RFC 9068)
   --danger-allow-http   allow plain http to a provider that is not on loopback
+  --metrics             serve GET /metrics (Prometheus text)
+  --introspection-url <URL>
+                        check opaque (non-JWT) tokens at this RFC 7662 endpoint;
+                        needs --client-id and --client-secret
+  --client-id <ID>      this resource server's client id at the endpoint
+  --client-secret <SECRET>
+                        its secret (sent with HTTP Basic)
   -h, --help            this text";
 
 #[derive(Debug)]
 struct Args {
-    issuer: String,
+    issuers: Vec<String>,
     audiences: Vec<String>,
-    jwks_url: Option<String>,
+    jwks_urls: Vec<String>,
+    mapping: ClaimMapping,
     addr: SocketAddr,
     require_at_jwt: bool,
     allow_http: bool,
+    metrics: bool,
+    introspection: Option<Introspection>,
+}
+
+/// `--introspection-url`, `--client-id`, `--client-secret`.
+struct Introspection {
+    url: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl std::fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspection")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let (mut issuer, mut audiences, mut jwks_url) = (None, Vec::new(), None);
+    let (mut issuers, mut audiences, mut jwks_urls) = (Vec::new(), Vec::new(), Vec::new());
+    let mut mapping = ClaimMapping::default();
     let mut addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
-    let (mut require_at_jwt, mut allow_http) = (false, false);
+    let (mut require_at_jwt, mut allow_http, mut metrics) = (false, false, false);
+    let (mut introspection_url, mut client_id, mut client_secret) = (None, None, None);
     while let Some(flag) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -69,9 +114,18 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match flag.as_str() {
-            "--issuer" => issuer = Some(value("--issuer")?),
+            "--issuer" => issuers.push(value("--issuer")?),
             "--audience" => audiences.push(value("--audience")?),
-            "--jwks-url" => jwks_url = Some(value("--jwks-url")?),
+            "--jwks-url" => jwks_urls.push(value("--jwks-url")?),
+            "--preset" => {
+                let name = value("--preset")?;
+                mapping = ClaimMapping::preset(&name).ok_or_else(|| {
+                    format!(
+                        "--preset {name:?} is unknown (one of: {})",
+                        ClaimMapping::PRESETS.join(", ")
+                    )
+                })?;
+            }
             "--addr" => {
                 let raw = value("--addr")?;
                 addr = raw
@@ -80,24 +134,51 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             }
             "--require-at-jwt" => require_at_jwt = true,
             "--danger-allow-http" => allow_http = true,
+            "--metrics" => metrics = true,
+            "--introspection-url" => introspection_url = Some(value("--introspection-url")?),
+            "--client-id" => client_id = Some(value("--client-id")?),
+            "--client-secret" => client_secret = Some(value("--client-secret")?),
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let issuer = issuer.ok_or("--issuer is required")?;
-    if issuer.is_empty() {
+    if issuers.is_empty() {
+        return Err("--issuer is required".into());
+    }
+    if issuers.iter().any(String::is_empty) {
         return Err("--issuer is empty".into());
     }
+    if !jwks_urls.is_empty() && jwks_urls.len() != issuers.len() {
+        return Err(format!(
+            "--jwks-url is given {} time(s) for {} --issuer: give one per issuer, in the same order, or none to discover them",
+            jwks_urls.len(),
+            issuers.len()
+        ));
+    }
+    let introspection = match (introspection_url, client_id, client_secret) {
+        (None, None, None) => None,
+        (Some(url), Some(client_id), Some(client_secret)) => Some(Introspection {
+            url,
+            client_id,
+            client_secret,
+        }),
+        _ => {
+            return Err("--introspection-url, --client-id and --client-secret go together".into());
+        }
+    };
     if audiences.is_empty() || audiences.iter().any(String::is_empty) {
         return Err("--audience is required (and not empty)".into());
     }
     Ok(Some(Args {
-        issuer,
+        issuers,
         audiences,
-        jwks_url,
+        jwks_urls,
+        mapping,
         addr,
         require_at_jwt,
         allow_http,
+        metrics,
+        introspection,
     }))
 }
 
@@ -112,12 +193,12 @@ fn describe(p: &Principal) -> Value {
         "iss": p.issuer(),
         "scopes": p.scopes().collect::<Vec<_>>(),
         "roles": p.roles().collect::<Vec<_>>(),
-        "kind": p.kind().as_str(),
+        "kind": if p.claims::<Introspected>().is_some() { "introspected" } else { "jwt" },
     })
 }
 
 /// The application: public `/`, authenticated `/whoami` and `/me`, `/admin`.
-fn app(jwt: JwtAuthenticator) -> Router {
+fn app(auth: impl Authenticator + Clone) -> Router {
     let protected = Router::new()
         .route(
             "/whoami",
@@ -126,7 +207,7 @@ fn app(jwt: JwtAuthenticator) -> Router {
         .route("/me", get(|p: Principal| async move { Json(describe(&p)) }))
         .route("/admin", get(admin))
         // route_layer: unknown paths still answer 404, not 401.
-        .route_layer(AuthLayer::new(jwt));
+        .route_layer(AuthLayer::new(auth));
     Router::new()
         .route(
             "/",
@@ -135,15 +216,71 @@ fn app(jwt: JwtAuthenticator) -> Router {
         .merge(protected)
 }
 
-fn remote_keys(args: &Args) -> RemoteKeysBuilder {
-    let mut keys = RemoteKeys::builder(args.issuer.clone()).timeout(Duration::from_secs(10));
-    if let Some(url) = &args.jwks_url {
+fn remote_keys(args: &Args, index: usize) -> RemoteKeysBuilder {
+    let mut keys =
+        RemoteKeys::builder(args.issuers[index].clone()).timeout(Duration::from_secs(10));
+    if let Some(url) = args.jwks_urls.get(index) {
         keys = keys.jwks_url(url.clone());
     }
     if args.allow_http {
         keys = keys.danger_allow_http();
     }
     keys
+}
+
+/// The authenticator: each issuer with its keys, the audiences, preset and `typ` rule.
+fn authenticator(args: &Args, keys: Vec<RemoteKeys>) -> Result<JwtAuthenticator, ConfigError> {
+    let mut builder = JwtAuthenticator::builder().claim_mapping(args.mapping.clone());
+    for keys in keys {
+        builder = builder.trust(Issuer::remote(keys));
+    }
+    for audience in &args.audiences {
+        builder = builder.audience(audience.clone());
+    }
+    if args.require_at_jwt {
+        builder = builder.require_access_token_typ();
+    }
+    builder.build()
+}
+
+/// The introspection authenticator: the endpoint's issuer first (the `--issuer` on
+/// its origin, else the first), then the others.
+fn introspection(
+    args: &Args,
+    config: &Introspection,
+) -> Result<IntrospectionAuthenticator, IntrospectionError> {
+    let origin = |u: &str| u.split('/').take(3).collect::<Vec<_>>().join("/");
+    let own = args
+        .issuers
+        .iter()
+        .find(|i| origin(i) == origin(&config.url))
+        .unwrap_or(&args.issuers[0]);
+    let mut builder = IntrospectionAuthenticator::builder(config.url.clone())
+        .client_secret_basic(&config.client_id, &config.client_secret)
+        .claim_mapping(args.mapping.clone())
+        .issuer(own.clone());
+    for issuer in args.issuers.iter().filter(|i| *i != own) {
+        builder = builder.issuer(issuer.clone());
+    }
+    for audience in &args.audiences {
+        builder = builder.audience(audience.clone());
+    }
+    if args.allow_http {
+        builder = builder.danger_allow_http();
+    }
+    builder.build()
+}
+
+fn report(issuer: &str, e: &JwksError) {
+    eprintln!("error: could not load the keys of {issuer}: {e}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        eprintln!("  caused by: {c}");
+        cause = c.source();
+    }
+    if e.kind() == portcullis::jwt::jwks::JwksErrorKind::InsecureUrl {
+        eprintln!("hint: --danger-allow-http allows plain http (local providers only)");
+    }
 }
 
 #[tokio::main]
@@ -165,50 +302,61 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-
-    let keys = match remote_keys(&args).start().await {
-        Ok(keys) => keys,
+    // Before the first key fetch, so that it is counted.
+    let metrics = match args.metrics.then(prometheus).transpose() {
+        Ok(metrics) => metrics.unwrap_or_default(),
         Err(e) => {
-            eprintln!("error: could not load the keys of {}: {e}", args.issuer);
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                eprintln!("  caused by: {c}");
-                cause = c.source();
-            }
-            if e.kind() == portcullis::jwt::jwks::JwksErrorKind::InsecureUrl {
-                eprintln!("hint: --danger-allow-http allows plain http (local providers only)");
-            }
+            eprintln!("error: metrics recorder: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let key_count = keys.key_set().map_or(0, |set| set.len());
+
+    let mut all = Vec::with_capacity(args.issuers.len());
+    for (i, issuer) in args.issuers.iter().enumerate() {
+        let keys = match remote_keys(&args, i).start().await {
+            Ok(keys) => keys,
+            Err(e) => {
+                report(issuer, &e);
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "verifying tokens of issuer {} with {} key(s) from {}",
+            keys.issuer(),
+            keys.key_set().map_or(0, |set| set.len()),
+            keys.jwks_url().unwrap_or_default(),
+        );
+        all.push(keys);
+    }
     println!(
-        "verifying tokens of issuer {} with {key_count} key(s) from {}; audience {}; typ {}",
-        keys.issuer(),
-        keys.jwks_url().unwrap_or_default(),
+        "audience {}; typ {}",
         args.audiences.join(", "),
         if args.require_at_jwt {
             "at+jwt"
         } else {
-            "JWT or at+jwt"
+            "absent, JWT or at+jwt"
         },
     );
-
-    let mut builder = JwtAuthenticator::builder().remote_keys(keys);
-    for audience in &args.audiences {
-        builder = builder.audience(audience.clone());
-    }
-    builder = if args.require_at_jwt {
-        builder.require_access_token_typ()
-    } else {
-        builder.require_typ(["JWT", "at+jwt"])
-    };
-    let jwt = match builder.build() {
+    let jwt = match authenticator(&args, all) {
         Ok(jwt) => jwt,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
+    };
+
+    let opaque = match &args.introspection {
+        None => None,
+        Some(config) => match introspection(&args, config) {
+            Ok(opaque) => {
+                println!("introspecting opaque tokens at {}", config.url);
+                Some(opaque)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
 
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
@@ -220,110 +368,25 @@ async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().map_or(args.addr, |a| a);
     println!("listening on {addr}");
-    if let Err(e) = axum::serve(listener, app(jwt)).await {
+    let served = match opaque {
+        None => axum::serve(listener, app(jwt).merge(metrics)).await,
+        Some(opaque) => axum::serve(listener, app((jwt, opaque)).merge(metrics)).await,
+    };
+    if let Err(e) = served {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
 
-#[cfg(test)]
-mod tests {
-    use axum::body::Body;
-    use http::{Request, StatusCode};
-    use http_body_util::BodyExt;
-    use portcullis::jwt::{Algorithm, Key};
-    use tower::ServiceExt;
-
-    use super::*;
-
-    const SECRET: &[u8; 32] = b"a-secret-of-at-least-32-bytes!!!";
-
-    fn token(roles: &[&str], scope: &str) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let claims = json!({
-            "iss": "https://id.example", "aud": "api", "sub": "alice",
-            "roles": roles, "scope": scope, "iat": now, "exp": now + 300,
-        });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(SECRET),
-        )
-        .unwrap()
-    }
-
-    async fn get_admin(token: Option<String>) -> (StatusCode, Value) {
-        let jwt = JwtAuthenticator::builder()
-            .key(Key::hmac(Algorithm::HS256, SECRET).unwrap())
-            .issuer("https://id.example")
-            .audience("api")
-            .build()
-            .unwrap();
-        let mut request = Request::get("/admin");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let response = app(jwt)
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    #[tokio::test]
-    async fn admin_is_the_role_or_the_scope() {
-        let (status, body) = get_admin(Some(token(&["admin"], "profile"))).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["sub"], "alice");
-        let (status, _) = get_admin(Some(token(&[], "profile admin"))).await;
-        assert_eq!(status, StatusCode::OK);
-
-        let (status, body) = get_admin(Some(token(&["editor"], "profile"))).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        assert_eq!(body["code"], "insufficient_scope");
-        assert_eq!(body["role"], "admin");
-        assert_eq!(body["scope"], "admin");
-        let (status, _) = get_admin(None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-    }
-
-    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
-    }
-
-    #[test]
-    fn arguments_are_checked() {
-        let ok = parse(&["--issuer", "https://id.example", "--audience", "api"])
-            .unwrap()
-            .unwrap();
-        assert_eq!(ok.addr.to_string(), "127.0.0.1:8080");
-        assert!(
-            parse(&["--audience", "api"])
-                .unwrap_err()
-                .contains("--issuer")
-        );
-        assert!(
-            parse(&["--issuer", "https://id.example"])
-                .unwrap_err()
-                .contains("--audience")
-        );
-        assert!(
-            parse(&["--issuer", "x", "--audience", "a", "--addr", "nope"])
-                .unwrap_err()
-                .contains("IP:PORT")
-        );
-        assert!(
-            parse(&["--issuer", "--audience", "a"])
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert!(parse(&["--what"]).unwrap_err().contains("unknown"));
-        assert!(parse(&["--help"]).unwrap().is_none());
-    }
+/// `GET /metrics`: what every Portcullis layer recorded, in Prometheus text.
+fn prometheus() -> Result<Router, metrics_exporter_prometheus::BuildError> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    portcullis::metrics::describe();
+    let render = move || std::future::ready(handle.render());
+    Ok(Router::new().route("/metrics", get(render)))
 }
+
+#[cfg(test)]
+#[path = "resource_server/tests.rs"]
+mod tests;

@@ -47,15 +47,18 @@
 //! | (always) | the crate root | [`Principal`], [`AuthError`], [`Authenticator`], [`AuthLayer`], extractors |
 //! | `jwt` (default) | `jwt` | bearer-JWT verification with static keys |
 //! | `jwks` | `jwt::jwks` | keys from JWKS URLs and OIDC discovery, cached and rotated |
-//! | `guard` (default) | `guard` | `RequireRole` / `RequireScope` extractors and tower layers |
+//! | `introspection` | `jwt::introspection` | opaque access tokens by RFC 7662 introspection, cached and coalesced |
+//! | `guard` (default) | `guard` | `RequireRole` / `RequireScope` extractors and tower layers, the per-method `PolicyLayer` |
 //! | `apikey` | `apikey` | API keys: generation, hashed storage, the authenticator |
-//! | `ratelimit` | `ratelimit` | rate limits on governor, and the login throttle |
+//! | `ratelimit` | `ratelimit` | rate limits on governor, and the login throttle; quotas in the `PolicyLayer` table |
 //! | `tokens` | `tokens` | access-token issuance, JWK Set, refresh rotation with reuse detection, revocation |
 //! | `password` | `password` | argon2id hashing off the runtime, NIST-style policy, reset tokens |
 //! | `redis` | `redis` | Redis backends: shared rate limits, revocation, refresh tokens, API keys |
 //! | `sql` | `sql` | PostgreSQL and SQLite backends (sqlx): refresh tokens, API keys |
-//! | `tonic` | | the layers wrap tonic servers directly |
+//! | `tonic` | `guard::grpc` | the layers wrap tonic servers directly; the client address from tonic's connect info; `From<AuthError> for tonic::Status`; scope and role checks in handlers |
 //! | `axum` | | rate limits read the client address from axum's `ConnectInfo` |
+//! | `metrics` | `metrics` | counters, gauges and histograms for every decision, through the `metrics` facade (README: Metrics) |
+//! | `serve` | [`serve`](mod@serve) | serve an HTTP/1.1 app with head and body timeouts, a connection cap and the peer address |
 //! | `full` | all of the above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -94,6 +97,10 @@ pub use portcullis_redis as redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
 pub use portcullis_sql as sql;
 
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
+
 /// The names most applications need, in one `use`: what the README's examples use.
 pub mod prelude {
     pub use portcullis_core::{
@@ -104,7 +111,12 @@ pub mod prelude {
     pub use portcullis_jwt::{Algorithm, JwtAuthenticator, Key};
 
     #[cfg(feature = "guard")]
-    pub use portcullis_guard::{RequireRole, RequireRoleOrScope, RequireScope, roles, scopes};
+    pub use portcullis_guard::{
+        Access, PolicyLayer, RequireRole, RequireRoleOrScope, RequireScope, roles, scopes,
+    };
+
+    #[cfg(all(feature = "guard", feature = "tonic"))]
+    pub use portcullis_guard::grpc::RequestExt;
 
     #[cfg(feature = "apikey")]
     pub use portcullis_apikey::{ApiKeyAuthenticator, ApiKeys};

@@ -13,6 +13,8 @@ mod flow;
 mod flow_part_two;
 #[path = "quickstart/harness.rs"]
 mod harness;
+#[path = "quickstart/metrics.rs"]
+mod metrics;
 #[path = "quickstart/sessions.rs"]
 mod sessions;
 

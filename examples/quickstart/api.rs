@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::{
     App,
     auth::USER_SCOPES,
-    http::{JsonBody, Problem, no_store_json, server_error},
+    http::{JsonBody, Problem, no_store_json, server_error, store_error},
 };
 
 roles! { pub(crate) Admin = "admin" }
@@ -63,7 +63,7 @@ pub(crate) async fn admin(
         .users
         .count()
         .await
-        .map_err(|e| server_error("database failed", &e))?;
+        .map_err(|e| store_error("database failed", &e))?;
     Ok(Json(json!({
         "message": "welcome, administrator",
         "subject": admin.subject(),
@@ -173,6 +173,9 @@ pub(crate) async fn create_key(
                 Some("invalid_token"),
             ));
         }
+        Err(e) if e.kind() == ApiKeyErrorKind::Store => {
+            return Err(store_error("cannot issue an API key", &e));
+        }
         Err(e) => return Err(server_error("cannot issue an API key", &e)),
     };
     let mut body = key_json(issued.record());
@@ -190,7 +193,7 @@ pub(crate) async fn list_keys(
         .api_keys
         .list(principal.subject())
         .await
-        .map_err(|e| server_error("cannot list API keys", &e))?;
+        .map_err(|e| store_error("cannot list API keys", &e))?;
     Ok(Json(json!({
         "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
     })))
@@ -210,6 +213,6 @@ pub(crate) async fn delete_key(
             "not_found",
             "no such API key",
         )),
-        Err(e) => Err(server_error("cannot revoke an API key", &e)),
+        Err(e) => Err(store_error("cannot revoke an API key", &e)),
     }
 }

@@ -96,10 +96,17 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Logs `error` and answers 500 (or 503 for a store outage); never shows it to the client.
+/// Logs `error` and answers 500; never shows it to the client.
 pub(crate) fn server_error(what: &'static str, error: &dyn std::fmt::Display) -> Problem {
     tracing::error!(target: "quickstart", error = %error, "{what}");
     Problem::internal()
+}
+
+/// Logs a store failure (the database or Redis is down, slow past its deadline, or
+/// refused) and answers 503: the client may retry, nothing is wrong with its request.
+pub(crate) fn store_error(what: &'static str, error: &dyn std::fmt::Display) -> Problem {
+    tracing::error!(target: "quickstart", error = %error, "{what}");
+    Problem::unavailable()
 }
 
 /// A JSON body: `Content-Type: application/json`, parsed into `T`; every failure is

@@ -14,7 +14,8 @@
 //! - Routes: `POST /auth/{register,login,refresh,logout,logout-all,forgot-password,
 //!   reset-password,verify-email}`, `GET /me`, `GET /admin`, `POST|GET /api-keys`,
 //!   `DELETE /api-keys/{id}`, `GET /api/data`, `GET /.well-known/jwks.json`,
-//!   `GET /healthz`, and `GET /`, a page for the browser flow.
+//!   `GET /healthz`, `GET /metrics` (Prometheus text), and `GET /`, a page for the
+//!   browser flow.
 //!
 //! Run with `--help` for every setting.
 
@@ -27,6 +28,7 @@ mod mailer;
 mod store;
 
 use std::{
+    future::ready,
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
     process::ExitCode,
@@ -40,6 +42,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{MethodRouter, delete, get, post},
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use portcullis::{AuthLayer, jwt::JwtAuthenticator};
 use portcullis_apikey::{ApiKeys, KeyFormat};
 use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
@@ -130,6 +133,20 @@ async fn run(config: Config) -> Result<(), String> {
         .create(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
 
+    // Every Portcullis layer reports to this recorder; `GET /metrics` renders it.
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets(&[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0, 900.0])
+        .and_then(|builder| builder.install_recorder())
+        .map_err(|e| format!("metrics recorder: {e}"))?;
+    portcullis::metrics::describe();
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+
     // Storage.
     let db = match &config.database_url {
         Some(url) => Db::postgres(url, config.database_schema.as_deref())
@@ -142,7 +159,8 @@ async fn run(config: Config) -> Result<(), String> {
                 .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?
         }
     };
-    let sql = db.portcullis();
+    // Every store call gets two seconds; past that the route answers 503.
+    let sql = db.portcullis().with_deadline(Duration::from_secs(2));
     sql.migrate()
         .await
         .map_err(|e| format!("cannot migrate the portcullis tables: {e}"))?;
@@ -293,7 +311,7 @@ async fn run(config: Config) -> Result<(), String> {
         page: Page::new(),
     }));
 
-    let router = router(app, jwt, api_keys, limits, issuer, redis);
+    let router = router(app, jwt, api_keys, limits, issuer, redis, prometheus);
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -318,6 +336,7 @@ fn router(
     (ip_limit, session_limit): (IpLimit, IpLimit),
     issuer: TokenIssuer,
     redis: Option<Redis>,
+    prometheus: PrometheusHandle,
 ) -> Router {
     let bearer = || AuthLayer::new(jwt.clone()).realm(http::REALM);
 
@@ -368,6 +387,7 @@ fn router(
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || ready(prometheus.render())))
         .route(
             "/.well-known/jwks.json",
             get(move || {

@@ -383,3 +383,42 @@ async fn a_login_racing_logout_all_gets_no_usable_session() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_answers_503_within_the_deadline() {
+    use portcullis_sql::sqlx::{self, Connection, PgConnection};
+    let Ok(database) = std::env::var("DATABASE_URL") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true needs DATABASE_URL"
+        );
+        eprintln!("skipped: set DATABASE_URL to lock the quickstart's rows on PostgreSQL");
+        return;
+    };
+    let schema = format!("qs_lock_{:x}", rand::random::<u64>());
+    let s = Server::start(
+        Options::default()
+            .env("DATABASE_URL", &database)
+            .env("DATABASE_SCHEMA", &schema),
+    )
+    .await;
+    register(&s, BOB, BOB_PW, None).await;
+    let pair = login(&s, BOB, BOB_PW).await;
+    let mut holder = PgConnection::connect(&database).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT hash FROM {schema}.portcullis_refresh_tokens FOR UPDATE"
+    )))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let r = post_refresh(&s, &pair.refresh).await;
+    let took = started.elapsed();
+    r.problem(503, "unavailable");
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    // Nothing was lost: the same refresh token still works.
+    post_refresh(&s, &pair.refresh).await.expect(200);
+}

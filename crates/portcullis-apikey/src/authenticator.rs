@@ -8,8 +8,9 @@ use std::{
 
 use http::{HeaderMap, HeaderName, HeaderValue, request::Parts};
 use portcullis_core::{
-    AuthError, AuthResult, Authenticator, MaybeReady, credentials::authorization_bearer,
-    internal::header_text,
+    AuthError, AuthResult, Authenticator, MaybeReady,
+    credentials::authorization_bearer,
+    internal::{header_text, metrics},
 };
 
 use crate::{
@@ -319,6 +320,7 @@ impl<S: ApiKeyStore> ApiKeyAuthenticator<S> {
             Ok(record) => record,
             Err(error) => return MaybeReady::Ready(Err(error)),
         };
+        metrics::api_key_lookup("valid");
         let principal = self.principals.get(id, &record);
         let touch = self
             .debounce
@@ -370,11 +372,13 @@ fn check(
 /// Every refusal is the same `invalid_token` with the generic description; only the
 /// reason (for logs) differs. Logs carry the public id at most, never the key.
 fn refusal(id: Option<&str>, reason: &'static str) -> AuthError {
+    metrics::api_key_lookup(reason);
     tracing::debug!(target: "portcullis::apikey", key_id = id, reason, "api key refused");
     AuthError::invalid_token(reason)
 }
 
 fn store_failed(id: &str, error: StoreError) -> AuthError {
+    metrics::api_key_lookup("error");
     tracing::warn!(target: "portcullis::apikey", key_id = id, error = %error, "api key store failed");
     AuthError::unavailable("api_key_store_unavailable").with_source(error)
 }

@@ -201,8 +201,11 @@ impl Events {
         Self(Arc::new(sink))
     }
 
-    /// Emits one event.
+    /// Emits one event (and, with the `metrics` feature, counts reuse detections,
+    /// revocations and login failures; see [`crate::metrics`]).
+    #[inline]
     pub fn emit(&self, event: &AuthEvent<'_>) {
+        crate::metrics::hooks::event(event);
         self.0.emit(event)
     }
 }

@@ -1,17 +1,114 @@
 //! Helpers the Portcullis crates share. Not a public API: no stability promise, and
 //! hidden from the docs.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime},
+};
 
-use http::HeaderValue;
+use http::{Extensions, HeaderValue, request::Parts};
 
-use crate::AuthError;
 pub use crate::error::quoted_string;
+/// Recording helpers for the `metrics` feature (no-ops without it).
+pub use crate::metrics::hooks as metrics;
 pub use crate::principal::numeric_date;
+use crate::{AuthContext, AuthError, AuthResult, Events};
 
 /// The refusal for a request without a peer address (see `client_ip`).
 pub fn missing_peer_error() -> AuthError {
     crate::client_ip::missing_peer_error()
+}
+
+/// The socket peer recorded in `extensions`: a `PeerAddr`, or (feature `tonic`) the
+/// remote address of tonic's `TcpConnectInfo`.
+pub fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    crate::client_ip::peer_addr(extensions)
+}
+
+/// What `AuthLayer` does with an authenticator's answer, before it renders a refusal:
+/// the principal into the extensions, or the refusal (see `auth::service`).
+pub fn settle(
+    parts: &mut Parts,
+    result: AuthResult,
+    optional: bool,
+    events: &Events,
+    context: &AuthContext,
+) -> Result<(), AuthError> {
+    crate::auth::settle(parts, result, optional, events, context)
+}
+
+/// The span one authentication runs in: `DEBUG` under the target `portcullis::auth`,
+/// so production logs stay quiet unless asked; `tracing-opentelemetry` turns it into an
+/// OpenTelemetry span. Its fields are filled in by [`decided`] (and `kid` by
+/// [`trace_kid`]).
+pub fn auth_span(layer: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        target: "portcullis::auth",
+        "authenticate",
+        layer,
+        outcome = tracing::field::Empty,
+        code = tracing::field::Empty,
+        reason = tracing::field::Empty,
+        issuer = tracing::field::Empty,
+        kid = tracing::field::Empty,
+        subject = tracing::field::Empty,
+    )
+}
+
+/// Counts a decision of `layer` (metric `portcullis_auth_decisions_total`) and records
+/// it on `span`: the outcome, the refusal's code and reason, or the subject and issuer
+/// of the principal in `extensions`.
+#[inline]
+pub fn decided(
+    layer: &'static str,
+    span: &tracing::Span,
+    extensions: &Extensions,
+    result: Result<(), &AuthError>,
+) {
+    use crate::metrics::AUTH_DECISIONS;
+    match result {
+        Ok(()) => {
+            let labels = [
+                ("layer", layer),
+                ("outcome", "allowed"),
+                ("code", "none"),
+                ("reason", "none"),
+            ];
+            metrics::count(AUTH_DECISIONS, labels, 1);
+            if !span.is_disabled() {
+                span.record("outcome", "allowed");
+                if let Some(principal) = extensions.get::<crate::Principal>() {
+                    span.record("subject", principal.subject());
+                    if let Some(issuer) = principal.issuer() {
+                        span.record("issuer", issuer);
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            let (code, reason) = (error.kind().code(), error.reason());
+            let labels = [
+                ("layer", layer),
+                ("outcome", "rejected"),
+                ("code", code),
+                ("reason", reason),
+            ];
+            metrics::count(AUTH_DECISIONS, labels, 1);
+            span.record("outcome", "rejected");
+            span.record("code", code);
+            span.record("reason", reason);
+        }
+    }
+}
+
+/// Records the `kid` a token names on the authentication span, when that span is on.
+#[inline]
+pub fn trace_kid(kid: Option<&str>) {
+    if let Some(kid) = kid
+        && tracing::enabled!(target: "portcullis::auth", tracing::Level::DEBUG)
+    {
+        tracing::Span::current().record("kid", kid);
+    }
 }
 
 /// The header value as text, exactly when `HeaderValue::to_str` would give it.

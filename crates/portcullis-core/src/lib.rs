@@ -9,6 +9,7 @@
 //! - [`AuthLayer`]: the one tower middleware that runs any authenticator;
 //! - [`credentials`]: where bearer tokens are found;
 //! - [`AuthEvent`] and [`EventSink`]: security events, to `tracing` by default;
+//! - [`metrics`]: the names of the counters the layers keep (feature `metrics`);
 //! - axum extractors for `Principal`, `Option<Principal>` and [`Claims<C>`].
 //!
 //! ```
@@ -60,6 +61,7 @@ pub mod extract;
 #[doc(hidden)]
 pub mod internal;
 mod maybe_ready;
+pub mod metrics;
 mod principal;
 mod render;
 pub mod revocation;
@@ -72,7 +74,10 @@ pub use crate::{
     events::{AuthEvent, EventSink, Events, TracingSink},
     extract::AuthRejection,
     maybe_ready::MaybeReady,
-    principal::{ClaimMapping, ClaimPath, Claims, Principal, PrincipalBuilder, PrincipalKind},
+    principal::{
+        ClaimMapping, ClaimPath, ClaimShape, ClaimShapeError, Claims, Principal, PrincipalBuilder,
+        PrincipalKind,
+    },
     render::{AuthContext, DefaultRenderer, RenderRejection, problem_response},
     revocation::{NoRevocation, Revocation, RevocationQuery},
 };

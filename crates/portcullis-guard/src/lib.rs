@@ -9,7 +9,11 @@
 //! - [`RoleHierarchy`] is configuration (`admin` implies `editor`), carried to the
 //!   guards as a plain request extension (`Router::layer(axum::Extension(hierarchy))`);
 //! - [`RequireRoleLayer`], [`RequireScopeLayer`] and [`RequireRoleOrScopeLayer`] do the
-//!   same checks for any tower stack: tonic servers, or whole axum routers.
+//!   same checks for any tower stack: tonic servers, or whole axum routers;
+//! - [`PolicyLayer`] authenticates, authorises and rate-limits each gRPC method (or
+//!   route) by one table of [`Access`] entries, in one layer (see [`policy`]);
+//! - `grpc::RequestExt` (feature `tonic`) checks scopes and roles inside tonic
+//!   handlers as `Result<_, Status>`.
 //!
 //! Every guard reads the principal that [`AuthLayer`](portcullis_core::AuthLayer) put
 //! into the request, whatever authenticated it (a JWT, an API key, …). A request
@@ -142,16 +146,29 @@
 //! ```
 //!
 //! With tonic, the same two layers go on `Server::builder().layer(..).layer(..)` (with
-//! the `tonic` feature of `portcullis-core`, so that tonic's body can hold a refusal);
-//! the workspace's `examples/tonic_guard.rs` runs a whole gRPC server that way.
+//! the `tonic` feature, so that tonic's body can hold a refusal), or a guard wraps one
+//! service, which keeps its gRPC name: `.add_service(layer.layer(AdminServer::new(..)))`.
+//! When methods need different things, one [`PolicyLayer`] on the server says what each
+//! needs; the workspace's `examples/tonic-inventory` serves generated tonic code that way.
+//!
+//! # Features
+//!
+//! | Feature | Default | What it adds |
+//! |---|---|---|
+//! | `ratelimit` | no | `Access::rate_limit`: quotas in the policy table |
+//! | `tonic` | no | `grpc::RequestExt`; tonic's body holds the layers' refusals |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 pub mod extract;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod grpc;
 mod hierarchy;
 pub mod layer;
 mod marker;
+pub mod policy;
 mod rule;
 
 pub use crate::{
@@ -160,6 +177,7 @@ pub use crate::{
     hierarchy::RoleHierarchy,
     layer::{Guard, RequireRoleLayer, RequireRoleOrScopeLayer, RequireScopeLayer},
     marker::{AllOf, AnyOf, Match, Role, RoleSet, Scope, ScopeSet, is_valid_name},
+    policy::{Access, Policy, PolicyLayer},
 };
 
 /// The refusal of the extractors, from [`portcullis_core::extract`].

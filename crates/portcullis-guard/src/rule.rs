@@ -1,10 +1,10 @@
 //! The check every guard runs: does a principal hold the roles or scopes required?
 
-use std::borrow::Cow;
+use std::{borrow::Cow, fmt};
 
 use portcullis_core::{AuthError, Principal};
 
-use crate::{Match, RoleHierarchy};
+use crate::{GuardConfigError, Match, RoleHierarchy, is_valid_name};
 
 /// Roles or scopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,63 @@ impl Kind {
             Self::Role => "role",
             Self::Scope => "scope",
         }
+    }
+}
+
+/// Names of one kind, of which any or all are required.
+pub(crate) struct Rule {
+    pub(crate) kind: Kind,
+    pub(crate) mode: Match,
+    names: Box<[Box<str>]>,
+}
+
+impl Rule {
+    pub(crate) fn new<I, N>(kind: Kind, mode: Match, names: I) -> Result<Self, GuardConfigError>
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<Box<str>>,
+    {
+        let names: Box<[Box<str>]> = names.into_iter().map(Into::into).collect();
+        if names.is_empty() {
+            return Err(GuardConfigError::empty());
+        }
+        if let Some(index) = names.iter().position(|n| !is_valid_name(n)) {
+            return Err(GuardConfigError::invalid_name(index));
+        }
+        Ok(Self { kind, mode, names })
+    }
+
+    /// The rule of a typed set.
+    ///
+    /// # Panics
+    ///
+    /// When a hand-written set has no name or an invalid one (the macros' markers are
+    /// checked at compile time).
+    pub(crate) fn of(kind: Kind, mode: Match, names: &'static [&'static str]) -> Self {
+        Self::new(kind, mode, names.iter().copied()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub(crate) fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.names.iter().map(|n| &**n)
+    }
+
+    pub(crate) fn is_met(&self, principal: &Principal, hierarchy: Option<&RoleHierarchy>) -> bool {
+        is_met(self.kind, self.mode, &self.names, principal, hierarchy)
+    }
+
+    /// The names joined by spaces, as a refusal names them.
+    pub(crate) fn joined(&self) -> Cow<'static, str> {
+        Cow::Owned(self.names.join(" "))
+    }
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule")
+            .field("kind", &self.kind.as_str())
+            .field("mode", &self.mode)
+            .field("names", &self.names)
+            .finish()
     }
 }
 

@@ -98,6 +98,13 @@ pub enum ConfigErrorKind {
     EmptyValue,
     /// A key was refused; see [`ConfigError::key_error`].
     Key,
+    /// Two trusted issuers share an identifier.
+    DuplicateIssuer,
+    /// Keys that belong to no single issuer: static keys given beside several
+    /// [`issuer`](crate::JwtAuthenticatorBuilder::issuer)s (give each issuer its own
+    /// with [`trust`](crate::JwtAuthenticatorBuilder::trust)), or an issuer with both
+    /// static and remote keys.
+    AmbiguousKeys,
 }
 
 /// The authenticator could not be built. See [`kind`](Self::kind).
@@ -149,6 +156,10 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::NoAudience => f.write_str("no audience configured"),
             ConfigErrorKind::EmptyValue => f.write_str("an issuer or audience is empty"),
             ConfigErrorKind::Key => f.write_str("a key was refused"),
+            ConfigErrorKind::DuplicateIssuer => f.write_str("an issuer is configured twice"),
+            ConfigErrorKind::AmbiguousKeys => {
+                f.write_str("keys must belong to exactly one issuer each")
+            }
         }
     }
 }

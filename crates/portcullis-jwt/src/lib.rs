@@ -59,30 +59,41 @@
 //!    `duplicate_header_member`).
 //! 3. Header: `alg` `none` in any spelling (`alg_none`); any `crit`, empty or not,
 //!    since no extension is supported (`crit_unsupported`); `b64`
-//!    (`b64_unsupported`); optionally `typ` (`typ_mismatch`, see
-//!    [`JwtAuthenticatorBuilder::require_access_token_typ`]). `jwk`, `jku`, `x5u`,
+//!    (`b64_unsupported`); `typ` (`typ_mismatch`): absent, `JWT` or `at+jwt` by
+//!    default, only `at+jwt` with
+//!    [`JwtAuthenticatorBuilder::require_access_token_typ`]. `jwk`, `jku`, `x5u`,
 //!    `x5c` and `x5t` are ignored: keys come from configuration only, nothing is
 //!    ever fetched.
-//! 4. Key: chosen by `kid` in the configured [`KeySet`] (`unknown_kid`,
+//! 4. Issuer: the claims are parsed once (into a duplicate-refusing JSON map,
+//!    `duplicate_claim`) and `iss` picks the trusted [`Issuer`] whose keys verify
+//!    the token (`missing_iss`, `invalid_iss`, `wrong_issuer`): a key of one issuer
+//!    never verifies a token of another, and nothing in the claims is trusted
+//!    before that issuer's key has verified the signature.
+//! 5. Key: chosen by `kid` in that issuer's [`KeySet`] (`unknown_kid`,
 //!    `missing_kid`, `kid_too_long`); its pinned algorithm must equal `alg`
-//!    (`alg_mismatch`), so an HMAC secret never verifies an RSA token nor the reverse.
-//! 5. Signature (`bad_signature`), verified by `jsonwebtoken`'s verifier
-//!    ([`jsonwebtoken::crypto::JwtVerifier`]) from its aws-lc-rs provider, with the
+//!    (`alg_mismatch`), so an HMAC secret never verifies an RSA token nor the
+//!    reverse, and be one of the issuer's [`algorithms`](Issuer::algorithms) when
+//!    set (`alg_not_allowed`).
+//! 6. Signature (`bad_signature`), verified by `jsonwebtoken`'s verifier
+//!    ([`jsonwebtoken::crypto::JwtVerifier`]) from its aws-lc-rs provider (ES512,
+//!    which jsonwebtoken lacks, by aws-lc-rs directly), with the
 //!    [`jsonwebtoken::DecodingKey`] built once per configured [`Key`] (keys are
 //!    checked and parsed when built, not per request) and the verifier built once per
 //!    thread and key. A key set remembers the headers of tokens that verified, byte
 //!    for byte: decoding and parsing a header and choosing its key run once per
 //!    distinct header; the `typ` rule, the signature and the claims are checked for
 //!    every token.
-//! 6. Claims, parsed once into a duplicate-refusing JSON map (`duplicate_claim`):
-//!    `exp` required and numeric (`missing_exp`, `invalid_exp`, `token_expired`);
-//!    `nbf` when present (`token_not_yet_valid`); `iat` not in the future
-//!    (`iat_in_future`); all within the leeway (60 s by default) of an injectable
-//!    [`Clock`]; `iss` required and exactly one of the configured issuers
-//!    (`missing_iss`, `wrong_issuer`); `aud` required and containing a configured
-//!    audience (`missing_aud`, `wrong_audience`); a subject (`missing_subject`); the
-//!    claims fit `C` (`invalid_claims`).
-//! 7. Revocation, when configured: on every verification and every cache hit.
+//! 7. Claims, under the issuer's rules: `exp` required and a NumericDate in the
+//!    64-bit range (`missing_exp`, `invalid_exp`, `token_expired`); `nbf` when
+//!    present (`token_not_yet_valid`); `iat` not in the future (`iat_in_future`);
+//!    all within the leeway (60 s by default) of an injectable [`Clock`]; `aud`
+//!    required, every member a string (`invalid_aud`), and containing a configured
+//!    audience (`missing_aud`, `wrong_audience`); `sub`, `jti`, `client_id`, `azp`
+//!    strings when present (`invalid_sub`, …); the mapped role and scope claims of
+//!    their [shape](portcullis_core::ClaimMapping) (`malformed_claim`); a subject
+//!    (`missing_subject`); the claims fit `C` (`invalid_claims`).
+//! 8. Revocation, when configured: on every verification and every cache hit,
+//!    keyed by (issuer, subject) and (issuer, `jti`).
 //!
 //! # The verified-token cache
 //!
@@ -114,6 +125,10 @@ mod cache;
 mod clock;
 mod compact;
 mod error;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
+mod issuer;
 mod json;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
@@ -128,6 +143,7 @@ pub use crate::{
     },
     clock::{Clock, ManualClock, SystemClock},
     error::{ConfigError, ConfigErrorKind, KeyError, KeyErrorKind},
+    issuer::Issuer,
     key::{Algorithm, Key, MAX_KID_LEN, MIN_RSA_BITS},
     keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet},
 };

@@ -49,14 +49,19 @@ struct Inner {
 ///
 /// - **`jti` denylist**: [`revoke_token`](RevocationStore::revoke_token) refuses one
 ///   token (by `jti`, and by `iss` when both the entry and the token have one) until
-///   its `exp`: the entry `{prefix}rev:jti:{jti}` expires then (`PEXPIREAT`).
+///   its `exp`: the entries `{prefix}rev:ijti:{len(iss)}:{iss}{jti}` (one per issuer,
+///   so the same `jti` at two issuers is two tokens) and `{prefix}rev:jti:{jti}` (for
+///   checks that know no issuer) expire then.
 /// - **Subject cut-off**: [`revoke_subject`](RevocationStore::revoke_subject) refuses
-///   every token of the subject issued at or before the cut-off second (a token
-///   without `iat` for such a subject is refused too). The entry
-///   `{prefix}rev:sub:{subject}` only ever moves forward and is kept for the
-///   retention (default [`DEFAULT_CUTOFF_RETENTION`]).
+///   every token of the subject issued at or before the cut-off second, at every
+///   issuer; [`revoke_issuer_subject`](RevocationStore::revoke_issuer_subject) at one
+///   issuer only (a token without `iat` for such a subject is refused too). The
+///   entries `{prefix}rev:sub:{subject}` and
+///   `{prefix}rev:isub:{len(iss)}:{iss}{subject}` only ever move forward and are kept
+///   for the retention (default [`DEFAULT_CUTOFF_RETENTION`]). A check that knows no
+///   issuer sees only the cut-offs made for every issuer.
 ///
-/// [`check`](Revocation::check) costs one round trip (`MGET` of both entries) and
+/// [`check`](Revocation::check) costs one round trip (`MGET` of the entries) and
 /// answers [`MaybeReady::Pending`] (await it: `revocation.check(&query).await`). When Redis fails or times out (default
 /// 250 ms) the [`FailurePolicy`] decides: closed by default, so the request gets
 /// `503` (`AuthError::unavailable`), never a pass for a token that may be revoked.
@@ -127,18 +132,45 @@ impl RedisRevocation {
         self.configure(|i| i.clock = Arc::new(clock))
     }
 
-    fn jti_key(&self, jti: &str) -> Vec<u8> {
-        self.inner.redis.key(&[b"rev:jti:", jti.as_bytes()])
+    /// The key of a denied `jti`: of any issuer (`rev:jti:<jti>`, whose value may
+    /// still name one), or of one issuer.
+    fn jti_key(&self, issuer: Option<&str>, jti: &str) -> Vec<u8> {
+        self.scoped(b"rev:jti:", b"rev:ijti:", issuer, jti)
     }
 
-    fn subject_key(&self, subject: &str) -> Vec<u8> {
-        self.inner.redis.key(&[b"rev:sub:", subject.as_bytes()])
+    /// The key of a subject's cut-off: at every issuer, or at one.
+    fn subject_key(&self, issuer: Option<&str>, subject: &str) -> Vec<u8> {
+        self.scoped(b"rev:sub:", b"rev:isub:", issuer, subject)
+    }
+
+    /// `<any><name>`, or `<one><issuer length>:<issuer><name>`: the length makes the
+    /// (issuer, name) pair unambiguous whatever bytes either holds.
+    fn scoped(&self, any: &[u8], one: &[u8], issuer: Option<&str>, name: &str) -> Vec<u8> {
+        match issuer {
+            None => self.inner.redis.key(&[any, name.as_bytes()]),
+            Some(issuer) => {
+                let len = format!("{}:", issuer.len());
+                let parts = [one, len.as_bytes(), issuer.as_bytes(), name.as_bytes()];
+                self.inner.redis.key(&parts)
+            }
+        }
     }
 
     fn fetch(&self, query: &RevocationQuery<'_>) -> Fetch {
+        let mut keys = vec![self.subject_key(None, query.subject)];
+        let scoped = query.issuer.is_some();
+        if let Some(issuer) = query.issuer {
+            keys.push(self.subject_key(Some(issuer), query.subject));
+        }
+        if let Some(jti) = query.token_id {
+            keys.push(self.jti_key(None, jti));
+            if let Some(issuer) = query.issuer {
+                keys.push(self.jti_key(Some(issuer), jti));
+            }
+        }
         Fetch {
-            subject_key: self.subject_key(query.subject),
-            jti_key: query.token_id.map(|jti| self.jti_key(jti)),
+            keys,
+            scoped,
             issuer: query.issuer.map(str::to_owned),
             issued_at: query.issued_at,
         }
@@ -160,10 +192,11 @@ impl RedisRevocation {
     }
 }
 
-/// What a pending check needs, owned.
+/// What a pending check needs, owned: the keys to read (the subject's cut-offs at
+/// every issuer and, when `scoped`, at the token's; then the `jti`'s entries alike).
 struct Fetch {
-    subject_key: Vec<u8>,
-    jti_key: Option<Vec<u8>>,
+    keys: Vec<Vec<u8>>,
+    scoped: bool,
     issuer: Option<String>,
     issued_at: Option<SystemTime>,
 }
@@ -172,9 +205,8 @@ impl Fetch {
     async fn run(self, inner: Arc<Inner>) -> Result<(), AuthError> {
         let mut conn = inner.redis.conn();
         let mut cmd = redis::cmd("MGET");
-        cmd.arg(&self.subject_key);
-        if let Some(jti_key) = &self.jti_key {
-            cmd.arg(jti_key);
+        for key in &self.keys {
+            cmd.arg(key);
         }
         let reply = inner
             .redis
@@ -200,22 +232,23 @@ impl Fetch {
 
     /// Whether the entries fetched revoke the credential.
     fn decide(&self, values: &[Option<String>]) -> Result<bool, Error> {
-        if let Some(Some(cutoff)) = values.first() {
+        let subjects = if self.scoped { 2 } else { 1 };
+        let (cutoffs, denied) = values.split_at(subjects.min(values.len()));
+        for cutoff in cutoffs.iter().flatten() {
             let cutoff: i64 = cutoff.parse().map_err(|_| Error::new(ErrorKind::Reply))?;
-            let refused = match self.issued_at {
-                Some(iat) => unix_secs(iat) <= cutoff,
-                None => true,
-            };
-            if refused {
+            if self.issued_at.is_none_or(|iat| unix_secs(iat) <= cutoff) {
                 return Ok(true);
             }
         }
-        if let Some(Some(entry)) = values.get(1) {
+        // An entry of any issuer may name the issuer it was meant for (`i<iss>`).
+        for entry in denied.iter().flatten() {
             let issuer_matches = match (entry.strip_prefix('i'), self.issuer.as_deref()) {
                 (Some(denied), Some(presented)) => denied == presented,
                 _ => true,
             };
-            return Ok(issuer_matches);
+            if issuer_matches {
+                return Ok(true);
+            }
         }
         Ok(false)
     }
@@ -237,27 +270,57 @@ impl RevocationStore for RedisRevocation {
             // Expired already: the verifier refuses it anyway.
             return Ok(());
         }
-        let key = self.jti_key(token.token_id);
+        // One key per (issuer, jti): the same `jti` at two issuers is two tokens.
+        // The issuer-less key is written too, for checks that know no issuer (they
+        // fail closed); its value names the last issuer, for stores written before
+        // entries were scoped.
         let value = match token.issuer {
             Some(issuer) => format!("i{issuer}"),
             None => "-".to_owned(),
         };
         let at = unix_millis(token.expires_at);
-        let mut conn = self.inner.redis.conn();
-        self.write(async move {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(value)
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.jti_key(None, token.token_id))
+            .arg(&value)
+            .arg("PXAT")
+            .arg(at)
+            .ignore();
+        if token.issuer.is_some() {
+            pipe.cmd("SET")
+                .arg(self.jti_key(token.issuer, token.token_id))
+                .arg(&value)
                 .arg("PXAT")
                 .arg(at)
-                .query_async::<()>(&mut conn)
-                .await
-        })
-        .await
+                .ignore();
+        }
+        let mut conn = self.inner.redis.conn();
+        self.write(async move { pipe.query_async::<()>(&mut conn).await })
+            .await
     }
 
     async fn revoke_subject(&self, subject: &str, cutoff: SystemTime) -> Result<(), TokenError> {
-        let key = self.subject_key(subject);
+        self.set_cutoff(None, subject, cutoff).await
+    }
+
+    async fn revoke_issuer_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        cutoff: SystemTime,
+    ) -> Result<(), TokenError> {
+        self.set_cutoff(Some(issuer), subject, cutoff).await
+    }
+}
+
+impl RedisRevocation {
+    async fn set_cutoff(
+        &self,
+        issuer: Option<&str>,
+        subject: &str,
+        cutoff: SystemTime,
+    ) -> Result<(), TokenError> {
+        let key = self.subject_key(issuer, subject);
         let keep_until = unix_micros(cutoff)
             .saturating_add(duration_micros(self.inner.retention))
             .div_euclid(1000);

@@ -291,6 +291,7 @@ impl TokenIssuer {
         header.kid = Some(key.kid().to_owned());
         let token = encode(&header, &claims, key.encoding_key())
             .map_err(|e| Error::new(ErrorKind::Signing, "signing failed").with_source(e))?;
+        portcullis_core::internal::metrics::token_issued("access");
         Ok(AccessToken {
             token,
             jti,

@@ -40,12 +40,29 @@ pub trait RevocationStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Refuses every token of `subject` issued at or before `cutoff` (logout everywhere,
-    /// password change).
+    /// password change), whichever issuer issued it.
     fn revoke_subject(
         &self,
         subject: &str,
         cutoff: SystemTime,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Refuses every token of `subject` *from `issuer`* issued at or before `cutoff`.
+    /// A resource server trusting several issuers keys cut-offs by (issuer, subject):
+    /// the same `sub` at another issuer names another party, whose tokens stand.
+    ///
+    /// The default applies the cut-off to every issuer
+    /// ([`revoke_subject`](Self::revoke_subject)), which fails closed; the stores of
+    /// this project scope it to `issuer`.
+    fn revoke_issuer_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        cutoff: SystemTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = issuer;
+        self.revoke_subject(subject, cutoff)
+    }
 }
 
 /// The default cap on denylisted `jti`s.
@@ -55,16 +72,34 @@ pub const DEFAULT_MAX_DENYLIST: usize = 100_000;
 /// this crate issues (at most one day) plus leeway.
 pub const DEFAULT_CUTOFF_RETENTION: Duration = Duration::from_secs(86_400 + 300);
 
+/// A denied `jti` of one issuer (`None`: of any issuer).
 struct Denied {
     issuer: Option<Box<str>>,
     expires_at: SystemTime,
 }
 
+/// A subject's cut-off at one issuer (`None`: at every issuer): the last second
+/// (Unix time) whose tokens are refused, and when the entry may be dropped.
+struct Cutoff {
+    issuer: Option<Box<str>>,
+    secs: i64,
+    keep_until: SystemTime,
+}
+
+/// Whether an entry for `entry` applies to a token of `presented`: the same issuer,
+/// or either side without one (failing closed).
+fn same_issuer(entry: Option<&str>, presented: Option<&str>) -> bool {
+    match (entry, presented) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 struct Inner {
-    denied: DashMap<Box<str>, Denied>,
-    /// Per subject: the last second (Unix time) whose tokens are refused, and when the
-    /// entry may be dropped.
-    cutoffs: DashMap<Box<str>, (i64, SystemTime)>,
+    /// By `jti`: one entry per issuer that revoked it (almost always one).
+    denied: DashMap<Box<str>, Vec<Denied>>,
+    /// By subject: one entry per issuer that cut it off (almost always one).
+    cutoffs: DashMap<Box<str>, Vec<Cutoff>>,
     entries: AtomicUsize,
     sweep_at: AtomicUsize,
     max_denylist: usize,
@@ -178,9 +213,12 @@ impl MemoryRevocation {
         self
     }
 
-    /// How many denylisted `jti`s and subject cut-offs are held.
+    /// How many denylisted tokens and subject cut-offs are held (each counted per
+    /// issuer). Walks the lists: for diagnostics and tests.
     pub fn len(&self) -> (usize, usize) {
-        (self.inner.denied.len(), self.inner.cutoffs.len())
+        let denied = self.inner.denied.iter().map(|e| e.value().len()).sum();
+        let cutoffs = self.inner.cutoffs.iter().map(|e| e.value().len()).sum();
+        (denied, cutoffs)
     }
 
     /// Whether nothing is revoked.
@@ -193,43 +231,41 @@ impl MemoryRevocation {
         let now = self.inner.clock.now();
         let inner = &*self.inner;
         let removed = AtomicUsize::new(0);
-        inner.denied.retain(|_, d| {
-            let keep = d.expires_at > now;
-            if !keep {
-                removed.fetch_add(1, Ordering::Relaxed);
-            }
-            keep
+        inner.denied.retain(|_, list| {
+            let before = list.len();
+            list.retain(|d| d.expires_at > now);
+            removed.fetch_add(before - list.len(), Ordering::Relaxed);
+            !list.is_empty()
         });
-        inner.cutoffs.retain(|_, (_, keep_until)| {
-            let keep = *keep_until > now;
-            if !keep {
-                removed.fetch_add(1, Ordering::Relaxed);
-            }
-            keep
+        inner.cutoffs.retain(|_, list| {
+            let before = list.len();
+            list.retain(|c| c.keep_until > now);
+            removed.fetch_add(before - list.len(), Ordering::Relaxed);
+            !list.is_empty()
         });
         inner
             .entries
             .fetch_sub(removed.into_inner(), Ordering::AcqRel);
     }
 
-    fn set_cutoff(&self, subject: &str, cutoff: SystemTime) {
+    fn set_cutoff(&self, issuer: Option<&str>, subject: &str, cutoff: SystemTime) {
         let inner = &*self.inner;
         let secs = unix_secs(cutoff);
         let keep_until = cutoff + inner.cutoff_retention;
-        let mut added = false;
-        inner
-            .cutoffs
-            .entry(subject.into())
-            .and_modify(|(s, k)| {
-                *s = (*s).max(secs);
-                *k = (*k).max(keep_until);
-            })
-            .or_insert_with(|| {
-                added = true;
-                (secs, keep_until)
-            });
-        if added {
-            inner.entries.fetch_add(1, Ordering::AcqRel);
+        let mut list = inner.cutoffs.entry(subject.into()).or_default();
+        match list.iter_mut().find(|c| c.issuer.as_deref() == issuer) {
+            Some(c) => {
+                c.secs = c.secs.max(secs);
+                c.keep_until = c.keep_until.max(keep_until);
+            }
+            None => {
+                list.push(Cutoff {
+                    issuer: issuer.map(Into::into),
+                    secs,
+                    keep_until,
+                });
+                inner.entries.fetch_add(1, Ordering::AcqRel);
+            }
         }
     }
 }
@@ -251,27 +287,24 @@ impl Revocation for MemoryRevocation {
         if inner.entries.load(Ordering::Acquire) == 0 {
             return MaybeReady::Ready(Ok(()));
         }
-        if let Some(cutoff) = inner.cutoffs.get(query.subject) {
-            let refused = match query.issued_at {
-                Some(iat) => unix_secs(iat) <= cutoff.0,
-                None => true,
-            };
+        if let Some(cutoffs) = inner.cutoffs.get(query.subject) {
+            let refused = cutoffs.iter().any(|c| {
+                same_issuer(c.issuer.as_deref(), query.issuer)
+                    && query.issued_at.is_none_or(|iat| unix_secs(iat) <= c.secs)
+            });
             if refused {
                 return MaybeReady::Ready(Err(AuthError::revoked()));
             }
         }
         if let Some(jti) = query.token_id
             && let Some(denied) = inner.denied.get(jti)
-        {
-            let issuer_matches = match (&denied.issuer, query.issuer) {
-                (Some(a), Some(b)) => **a == *b,
-                _ => true,
-            };
             // Past `exp` the verifier refuses the token itself; still answer "revoked"
             // (never less strict) and leave the purge to the writers.
-            if issuer_matches {
-                return MaybeReady::Ready(Err(AuthError::revoked()));
-            }
+            && denied
+                .iter()
+                .any(|d| same_issuer(d.issuer.as_deref(), query.issuer))
+        {
+            return MaybeReady::Ready(Err(AuthError::revoked()));
         }
         MaybeReady::Ready(Ok(()))
     }
@@ -298,150 +331,42 @@ impl RevocationStore for MemoryRevocation {
             if inner.denied.len() >= inner.max_denylist
                 && !inner.denied.contains_key(token.token_id)
             {
-                self.set_cutoff(token.subject, now);
+                self.set_cutoff(token.issuer, token.subject, now);
                 return Ok(());
             }
         }
-        let previous = inner.denied.insert(
-            token.token_id.into(),
-            Denied {
-                issuer: token.issuer.map(Into::into),
-                expires_at: token.expires_at,
-            },
-        );
-        if previous.is_none() {
-            inner.entries.fetch_add(1, Ordering::AcqRel);
+        let mut list = inner.denied.entry(token.token_id.into()).or_default();
+        match list
+            .iter_mut()
+            .find(|d| d.issuer.as_deref() == token.issuer)
+        {
+            Some(d) => d.expires_at = d.expires_at.max(token.expires_at),
+            None => {
+                list.push(Denied {
+                    issuer: token.issuer.map(Into::into),
+                    expires_at: token.expires_at,
+                });
+                inner.entries.fetch_add(1, Ordering::AcqRel);
+            }
         }
         Ok(())
     }
 
     async fn revoke_subject(&self, subject: &str, cutoff: SystemTime) -> Result<(), Error> {
-        self.set_cutoff(subject, cutoff);
+        self.set_cutoff(None, subject, cutoff);
+        Ok(())
+    }
+
+    async fn revoke_issuer_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        cutoff: SystemTime,
+    ) -> Result<(), Error> {
+        self.set_cutoff(Some(issuer), subject, cutoff);
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ManualClock;
-
-    fn query<'a>(
-        sub: &'a str,
-        jti: Option<&'a str>,
-        iat: Option<SystemTime>,
-    ) -> RevocationQuery<'a> {
-        RevocationQuery {
-            issuer: Some("https://issuer"),
-            subject: sub,
-            token_id: jti,
-            issued_at: iat,
-        }
-    }
-
-    fn revoked(r: &MemoryRevocation, q: &RevocationQuery<'_>) -> bool {
-        match r.check(q) {
-            MaybeReady::Ready(result) => result.is_err(),
-            MaybeReady::Pending(_) => panic!("memory revocation never pends"),
-        }
-    }
-
-    #[tokio::test]
-    async fn denylisted_jti_is_refused_and_others_are_not() {
-        let clock = ManualClock::starting_now();
-        let r = MemoryRevocation::with_clock(clock.clone());
-        let exp = clock.now() + Duration::from_secs(60);
-        r.revoke_token(RevokedToken {
-            issuer: Some("https://issuer"),
-            token_id: "a",
-            subject: "alice",
-            expires_at: exp,
-        })
-        .await
-        .unwrap();
-        assert!(revoked(&r, &query("alice", Some("a"), Some(clock.now()))));
-        assert!(!revoked(&r, &query("alice", Some("b"), Some(clock.now()))));
-        // Same jti from another issuer is another token.
-        let other = RevocationQuery {
-            issuer: Some("https://other"),
-            ..query("alice", Some("a"), None)
-        };
-        assert!(!revoked(&r, &other));
-    }
-
-    #[tokio::test]
-    async fn denylist_entries_purge_after_exp() {
-        let clock = ManualClock::starting_now();
-        let r = MemoryRevocation::with_clock(clock.clone());
-        let exp = clock.now() + Duration::from_secs(60);
-        r.revoke_token(RevokedToken {
-            issuer: None,
-            token_id: "a",
-            subject: "alice",
-            expires_at: exp,
-        })
-        .await
-        .unwrap();
-        assert_eq!(r.len(), (1, 0));
-        clock.advance(Duration::from_secs(61));
-        r.purge_expired();
-        assert_eq!(r.len(), (0, 0));
-        assert!(r.is_empty());
-        // An already expired token is not even stored.
-        r.revoke_token(RevokedToken {
-            issuer: None,
-            token_id: "b",
-            subject: "alice",
-            expires_at: exp,
-        })
-        .await
-        .unwrap();
-        assert!(r.is_empty());
-    }
-
-    #[tokio::test]
-    async fn subject_cutoff_refuses_older_and_same_second_tokens_only() {
-        let clock = ManualClock::starting_now();
-        let r = MemoryRevocation::with_clock(clock.clone());
-        let t0 = clock.now();
-        r.revoke_subject("alice", t0 + Duration::from_millis(500))
-            .await
-            .unwrap();
-        assert!(revoked(
-            &r,
-            &query("alice", Some("x"), Some(t0 - Duration::from_secs(10)))
-        ));
-        assert!(revoked(&r, &query("alice", Some("x"), Some(t0))));
-        assert!(!revoked(
-            &r,
-            &query("alice", Some("x"), Some(t0 + Duration::from_secs(1)))
-        ));
-        assert!(!revoked(
-            &r,
-            &query("bob", Some("x"), Some(t0 - Duration::from_secs(10)))
-        ));
-        // No iat for a subject with a cut-off: refused. Without a cut-off: fine.
-        assert!(revoked(&r, &query("alice", Some("x"), None)));
-        assert!(!revoked(&r, &query("bob", Some("x"), None)));
-    }
-
-    #[tokio::test]
-    async fn full_denylist_escalates_to_subject_cutoff() {
-        let clock = ManualClock::starting_now();
-        let r = MemoryRevocation::with_clock(clock.clone()).max_denylist(2);
-        let exp = clock.now() + Duration::from_secs(600);
-        for jti in ["a", "b", "c"] {
-            r.revoke_token(RevokedToken {
-                issuer: None,
-                token_id: jti,
-                subject: "alice",
-                expires_at: exp,
-            })
-            .await
-            .unwrap();
-        }
-        assert_eq!(r.len(), (2, 1));
-        // "c" did not fit but is refused through alice's cut-off.
-        assert!(revoked(&r, &query("alice", Some("c"), Some(clock.now()))));
-    }
-}
+mod tests;

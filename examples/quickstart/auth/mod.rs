@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     App,
-    http::{Problem, server_error},
+    http::{Problem, server_error, store_error},
     mailer::Mail,
 };
 
@@ -74,7 +74,7 @@ pub(crate) struct TokenBody {
 }
 
 fn db_error(e: impl std::fmt::Display) -> Problem {
-    server_error("database failed", &e)
+    store_error("database failed", &e)
 }
 
 /// Trims and checks an address: one `@`, a non-empty local part, a dotted domain,
@@ -148,6 +148,6 @@ async fn end_sessions(app: &App, subject: &str) -> Result<(), Problem> {
     app.api_keys
         .end_sessions(subject)
         .await
-        .map_err(|e| server_error("api key store failed", &e))?;
+        .map_err(|e| store_error("api key store failed", &e))?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     App,
-    http::{JsonBody, Problem, no_store_json, server_error},
+    http::{JsonBody, Problem, no_store_json, server_error, store_error},
     mailer::{Mail, MailKind},
 };
 
@@ -69,7 +69,7 @@ pub(crate) async fn forgot_password(
 
 fn one_time_problem(e: &portcullis_password::ResetError) -> Problem {
     match e.kind() {
-        ResetErrorKind::Store => server_error("one-time token store failed", e),
+        ResetErrorKind::Store => store_error("one-time token store failed", e),
         _ => Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid_token",

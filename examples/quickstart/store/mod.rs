@@ -61,6 +61,7 @@ impl Db {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await?;
         Ok(Self::Sqlite(pool))
@@ -86,6 +87,7 @@ impl Db {
         }
         let pool = PgPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await?;
         Ok(Self::Postgres(pool))

@@ -21,6 +21,7 @@ mod future;
 mod layer;
 mod service;
 
+pub(crate) use self::service::settle;
 pub use self::{future::ResponseFuture, layer::AuthLayer, service::AuthService};
 
 #[cfg(test)]

@@ -5,13 +5,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response, request::Parts};
+use http::{HeaderMap, Request, Response, header, request::Parts};
 use tower_service::Service;
+use tracing::{Instrument as _, Span};
 
 use super::{ResponseFuture, layer::Shared};
 use crate::{
-    AuthError, AuthEvent, AuthResult, Authenticator, MaybeReady, RenderRejection,
-    body::RejectionBody, credentials::authorization_bearer, render::DefaultRenderer,
+    AuthContext, AuthError, AuthErrorKind, AuthEvent, AuthResult, Authenticator, Events,
+    MaybeReady, RenderRejection, body::RejectionBody, credentials::authorization_bearer, internal,
+    render::DefaultRenderer,
 };
 
 /// Authenticates each request before the inner service sees it. Made by
@@ -47,6 +49,14 @@ impl<S: Clone, A, R> Clone for AuthService<S, A, R> {
     }
 }
 
+/// A layered tonic service keeps its name, so `Server::builder().add_service(..)` takes
+/// it as it took the bare one.
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl<S: tonic::server::NamedService, A, R> tonic::server::NamedService for AuthService<S, A, R> {
+    const NAME: &'static str = S::NAME;
+}
+
 impl<S: fmt::Debug, A, R> fmt::Debug for AuthService<S, A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
@@ -75,8 +85,9 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        match self.shared.authenticator.authenticate(&parts) {
-            MaybeReady::Ready(result) => match decide(&self.shared, &mut parts, result) {
+        let span = internal::auth_span("auth");
+        match span.in_scope(|| self.shared.authenticator.authenticate(&parts)) {
+            MaybeReady::Ready(result) => match decide(&self.shared, &mut parts, result, &span) {
                 Ok(()) => ResponseFuture::called(self.inner.call(Request::from_parts(parts, body))),
                 Err(response) => ResponseFuture::rejected(response),
             },
@@ -89,7 +100,8 @@ where
                 // The block resolves to the future that answers next, on purpose.
                 #[allow(clippy::async_yields_async)]
                 let then = async move {
-                    match decide(&shared, &mut parts, auth.await) {
+                    let result = auth.instrument(span.clone()).await;
+                    match decide(&shared, &mut parts, result, &span) {
                         Ok(()) => {
                             ResponseFuture::called(inner.call(Request::from_parts(parts, body)))
                         }
@@ -111,38 +123,75 @@ fn decide<A, R: RenderRejection>(
     shared: &Shared<A, R>,
     parts: &mut Parts,
     result: AuthResult,
+    span: &Span,
 ) -> Result<(), Response<Bytes>> {
-    let error = match result {
+    let context = &shared.context;
+    let settled = settle(parts, result, shared.optional, &shared.events, context);
+    let outcome = settled.as_ref().map(|_| ());
+    internal::decided("auth", span, &parts.extensions, outcome);
+    settled.map_err(|error| {
+        error.trace();
+        parts.extensions.insert(context.clone());
+        shared.events.emit(&AuthEvent::Rejected {
+            error: &error,
+            path: parts.uri.path(),
+        });
+        shared.renderer.render(&error, parts)
+    })
+}
+
+/// Applies an authentication result to the request head: a principal goes into the
+/// extensions (reported as [`AuthEvent::Authenticated`]); a request without any
+/// credential passes, marked with `context`, only when `optional`; a bearer credential
+/// that no authenticator recognised is invalid. A refusal is returned, neither
+/// rendered nor reported: `AuthLayer` and the guard's policy layer share this much.
+pub(crate) fn settle(
+    parts: &mut Parts,
+    result: AuthResult,
+    optional: bool,
+    events: &Events,
+    context: &AuthContext,
+) -> Result<(), AuthError> {
+    match result {
         Ok(Some(principal)) => {
-            shared.events.emit(&AuthEvent::Authenticated {
+            events.emit(&AuthEvent::Authenticated {
                 principal: &principal,
                 path: parts.uri.path(),
             });
             // A principal says by itself that an auth layer ran; the context is only
             // needed to name a realm other than the default.
-            if shared.context.realm() != crate::DEFAULT_REALM {
-                parts.extensions.insert(shared.context.clone());
+            if context.realm() != crate::DEFAULT_REALM {
+                parts.extensions.insert(context.clone());
             }
             principal.move_into(&mut parts.extensions);
-            return Ok(());
+            Ok(())
         }
         Ok(None) => match authorization_bearer(&parts.headers) {
             // A bearer credential nobody recognised is invalid, not absent.
-            Ok(Some(_)) => AuthError::invalid_token("unrecognized_credential"),
-            Ok(None) if shared.optional => {
-                parts.extensions.insert(shared.context.clone());
-                return Ok(());
+            Ok(Some(_)) => Err(AuthError::invalid_token("unrecognized_credential")),
+            Ok(None) if optional => {
+                parts.extensions.insert(context.clone());
+                Ok(())
             }
-            Ok(None) => AuthError::missing_credentials(),
-            Err(error) => error,
+            Ok(None) => Err(missing(&parts.headers)),
+            Err(error) => Err(error),
         },
-        Err(error) => error,
-    };
-    error.trace();
-    parts.extensions.insert(shared.context.clone());
-    shared.events.emit(&AuthEvent::Rejected {
-        error: &error,
-        path: parts.uri.path(),
-    });
-    Err(shared.renderer.render(&error, parts))
+        Err(error) => Err(error),
+    }
+}
+
+/// The refusal of a request without a credential. An `Authorization` header holding a
+/// bare value (a token sent without its `Bearer ` scheme, a common slip with gRPC
+/// metadata) gets a description that says how to send it.
+#[cold]
+fn missing(headers: &HeaderMap) -> AuthError {
+    let bare = headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|value| !value.is_empty() && !value.as_bytes().contains(&b' '));
+    if bare {
+        AuthError::new(AuthErrorKind::MissingCredentials, "missing_bearer_scheme")
+            .with_description("authentication is required: send the token as `Bearer <token>`")
+    } else {
+        AuthError::missing_credentials()
+    }
 }

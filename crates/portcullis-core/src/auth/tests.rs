@@ -174,6 +174,36 @@ async fn other_scheme_counts_as_no_credentials() {
 }
 
 #[tokio::test]
+async fn a_token_sent_without_its_bearer_scheme_gets_a_hint() {
+    let app = app(AuthLayer::new(Toy));
+    let (status, headers, body) = send(&app, &[("authorization", "good")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="api""#);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "missing_credentials");
+    assert_eq!(
+        body["detail"],
+        "authentication is required: send the token as `Bearer <token>`"
+    );
+
+    let grpc = [
+        ("content-type", "application/grpc"),
+        ("authorization", "good"),
+    ];
+    let (_, headers, _) = send(&app, &grpc).await;
+    assert_eq!(headers["grpc-status"], "16");
+    assert_eq!(
+        headers["grpc-message"],
+        "authentication is required: send the token as `Bearer <token>`"
+    );
+
+    // Another scheme is not a slip: no hint.
+    let (_, _, body) = send(&app, &[("authorization", "Basic dTpw")]).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["detail"], "authentication is required");
+}
+
+#[tokio::test]
 async fn duplicate_authorization_headers_are_invalid_request() {
     let (status, headers, _) = send(
         &app(AuthLayer::new(Toy)),

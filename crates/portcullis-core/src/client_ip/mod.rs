@@ -13,9 +13,11 @@
 //! hand every client 2^64 identities.
 //!
 //! The peer address comes from the request extensions: [`PeerAddr`], which any server
-//! can insert, or (in `portcullis-ratelimit`, with its `axum` feature) axum's
-//! `ConnectInfo<SocketAddr>`. A request without one is a configuration error, reported
-//! as a `500` that says how to fix it, never a silent pass.
+//! can insert; with the `tonic` feature, the `TcpConnectInfo` that tonic's
+//! `Server::builder()` records for every call; or (in `portcullis-ratelimit`, with its
+//! `axum` feature) axum's `ConnectInfo<SocketAddr>`. A request without one is a
+//! configuration error, never a silent pass: the client gets a generic `500` (gRPC
+//! `INTERNAL`), and how to fix the server goes to the log.
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
@@ -45,7 +47,7 @@ use std::{
     sync::Arc,
 };
 
-use http::{HeaderMap, header::FORWARDED, request::Parts};
+use http::{Extensions, HeaderMap, header::FORWARDED, request::Parts};
 
 use crate::AuthError;
 
@@ -90,9 +92,10 @@ impl fmt::Display for ClientIp {
     }
 }
 
-/// The socket peer of a request, for servers that are not axum: insert it into the
-/// request extensions (axum's `ConnectInfo<SocketAddr>` is read by
-/// `portcullis-ratelimit` directly).
+/// The socket peer of a request, for servers that record none Portcullis reads: insert
+/// it into the request extensions. (axum's `ConnectInfo<SocketAddr>` is read by
+/// `portcullis-ratelimit` with its `axum` feature, and tonic's `TcpConnectInfo` with
+/// the `tonic` feature.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -365,29 +368,55 @@ impl ClientIpResolver {
     }
 
     /// The client of the request whose head is `parts`, with the peer taken from a
-    /// [`PeerAddr`] extension.
+    /// [`PeerAddr`] extension or, with the `tonic` feature, tonic's `TcpConnectInfo`.
     ///
     /// # Errors
     ///
     /// A `500` [`AuthError`] when the request carries no peer address (a server
     /// misconfiguration: how to fix it is logged at `ERROR`).
     pub fn resolve_parts(&self, parts: &Parts) -> Result<ClientIp, AuthError> {
-        match parts.extensions.get::<PeerAddr>() {
-            Some(PeerAddr(addr)) => Ok(self.resolve(addr.ip(), &parts.headers)),
+        match peer_addr(&parts.extensions) {
+            Some(addr) => Ok(self.resolve(addr.ip(), &parts.headers)),
             None => Err(missing_peer_error()),
         }
     }
 }
 
-/// The configuration error for a request without a peer address: a `500` with a
-/// generic description for the client; how to fix it goes to the log, at `ERROR`.
+/// The socket peer recorded in `extensions`: a [`PeerAddr`], else the remote address
+/// of tonic's `TcpConnectInfo` (feature `tonic`).
+#[inline]
+pub(crate) fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    if let Some(PeerAddr(addr)) = extensions.get::<PeerAddr>() {
+        return Some(*addr);
+    }
+    #[cfg(feature = "tonic")]
+    if let Some(info) = extensions.get::<tonic::transport::server::TcpConnectInfo>() {
+        return info.remote_addr();
+    }
+    None
+}
+
+/// How to give a server's requests their peer address, for the log.
+#[cfg(feature = "tonic")]
+const PEER_ADVICE: &str = "serve axum apps with \
+    `into_make_service_with_connect_info::<SocketAddr>()` (and the `axum` feature of \
+    portcullis-ratelimit); tonic's `Server::builder()` records the peer of plain TCP \
+    connections, but over TLS or a custom incoming stream insert \
+    `portcullis_core::PeerAddr` into the request extensions yourself";
+#[cfg(not(feature = "tonic"))]
+const PEER_ADVICE: &str = "serve axum apps with \
+    `into_make_service_with_connect_info::<SocketAddr>()` (and the `axum` feature of \
+    portcullis-ratelimit); for tonic servers enable the `tonic` feature of Portcullis, \
+    which reads the peer tonic records; elsewhere insert `portcullis_core::PeerAddr` \
+    into the request extensions";
+
+/// The configuration error for a request without a peer address: a `500` (gRPC
+/// `INTERNAL`) with a generic description for the client; how to fix the server goes
+/// to the log, at `ERROR`.
 pub(crate) fn missing_peer_error() -> AuthError {
     tracing::error!(
         target: "portcullis::config",
-        "request has no peer address: serve axum apps with \
-         `into_make_service_with_connect_info::<SocketAddr>()`, tonic servers with \
-         `Server::builder()` (it records the peer), or insert \
-         `portcullis_core::PeerAddr` into the request extensions"
+        "request has no peer address: {PEER_ADVICE}"
     );
     AuthError::internal("missing_peer_address")
         .with_description("the server cannot determine the client address")

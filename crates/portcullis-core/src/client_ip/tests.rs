@@ -142,6 +142,38 @@ fn missing_peer_is_a_500() {
     );
 }
 
+#[cfg(feature = "tonic")]
+#[test]
+fn tonic_connect_info_is_the_peer_under_the_same_proxy_rules() {
+    use tonic::transport::server::TcpConnectInfo;
+
+    let request = |peer: &str| {
+        let mut request = http::Request::new(());
+        request.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(SocketAddr::new(ip(peer), 4711)),
+        });
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", "198.51.100.1".parse().unwrap());
+        request.into_parts().0
+    };
+    // From a trusted proxy, the forwarded client; from anyone else, the peer itself.
+    let resolved = proxied().resolve_parts(&request("10.0.0.1")).unwrap();
+    assert_eq!(resolved.ip(), ip("198.51.100.1"));
+    let resolved = proxied().resolve_parts(&request("203.0.113.7")).unwrap();
+    assert_eq!(resolved.ip(), ip("203.0.113.7"));
+}
+
+#[test]
+fn a_peer_addr_extension_wins_over_anything_else() {
+    let mut request = http::Request::new(());
+    let peer = SocketAddr::new(ip("203.0.113.9"), 1);
+    request.extensions_mut().insert(PeerAddr(peer));
+    let parts = request.into_parts().0;
+    assert_eq!(peer_addr(&parts.extensions), Some(peer));
+}
+
 /// Property tests for the forwarding-header parsers.
 mod properties {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -323,25 +323,6 @@ impl AuthError {
         response
     }
 
-    /// The gRPC rendering: a trailers-only response (HTTP 200, `grpc-status` and
-    /// `grpc-message` in the headers, empty body), as tonic clients expect.
-    pub fn to_grpc_response(&self) -> Response<Bytes> {
-        let mut response = Response::new(Bytes::new());
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert("grpc-status", HeaderValue::from(self.kind.grpc_status()));
-        // The description is ASCII without `%`; percent-encode spaces per the gRPC spec.
-        let message = self.description().replace(' ', "%20");
-        if let Ok(message) = HeaderValue::from_str(&message) {
-            headers.insert("grpc-message", message);
-        }
-        self.insert_retry_after(headers);
-        response
-    }
-
     /// Renders for `parts`: gRPC requests (`content-type: application/grpc*`) get
     /// [`to_grpc_response`](Self::to_grpc_response), everything else
     /// [`to_http_response`](Self::to_http_response).
@@ -445,5 +426,6 @@ impl StdError for AuthError {
     }
 }
 
+mod grpc;
 #[cfg(test)]
 mod tests;

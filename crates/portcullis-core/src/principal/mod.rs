@@ -14,6 +14,10 @@ use std::{
 
 use serde_json::{Map, Value};
 
+mod mapping;
+
+pub use self::mapping::{ClaimMapping, ClaimPath, ClaimShape, ClaimShapeError};
+
 /// What kind of party a [`Principal`] is.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -353,139 +357,6 @@ impl PrincipalBuilder {
     pub fn build(self) -> Principal {
         Principal(Arc::new(self.inner))
     }
-}
-
-/// A path to a claim: `roles`, or `realm_access.roles` for nested objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimPath(Box<[Box<str>]>);
-
-impl ClaimPath {
-    /// Parses a dotted path. Empty segments are ignored.
-    pub fn new(path: &str) -> Self {
-        Self(
-            path.split('.')
-                .filter(|s| !s.is_empty())
-                .map(Into::into)
-                .collect(),
-        )
-    }
-
-    /// Finds the value at this path.
-    pub fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
-        let (first, rest) = self.0.split_first()?;
-        let mut value = claims.get(&**first)?;
-        for segment in rest {
-            value = value.as_object()?.get(&**segment)?;
-        }
-        Some(value)
-    }
-}
-
-impl From<&str> for ClaimPath {
-    fn from(path: &str) -> Self {
-        Self::new(path)
-    }
-}
-
-/// Where roles and scopes come from in a token's claims.
-///
-/// A claim may hold a space-separated string (`"scope": "a b"`, as RFC 8693 and 9068
-/// use) or an array of strings (`"scp": ["a", "b"]`, `"roles": [..]`). Several paths
-/// are merged. Defaults: roles from `roles`; scopes from `scope` and `scp`.
-///
-/// ```
-/// use portcullis_core::ClaimMapping;
-/// use serde_json::json;
-///
-/// let mapping = ClaimMapping::default().with_roles(["realm_access.roles"]);
-/// let claims = json!({"realm_access": {"roles": ["admin"]}, "scope": "read write"});
-/// let claims = claims.as_object().unwrap();
-/// assert_eq!(mapping.roles(claims), vec!["admin".into()] as Vec<Box<str>>);
-/// assert_eq!(mapping.scopes(claims).len(), 2);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimMapping {
-    roles: Vec<ClaimPath>,
-    scopes: Vec<ClaimPath>,
-}
-
-impl Default for ClaimMapping {
-    fn default() -> Self {
-        Self {
-            roles: vec![ClaimPath::new("roles")],
-            scopes: vec![ClaimPath::new("scope"), ClaimPath::new("scp")],
-        }
-    }
-}
-
-impl ClaimMapping {
-    /// Keycloak's layout: roles from `realm_access.roles` and `roles`; scopes from `scope`.
-    pub fn keycloak() -> Self {
-        Self::default().with_roles(["realm_access.roles", "roles"])
-    }
-
-    /// Auth0's layout: RBAC `permissions` count as scopes, beside `scope`.
-    pub fn auth0() -> Self {
-        Self::default().with_scopes(["scope", "permissions"])
-    }
-
-    /// Replaces the role paths.
-    #[must_use]
-    pub fn with_roles<I, P>(mut self, paths: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<ClaimPath>,
-    {
-        self.roles = paths.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Replaces the scope paths.
-    #[must_use]
-    pub fn with_scopes<I, P>(mut self, paths: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<ClaimPath>,
-    {
-        self.scopes = paths.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The roles in `claims`, deduplicated, in order of appearance.
-    pub fn roles(&self, claims: &Map<String, Value>) -> Vec<Box<str>> {
-        collect(&self.roles, claims)
-    }
-
-    /// The scopes in `claims`, deduplicated, in order of appearance.
-    pub fn scopes(&self, claims: &Map<String, Value>) -> Vec<Box<str>> {
-        collect(&self.scopes, claims)
-    }
-}
-
-fn collect(paths: &[ClaimPath], claims: &Map<String, Value>) -> Vec<Box<str>> {
-    let mut out: Vec<Box<str>> = Vec::new();
-    for path in paths {
-        let Some(value) = path.lookup(claims) else {
-            continue;
-        };
-        // Grown exactly, so the list usually becomes a boxed slice without a copy.
-        match value {
-            Value::String(s) => out.reserve_exact(s.split_ascii_whitespace().count()),
-            Value::Array(items) => out.reserve_exact(items.len()),
-            _ => continue,
-        }
-        let mut push = |s: &str| {
-            if !s.is_empty() && !out.iter().any(|o| &**o == s) {
-                out.push(s.into());
-            }
-        };
-        match value {
-            Value::String(s) => s.split_ascii_whitespace().for_each(&mut push),
-            Value::Array(items) => items.iter().filter_map(Value::as_str).for_each(&mut push),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Converts NumericDate seconds (RFC 7519 §2) to a `SystemTime`, if representable.

@@ -53,3 +53,127 @@ fn negative_numeric_date_is_none() {
     assert!(numeric_date(-1).is_none());
     assert_eq!(numeric_date(0), Some(UNIX_EPOCH));
 }
+
+fn object(v: serde_json::Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+#[test]
+fn nested_array_of_roles_is_the_wrong_shape() {
+    // Regression: `roles: [["admin"]]` used to become "no roles".
+    let claims = object(json!({"roles": [["admin"]]}));
+    let err = ClaimMapping::default().check(&claims).unwrap_err();
+    assert_eq!(err.path(), "roles");
+}
+
+#[test]
+fn wrong_shapes_are_refused_and_absent_claims_are_fine() {
+    let mapping = ClaimMapping::default();
+    for bad in [
+        json!({"roles": {"admin": true}}),
+        json!({"roles": 1}),
+        json!({"roles": null}),
+        json!({"scp": ["a", 7]}),
+        json!({"scope": true}),
+    ] {
+        assert!(mapping.check(&object(bad.clone())).is_err(), "{bad}");
+    }
+    assert!(mapping.check(&object(json!({"sub": "x"}))).is_ok());
+    assert!(
+        mapping
+            .check(&object(json!({"roles": [], "scope": ""})))
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_path_through_a_non_object_is_the_wrong_shape() {
+    let claims = object(json!({"realm_access": "admin"}));
+    assert!(ClaimMapping::keycloak().check(&claims).is_err());
+    let claims = object(json!({"realm_access": {"other": 1}}));
+    assert!(ClaimMapping::keycloak().check(&claims).is_ok());
+}
+
+#[test]
+fn rfc9068_scope_must_be_a_string() {
+    let mapping = ClaimMapping::rfc9068();
+    assert!(mapping.check(&object(json!({"scope": ["a"]}))).is_err());
+    assert!(mapping.check(&object(json!({"roles": "admin"}))).is_err());
+    let ok = object(json!({"scope": "a b", "roles": ["r"]}));
+    assert!(mapping.check(&ok).is_ok());
+    assert_eq!(mapping.scopes(&ok).len(), 2);
+}
+
+#[test]
+fn presets_read_their_providers_claims() {
+    let cases = [
+        (
+            "keycloak",
+            json!({"realm_access": {"roles": ["admin"]}, "scope": "openid email"}),
+            vec!["admin"],
+            vec!["openid", "email"],
+        ),
+        (
+            "auth0",
+            json!({"permissions": ["read:data"], "scope": "openid"}),
+            vec![],
+            vec!["openid", "read:data"],
+        ),
+        (
+            "okta",
+            json!({"scp": ["openid", "api:read"], "groups": ["Everyone"]}),
+            vec!["Everyone"],
+            vec!["openid", "api:read"],
+        ),
+        (
+            "entra-id",
+            json!({"scp": "User.Read Files.Read", "roles": ["Task.Admin"]}),
+            vec!["Task.Admin"],
+            vec!["User.Read", "Files.Read"],
+        ),
+        (
+            "cognito",
+            json!({"cognito:groups": ["admins"], "scope": "aws.cognito.signin.user.admin"}),
+            vec!["admins"],
+            vec!["aws.cognito.signin.user.admin"],
+        ),
+        (
+            "better-auth",
+            json!({"role": "admin,user", "id": "u1"}),
+            vec!["admin", "user"],
+            vec![],
+        ),
+        ("rfc9068", json!({"scope": "a b"}), vec![], vec!["a", "b"]),
+    ];
+    for (name, claims, roles, scopes) in cases {
+        let mapping = ClaimMapping::preset(name).unwrap();
+        let claims = object(claims);
+        assert!(mapping.check(&claims).is_ok(), "{name}");
+        let got: Vec<Box<str>> = roles.into_iter().map(Into::into).collect();
+        assert_eq!(mapping.roles(&claims), got, "{name} roles");
+        let got: Vec<Box<str>> = scopes.into_iter().map(Into::into).collect();
+        assert_eq!(mapping.scopes(&claims), got, "{name} scopes");
+    }
+    assert!(
+        ClaimMapping::PRESETS
+            .iter()
+            .all(|n| ClaimMapping::preset(n).is_some())
+    );
+    assert!(ClaimMapping::preset("nope").is_none());
+}
+
+#[test]
+fn keycloak_client_roles_are_of_that_client_only() {
+    let mapping = ClaimMapping::keycloak().keycloak_client("api.v1");
+    let claims = object(json!({"resource_access": {
+        "api.v1": {"roles": ["editor"]}, "other": {"roles": ["root"]}
+    }}));
+    assert_eq!(
+        mapping.roles(&claims),
+        vec!["editor".into()] as Vec<Box<str>>
+    );
+    let bad = object(json!({"resource_access": {"api.v1": {"roles": "x"}}}));
+    assert!(mapping.check(&bad).is_ok(), "a string is a role list");
+    let bad = object(json!({"resource_access": {"api.v1": ["editor"]}}));
+    assert!(mapping.check(&bad).is_err());
+}

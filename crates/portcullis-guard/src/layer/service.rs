@@ -55,6 +55,14 @@ impl<S: Clone, R> Clone for Guard<S, R> {
     }
 }
 
+/// A guarded tonic service keeps its name, so one service of a server can be guarded:
+/// `Server::builder().add_service(RequireRoleLayer::any(["admin"]).layer(AdminServer::new(..)))`.
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl<S: tonic::server::NamedService, R> tonic::server::NamedService for Guard<S, R> {
+    const NAME: &'static str = S::NAME;
+}
+
 impl<S: fmt::Debug, R> fmt::Debug for Guard<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")

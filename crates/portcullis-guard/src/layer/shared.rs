@@ -1,76 +1,20 @@
 //! What a guard layer holds and how it decides: the rule, the hierarchy, the renderer
 //! and the event sink, shared by every clone.
 
-use std::{borrow::Cow, fmt, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use portcullis_core::{
     AuthContext, AuthError, AuthEvent, AuthRejection, DefaultRenderer, Events, Principal,
-    RenderRejection,
+    RenderRejection, internal::decided,
 };
 
+pub(super) use crate::rule::Rule;
 use crate::{
-    GuardConfigError, Match, RoleHierarchy, is_valid_name,
+    RoleHierarchy,
     rule::{self, Kind},
 };
-
-/// Names of one kind, of which any or all are required.
-pub(super) struct Rule {
-    pub(super) kind: Kind,
-    pub(super) mode: Match,
-    names: Box<[Box<str>]>,
-}
-
-impl Rule {
-    pub(super) fn new<I, N>(kind: Kind, mode: Match, names: I) -> Result<Self, GuardConfigError>
-    where
-        I: IntoIterator<Item = N>,
-        N: Into<Box<str>>,
-    {
-        let names: Box<[Box<str>]> = names.into_iter().map(Into::into).collect();
-        if names.is_empty() {
-            return Err(GuardConfigError::empty());
-        }
-        if let Some(index) = names.iter().position(|n| !is_valid_name(n)) {
-            return Err(GuardConfigError::invalid_name(index));
-        }
-        Ok(Self { kind, mode, names })
-    }
-
-    /// The rule of a typed set.
-    ///
-    /// # Panics
-    ///
-    /// When a hand-written set has no name or an invalid one (the macros' markers are
-    /// checked at compile time).
-    pub(super) fn of(kind: Kind, mode: Match, names: &'static [&'static str]) -> Self {
-        Self::new(kind, mode, names.iter().copied()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub(super) fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.names.iter().map(|n| &**n)
-    }
-
-    fn is_met(&self, principal: &Principal, hierarchy: Option<&RoleHierarchy>) -> bool {
-        rule::is_met(self.kind, self.mode, &self.names, principal, hierarchy)
-    }
-
-    /// The names joined by spaces, as a refusal names them.
-    fn joined(&self) -> Cow<'static, str> {
-        Cow::Owned(self.names.join(" "))
-    }
-}
-
-impl fmt::Debug for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rule")
-            .field("kind", &self.kind.as_str())
-            .field("mode", &self.mode)
-            .field("names", &self.names)
-            .finish()
-    }
-}
 
 /// What a guard requires: its rule, or else (role-or-scope guards) a scope rule.
 #[derive(Debug)]
@@ -174,6 +118,7 @@ impl<R: RenderRejection> Shared<R> {
             Kind::Scope => None,
         };
         if self.requirement.is_met(principal, hierarchy) {
+            decided("guard", &tracing::Span::none(), extensions, Ok(()));
             Ok(())
         } else {
             Err(Denial::Lacking)
@@ -188,6 +133,8 @@ impl<R: RenderRejection> Shared<R> {
             Denial::Anonymous => AuthError::missing_credentials(),
             Denial::Lacking => self.requirement.refusal(),
         };
+        let span = tracing::Span::none();
+        decided("guard", &span, &parts.extensions, Err(&error));
         self.events.emit(&AuthEvent::Rejected {
             error: &error,
             path: parts.uri.path(),

@@ -4,7 +4,7 @@ use std::{
     fmt,
     marker::PhantomData,
     num::NonZeroUsize,
-    sync::{Arc, RwLock, atomic::AtomicU64},
+    sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -19,8 +19,9 @@ use crate::{
     cache::TokenCache,
     clock::{Clock, SystemClock},
     error::{ConfigError, ConfigErrorKind},
+    issuer::{Defaults, Issuer, Issuers},
     key::Key,
-    keyset::{DEFAULT_MAX_TOKEN_LEN, KeySet, TypRule},
+    keyset::{DEFAULT_MAX_TOKEN_LEN, TypRule},
 };
 
 /// Configures a [`JwtAuthenticator`]. Obtained from [`JwtAuthenticator::builder`].
@@ -40,8 +41,7 @@ pub struct JwtAuthenticatorBuilder<C = DefaultClaims> {
     cache_capacity: Option<NonZeroUsize>,
     cache_symmetric: bool,
     cache_max_ttl: Duration,
-    #[cfg(feature = "jwks")]
-    remote: Vec<crate::jwks::RemoteKeys>,
+    trusted: Vec<Issuer>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -54,6 +54,7 @@ impl<C> fmt::Debug for JwtAuthenticatorBuilder<C> {
             .field("leeway", &self.leeway)
             .field("max_token_len", &self.max_token_len)
             .field("cache_capacity", &self.cache_capacity)
+            .field("trusted", &self.trusted)
             .finish_non_exhaustive()
     }
 }
@@ -68,15 +69,14 @@ impl JwtAuthenticatorBuilder {
             leeway: DEFAULT_LEEWAY,
             clock: Arc::new(SystemClock),
             max_token_len: NonZeroUsize::new(DEFAULT_MAX_TOKEN_LEN).expect("non-zero"),
-            typ: TypRule::Any,
+            typ: TypRule::Default,
             mapping: ClaimMapping::default(),
             sources: TokenSources::default(),
             revocation: None,
             cache_capacity: Some(DEFAULT_CACHE_CAPACITY),
             cache_symmetric: DEFAULT_CACHE_SYMMETRIC,
             cache_max_ttl: DEFAULT_CACHE_MAX_TTL,
-            #[cfg(feature = "jwks")]
-            remote: Vec::new(),
+            trusted: Vec::new(),
             _claims: PhantomData,
         }
     }
@@ -104,27 +104,31 @@ impl<C> JwtAuthenticatorBuilder<C> {
             cache_capacity: self.cache_capacity,
             cache_symmetric: self.cache_symmetric,
             cache_max_ttl: self.cache_max_ttl,
-            #[cfg(feature = "jwks")]
-            remote: self.remote,
+            trusted: self.trusted,
             _claims: PhantomData,
         }
     }
 
-    /// Verifies tokens of `keys`' issuer with its remote keys (feature `jwks`), and
-    /// trusts that issuer (as [`issuer`](Self::issuer) would). Call once per issuer;
-    /// tokens are routed by their `iss`. Static [`key`](Self::key)s still serve the
-    /// other configured issuers.
+    /// Trusts `keys`' issuer and verifies its tokens with those remote keys alone
+    /// (feature `jwks`): [`trust`](Self::trust)`(`[`Issuer::remote`]`(keys))`, with
+    /// this builder's rules. Call once per issuer; tokens are routed by their `iss`.
     #[cfg(feature = "jwks")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
-    pub fn remote_keys(mut self, keys: crate::jwks::RemoteKeys) -> Self {
-        if !self.issuers.iter().any(|i| **i == *keys.issuer()) {
-            self.issuers.push(keys.issuer().into());
-        }
-        self.remote.push(keys);
+    pub fn remote_keys(self, keys: crate::jwks::RemoteKeys) -> Self {
+        self.trust(Issuer::remote(keys))
+    }
+
+    /// Trusts `issuer`: its tokens are verified with its keys alone, under its rules
+    /// (the builder's audience, leeway, `typ` rule and claim mapping where it sets
+    /// none). Call once per issuer. See [`Issuer`].
+    pub fn trust(mut self, issuer: Issuer) -> Self {
+        self.trusted.push(issuer);
         self
     }
 
-    /// Adds a verification key.
+    /// Adds a verification key of the issuer named by [`issuer`](Self::issuer): the
+    /// short form for one issuer with static keys. With several issuers, give each
+    /// its keys with [`trust`](Self::trust).
     pub fn key(mut self, key: Key) -> Self {
         self.keys.push(key);
         self
@@ -136,8 +140,11 @@ impl<C> JwtAuthenticatorBuilder<C> {
         self
     }
 
-    /// Adds a trusted issuer. `iss` must equal one of them exactly (a trailing slash
-    /// makes another issuer). At least one is required.
+    /// Names the issuer of the static [`key`](Self::key)s: `iss` must equal it
+    /// exactly (a trailing slash makes another issuer). Several calls are allowed
+    /// only without static keys of the builder's own (keys belong to one issuer:
+    /// [`ConfigErrorKind::AmbiguousKeys`]); an issuer given with
+    /// [`trust`](Self::trust) or [`remote_keys`](Self::remote_keys) needs no call.
     pub fn issuer(mut self, issuer: impl Into<Box<str>>) -> Self {
         self.issuers.push(issuer.into());
         self
@@ -182,17 +189,24 @@ impl<C> JwtAuthenticatorBuilder<C> {
 
     /// Accept only access tokens in the sense of
     /// [RFC 9068 §2.1](https://www.rfc-editor.org/rfc/rfc9068#section-2.1): header
-    /// `typ` must be `at+jwt` or `application/at+jwt`, so ID tokens, refresh tokens
-    /// and logout tokens of the same issuer are refused (`typ_mismatch`).
+    /// `typ` must be `at+jwt` or `application/at+jwt`, so ID tokens, refresh tokens,
+    /// logout tokens and untyped tokens of the same issuer are refused
+    /// (`typ_mismatch`).
     ///
-    /// Off by default, because many issuers still send `typ: JWT` on access tokens.
+    /// Not the default, because many issuers send `typ: JWT` or no `typ` on access
+    /// tokens. The default accepts a header without `typ` (RFC 7519 §5.1 makes it
+    /// optional), `JWT` and `at+jwt`, and refuses a token explicitly typed as
+    /// anything else (`dpop+jwt`, `logout+jwt`, `secevent+jwt`, …). Values are media
+    /// types compared as RFC 7515 §4.1.9 says: case-insensitively, the `application/`
+    /// prefix optional.
     pub fn require_access_token_typ(mut self) -> Self {
         self.typ = TypRule::OneOf(vec!["at+jwt".into()].into());
         self
     }
 
     /// Accept only tokens whose header `typ` is one of `types` (compared
-    /// case-insensitively, `application/` prefix optional).
+    /// case-insensitively, `application/` prefix optional); a token without `typ` is
+    /// refused.
     pub fn require_typ<I, S>(mut self, types: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -252,55 +266,60 @@ impl<C> JwtAuthenticatorBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigErrorKind::NoKeys`], [`ConfigErrorKind::NoIssuer`], an empty issuer or
-    /// audience ([`ConfigErrorKind::EmptyValue`]), no audience without
+    /// [`ConfigErrorKind::NoKeys`] (an issuer without keys),
+    /// [`ConfigErrorKind::NoIssuer`], an empty issuer or audience
+    /// ([`ConfigErrorKind::EmptyValue`]), no audience without
     /// [`danger_accept_any_audience`](Self::danger_accept_any_audience)
-    /// ([`ConfigErrorKind::NoAudience`]), or a key error (two keys sharing a `kid`).
+    /// ([`ConfigErrorKind::NoAudience`]), an issuer trusted twice
+    /// ([`ConfigErrorKind::DuplicateIssuer`]), static keys with several
+    /// [`issuer`](Self::issuer)s ([`ConfigErrorKind::AmbiguousKeys`]), or a key
+    /// error (two keys sharing a `kid`).
     pub fn build(self) -> Result<JwtAuthenticator<C>, ConfigError>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        #[cfg(feature = "jwks")]
-        let no_remote = self.remote.is_empty();
-        #[cfg(not(feature = "jwks"))]
-        let no_remote = true;
-        if self.keys.is_empty() && no_remote {
-            return Err(ConfigError::new(ConfigErrorKind::NoKeys));
-        }
-        if self.issuers.is_empty() {
-            return Err(ConfigError::new(ConfigErrorKind::NoIssuer));
-        }
-        if self.audiences.is_empty() && !self.any_audience {
-            return Err(ConfigError::new(ConfigErrorKind::NoAudience));
-        }
-        if self
-            .issuers
-            .iter()
-            .chain(&self.audiences)
-            .any(|v| v.is_empty())
-        {
+        if self.audiences.iter().any(|v| v.is_empty()) {
             return Err(ConfigError::new(ConfigErrorKind::EmptyValue));
         }
-        let keys = KeySet::new(self.keys)?;
+        let mut specs = self.trusted;
+        // The short form: `.issuer(..)` names the issuer of `.key(..)`s.
+        let mut named: Vec<Box<str>> = self.issuers;
+        named.retain(|id| !specs.iter().any(|s| *s.id == **id));
+        named.dedup();
+        match (named.len(), self.keys.is_empty()) {
+            (0, true) => {}
+            (0, false) => return Err(ConfigError::new(ConfigErrorKind::NoIssuer)),
+            (1, _) => specs.push(Issuer::new(named.remove(0)).keys(self.keys)),
+            (_, false) => return Err(ConfigError::new(ConfigErrorKind::AmbiguousKeys)),
+            (_, true) => return Err(ConfigError::new(ConfigErrorKind::NoKeys)),
+        }
+        if specs.is_empty() {
+            return Err(ConfigError::new(ConfigErrorKind::NoIssuer));
+        }
+        let mapping = Arc::new(self.mapping);
+        let defaults = Defaults {
+            audiences: &self.audiences,
+            any_audience: self.any_audience,
+            leeway: self.leeway,
+            typ: &self.typ,
+            mapping: &mapping,
+        };
+        let trusted = specs
+            .into_iter()
+            .map(|spec| spec.resolve(&defaults))
+            .collect::<Result<Vec<_>, _>>()?;
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         Ok(JwtAuthenticator {
             inner: Arc::new(Inner {
-                keys: RwLock::new(Arc::new(keys)),
+                issuers: Issuers::new(trusted)?,
                 generation: AtomicU64::new(0),
-                issuers: self.issuers.into(),
-                audiences: (!self.audiences.is_empty()).then(|| self.audiences.into()),
-                leeway: secs(self.leeway),
                 clock: self.clock,
                 max_token_len: self.max_token_len.get(),
-                typ: self.typ,
-                mapping: Arc::new(self.mapping),
                 sources: self.sources,
                 revocation: self.revocation,
                 cache: self.cache_capacity.map(TokenCache::new),
                 cache_symmetric: self.cache_symmetric,
                 cache_max_ttl: secs(self.cache_max_ttl),
-                #[cfg(feature = "jwks")]
-                remote: self.remote.into(),
                 _claims: PhantomData,
             }),
         })

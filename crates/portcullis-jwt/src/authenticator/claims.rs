@@ -8,20 +8,20 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::JwtAuthenticator;
+use crate::issuer::Trusted;
 
 impl<C> JwtAuthenticator<C>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    fn validate(&self, claims: &Registered<'_>, now: i64) -> Result<Times, AuthError> {
-        let inner = &*self.inner;
-        let leeway = inner.leeway;
+    fn validate(issuer: &Trusted, claims: &Registered<'_>, now: i64) -> Result<Times, AuthError> {
+        let leeway = issuer.leeway;
         let exp = match claims.exp {
             None => {
                 return Err(AuthError::invalid_token("missing_exp")
                     .with_description("the token has no expiry"));
             }
-            Some(v) => numeric(v).ok_or_else(|| AuthError::invalid_token("invalid_exp"))?,
+            Some(v) => numeric(v).ok_or_else(|| malformed_claim("invalid_exp"))?,
         };
         if now >= exp.saturating_add(leeway) {
             return Err(
@@ -29,7 +29,7 @@ where
             );
         }
         if let Some(v) = claims.nbf {
-            let nbf = numeric(v).ok_or_else(|| AuthError::invalid_token("invalid_nbf"))?;
+            let nbf = numeric(v).ok_or_else(|| malformed_claim("invalid_nbf"))?;
             if now.saturating_add(leeway) < nbf {
                 return Err(AuthError::invalid_token("token_not_yet_valid")
                     .with_description("the token is not valid yet"));
@@ -38,7 +38,7 @@ where
         let iat = match claims.iat {
             None => None,
             Some(v) => {
-                let iat = numeric(v).ok_or_else(|| AuthError::invalid_token("invalid_iat"))?;
+                let iat = numeric(v).ok_or_else(|| malformed_claim("invalid_iat"))?;
                 if iat > now.saturating_add(leeway) {
                     return Err(AuthError::invalid_token("iat_in_future")
                         .with_description("the token was issued in the future"));
@@ -46,39 +46,56 @@ where
                 Some(iat)
             }
         };
-        match claims.iss {
-            None => return Err(AuthError::invalid_token("missing_iss")),
-            Some(Value::String(iss)) if inner.issuers.iter().any(|i| **i == **iss) => {}
-            Some(_) => {
-                return Err(AuthError::invalid_token("wrong_issuer")
-                    .with_description("the token's issuer is not trusted"));
+        // `iss` routed the token to `issuer`, whose key verified it.
+        debug_assert_eq!(claims.iss.and_then(Value::as_str), Some(&*issuer.id));
+        // Every `aud` member is a string (RFC 7519 §4.1.3), whether or not an
+        // audience is required: `["api", 1, null]` is malformed, not "api".
+        let aud: &[Value] = match claims.aud {
+            None => &[],
+            Some(one @ Value::String(_)) => std::slice::from_ref(one),
+            Some(Value::Array(auds)) if auds.iter().all(Value::is_string) => auds,
+            Some(_) => return Err(malformed_claim("invalid_aud")),
+        };
+        if let Some(audiences) = &issuer.audiences {
+            if claims.aud.is_none() {
+                return Err(AuthError::invalid_token("missing_aud"));
             }
-        }
-        if let Some(audiences) = &inner.audiences {
-            let ours = |a: &str| audiences.iter().any(|o| **o == *a);
-            let ok = match claims.aud {
-                None => return Err(AuthError::invalid_token("missing_aud")),
-                Some(Value::String(aud)) => ours(aud),
-                Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(ours),
-                Some(_) => false,
-            };
-            if !ok {
+            let ours = |a: &Value| audiences.iter().any(|o| Some(&**o) == a.as_str());
+            if !aud.iter().any(ours) {
                 return Err(AuthError::invalid_token("wrong_audience")
                     .with_description("the token is not meant for this service"));
+            }
+        }
+        for (value, reason) in [
+            (claims.sub, "invalid_sub"),
+            (claims.jti, "invalid_jti"),
+            (claims.client_id, "invalid_client_id"),
+            (claims.azp, "invalid_azp"),
+        ] {
+            if value.is_some_and(|v| !v.is_string()) {
+                return Err(malformed_claim(reason));
             }
         }
         Ok(Times { exp, iat })
     }
 
-    /// Checks the claims at `now` and builds the principal from them.
+    /// Routes the claims to their issuer by `iss`, has `verify` check the signature
+    /// with that issuer's keys, then checks the claims at `now` and builds the
+    /// principal from them.
     pub(super) fn principal(
         &self,
         claims: Map<String, Value>,
         now: i64,
-    ) -> Result<(Principal, Times), AuthError> {
-        let inner = &*self.inner;
+        verify: impl FnOnce(&Trusted) -> Result<bool, AuthError>,
+    ) -> Result<Verified, AuthError> {
         let registered = Registered::of(&claims);
-        let times = self.validate(&registered, now)?;
+        let issuer = self.inner.issuers.route(registered.iss)?;
+        let symmetric = verify(issuer)?;
+        let times = Self::validate(issuer, &registered, now)?;
+        issuer
+            .mapping
+            .check(&claims)
+            .map_err(|_| malformed_claim("malformed_claim"))?;
         fn text(value: Option<&Value>) -> Option<&str> {
             value.and_then(Value::as_str)
         }
@@ -93,7 +110,7 @@ where
             }
         };
         let mut builder =
-            Principal::builder(subject, kind).claim_mapping(Arc::clone(&inner.mapping));
+            Principal::builder(subject, kind).claim_mapping(Arc::clone(&issuer.mapping));
         if let Some(iss) = text(registered.iss) {
             builder = builder.issuer(iss);
         }
@@ -112,7 +129,12 @@ where
         let raw = Arc::new(claims);
         let typed = typed_claims::<C>(&raw)?;
         let principal = builder.raw_claims(raw).typed_claims(typed).build();
-        Ok((principal, times))
+        Ok(Verified {
+            principal,
+            times,
+            leeway: issuer.leeway,
+            symmetric,
+        })
     }
 }
 
@@ -129,6 +151,15 @@ fn typed_claims<C: DeserializeOwned + Send + Sync + 'static>(
         AuthError::invalid_token("invalid_claims")
             .with_description("the token's claims do not have the expected shape")
     })
+}
+
+/// A verified token: its principal, times, issuer's leeway, and whether a shared
+/// secret verified it.
+pub(super) struct Verified {
+    pub(super) principal: Principal,
+    pub(super) times: Times,
+    pub(super) leeway: i64,
+    pub(super) symmetric: bool,
 }
 
 /// A verified token's `exp` and `iat`, in Unix seconds.
@@ -174,16 +205,26 @@ impl<'a> Registered<'a> {
     }
 }
 
+/// A refusal for a claim of the wrong type or range: the token is malformed.
+fn malformed_claim(reason: &'static str) -> AuthError {
+    AuthError::invalid_token(reason).with_description("the token is malformed")
+}
+
 /// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional, floored to
-/// seconds. Strings and other types are refused.
-fn numeric(value: &Value) -> Option<i64> {
+/// seconds. Strings and other types are refused, and so is a number outside the
+/// 64-bit range (`1e38` is malformed, not the end of time).
+pub(crate) fn numeric(value: &Value) -> Option<i64> {
     let n = value.as_number()?;
     if let Some(i) = n.as_i64() {
         return Some(i);
     }
-    let f = n.as_f64()?;
-    // Saturating float-to-int conversion; NaN cannot come out of JSON.
-    f.is_finite().then(|| f.floor() as i64)
+    if n.is_u64() {
+        return None;
+    }
+    let f = n.as_f64()?.floor();
+    // 2^63 is exactly representable; everything from it up is out of range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (f.is_finite() && (-LIMIT..LIMIT).contains(&f)).then_some(f as i64)
 }
 
 #[cfg(test)]
@@ -198,6 +239,10 @@ mod tests {
         assert_eq!(numeric(&json!(-0.5)), Some(-1));
         assert_eq!(numeric(&json!("10")), None);
         assert_eq!(numeric(&json!(null)), None);
-        assert_eq!(numeric(&json!(u64::MAX)), Some(i64::MAX));
+        assert_eq!(numeric(&json!(u64::MAX)), None);
+        assert_eq!(numeric(&json!(1e38)), None);
+        assert_eq!(numeric(&json!(-1e38)), None);
+        assert_eq!(numeric(&json!(9.3e18)), None);
+        assert_eq!(numeric(&json!(1.7e9)), Some(1_700_000_000));
     }
 }

@@ -8,7 +8,7 @@ use std::{
     marker::PhantomData,
     num::NonZeroUsize,
     sync::{
-        Arc, RwLock,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -16,18 +16,22 @@ use std::{
 
 use http::request::Parts;
 use portcullis_core::{
-    AuthError, AuthResult, Authenticator, ClaimMapping, MaybeReady, Principal, Revocation,
-    RevocationQuery, credentials::TokenSources, internal::unix_secs,
+    AuthError, AuthResult, Authenticator, MaybeReady, Principal, Revocation, RevocationQuery,
+    credentials::TokenSources, internal::unix_secs,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use self::builder::JwtAuthenticatorBuilder;
+#[cfg(feature = "introspection")]
+pub(crate) use self::claims::numeric;
 use crate::{
     cache::{Slot, TokenCache},
     clock::{Clock, DebugClock},
+    compact::{self, Segments},
+    issuer::{Issuers, Trusted, TrustedKeys},
     json::{self, JsonError},
-    keyset::{KeySet, TypRule, VerifiedJws, malformed},
+    keyset::{KeySet, malformed},
 };
 
 /// A fetch a token waits for before it is verified again (feature `jwks`).
@@ -49,22 +53,15 @@ pub const DEFAULT_CACHE_CAPACITY: NonZeroUsize = NonZeroUsize::new(10_000).unwra
 pub const DEFAULT_CACHE_MAX_TTL: Duration = Duration::from_secs(15 * 60);
 
 struct Inner<C> {
-    keys: RwLock<Arc<KeySet>>,
+    issuers: Issuers,
     generation: AtomicU64,
-    issuers: Box<[Box<str>]>,
-    audiences: Option<Box<[Box<str>]>>,
-    leeway: i64,
     clock: Arc<dyn Clock>,
     max_token_len: usize,
-    typ: TypRule,
-    mapping: Arc<ClaimMapping>,
     sources: TokenSources,
     revocation: Option<Arc<dyn Revocation>>,
     cache: Option<TokenCache>,
     cache_symmetric: bool,
     cache_max_ttl: i64,
-    #[cfg(feature = "jwks")]
-    remote: Box<[crate::jwks::RemoteKeys]>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -104,21 +101,15 @@ impl<C> Clone for JwtAuthenticator<C> {
 impl<C> fmt::Debug for JwtAuthenticator<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        let mut f = f.debug_struct("JwtAuthenticator");
-        f.field("keys", &*i.keys.read().unwrap_or_else(|e| e.into_inner()))
+        f.debug_struct("JwtAuthenticator")
             .field("issuers", &i.issuers)
-            .field("audiences", &i.audiences)
-            .field("leeway_secs", &i.leeway)
             .field("clock", &DebugClock)
             .field("max_token_len", &i.max_token_len)
-            .field("typ", &i.typ)
-            .field("mapping", &i.mapping)
             .field("sources", &i.sources)
             .field("revocation", &i.revocation.is_some())
-            .field("cache", &i.cache.as_ref().map(TokenCache::len));
-        #[cfg(feature = "jwks")]
-        f.field("remote", &i.remote);
-        f.field("claims", &std::any::type_name::<C>()).finish()
+            .field("cache", &i.cache.as_ref().map(TokenCache::len))
+            .field("claims", &std::any::type_name::<C>())
+            .finish()
     }
 }
 
@@ -134,16 +125,42 @@ impl<C> JwtAuthenticator<C>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    /// Replaces the key set. The generation counter moves on, so every cached
-    /// verification made under the old keys is dropped.
+    /// Replaces the static keys of the first issuer that has static keys (the only
+    /// one, in a single-issuer configuration); see
+    /// [`set_issuer_keys`](Self::set_issuer_keys). The generation counter moves on,
+    /// so every cached verification made under the old keys is dropped.
     pub fn set_keys(&self, keys: KeySet) {
-        let mut guard = self.inner.keys.write().unwrap_or_else(|e| e.into_inner());
+        let first = self
+            .inner
+            .issuers
+            .iter()
+            .find(|t| matches!(t.keys, TrustedKeys::Static(_)))
+            .map(|t| t.id.clone());
+        if let Some(id) = first {
+            self.set_issuer_keys(&id, keys);
+        }
+    }
+
+    /// Replaces the static keys of `issuer`. Returns `false`, changing nothing, when
+    /// no trusted issuer of that identifier has static keys.
+    pub fn set_issuer_keys(&self, issuer: &str, keys: KeySet) -> bool {
+        let Some(TrustedKeys::Static(lock)) = self
+            .inner
+            .issuers
+            .iter()
+            .find(|t| *t.id == *issuer)
+            .map(|t| &t.keys)
+        else {
+            return false;
+        };
+        let mut guard = lock.write().unwrap_or_else(|e| e.into_inner());
         *guard = Arc::new(keys);
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         drop(guard);
         if let Some(cache) = &self.inner.cache {
             cache.clear();
         }
+        true
     }
 
     /// The key-set generation: bumped by each [`set_keys`](Self::set_keys), and
@@ -155,10 +172,19 @@ where
         #[cfg(feature = "jwks")]
         let local = self
             .inner
-            .remote
+            .issuers
             .iter()
-            .fold(local, |sum, r| sum.wrapping_add(r.generation()));
+            .fold(local, |sum, t| match &t.keys {
+                TrustedKeys::Remote(r) => sum.wrapping_add(r.generation()),
+                TrustedKeys::Static(_) => sum,
+            });
         local
+    }
+
+    /// Whether `issuer` is one this authenticator trusts (compared exactly, as a
+    /// token's `iss` is).
+    pub fn trusts(&self, issuer: &str) -> bool {
+        self.inner.issuers.find(issuer).is_some()
     }
 
     /// How many live verified tokens the cache holds (0 when the cache is off). Walks
@@ -207,36 +233,26 @@ where
         }
     }
 
-    /// Verifies the signature with the key set that applies: the token's issuer's
-    /// remote keys when it has some (feature `jwks`), the static keys otherwise.
+    /// Verifies the signature with the keys of the token's issuer: its remote keys
+    /// (feature `jwks`) or its static keys. Returns whether the key was a shared
+    /// secret.
     fn verify_signature(
-        &self,
-        token: &str,
+        issuer: &Trusted,
+        segments: &Segments<'_>,
         demand: Option<&mut Option<Demand>>,
-    ) -> Result<VerifiedJws, AuthError> {
-        let inner = &*self.inner;
-        #[cfg(feature = "jwks")]
-        if !inner.remote.is_empty() {
-            match crate::jwks::verify(
-                &inner.remote,
-                token,
-                inner.max_token_len,
-                &inner.typ,
-                demand,
-            ) {
-                crate::jwks::Remote::Verified(result) => return result,
-                crate::jwks::Remote::NotOurs => {
-                    if inner.static_keys_empty() {
-                        return Err(AuthError::invalid_token("wrong_issuer")
-                            .with_description("the token's issuer is not trusted"));
-                    }
-                }
+    ) -> Result<bool, AuthError> {
+        let algorithms = issuer.algorithms.as_deref();
+        match &issuer.keys {
+            TrustedKeys::Static(keys) => {
+                let _ = demand;
+                let keys = keys.read().unwrap_or_else(|e| e.into_inner());
+                keys.verify_segments(segments, &issuer.typ, algorithms)
+            }
+            #[cfg(feature = "jwks")]
+            TrustedKeys::Remote(remote) => {
+                crate::jwks::verify(remote, segments, &issuer.typ, algorithms, demand)
             }
         }
-        #[cfg(not(feature = "jwks"))]
-        let _ = demand;
-        let keys = inner.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.verify_jws_with(token, inner.max_token_len, &inner.typ)
     }
 
     fn verify_ready(
@@ -269,20 +285,26 @@ where
             (None, _) => None,
         };
 
-        let jws = self.verify_signature(token, demand)?;
-        let claims = json::parse_object(&jws.payload).map_err(|e| match e {
+        // The claims are parsed once, before the signature is checked, only so that
+        // `iss` picks whose keys check it; nothing in them is trusted until then.
+        let segments = compact::split(token).map_err(|_| malformed())?;
+        let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
+        let claims = json::parse_object(&payload).map_err(|e| match e {
             JsonError::Duplicate => AuthError::invalid_token("duplicate_claim")
                 .with_description("the token is malformed"),
             JsonError::Malformed => malformed(),
         })?;
-        let (principal, times) = self.principal(claims, now)?;
+        let verified = self.principal(claims, now, |issuer| {
+            Self::verify_signature(issuer, &segments, demand)
+        })?;
+        let (principal, times) = (verified.principal, verified.times);
 
         if let (Some(cache), Some(slot)) = (&inner.cache, slot)
-            && (!jws.symmetric || inner.cache_symmetric)
+            && (!verified.symmetric || inner.cache_symmetric)
         {
             let until = times
                 .exp
-                .saturating_add(inner.leeway)
+                .saturating_add(verified.leeway)
                 .min(now.saturating_add(inner.cache_max_ttl));
             cache.insert(
                 slot,
@@ -328,16 +350,6 @@ where
                 MaybeReady::pending(async move { check.await.map(|()| Some(principal)) })
             }
         }
-    }
-}
-
-impl<C> Inner<C> {
-    #[cfg(feature = "jwks")]
-    fn static_keys_empty(&self) -> bool {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
     }
 }
 

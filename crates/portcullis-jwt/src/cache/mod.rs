@@ -45,7 +45,7 @@ use std::{
     },
 };
 
-use portcullis_core::Principal;
+use portcullis_core::{Principal, internal::metrics};
 use subtle::ConstantTimeEq as _;
 
 /// How many bytes at the end of a token pick its slot.
@@ -194,6 +194,12 @@ impl TokenCache {
         now: i64,
         generation: u64,
     ) -> Option<Principal> {
+        let found = self.find(slot, token, now, generation);
+        metrics::jwt_cache_lookup(found.is_some());
+        found
+    }
+
+    fn find(&self, slot: Slot, token: &[u8], now: i64, generation: u64) -> Option<Principal> {
         let (set, tags) = self.at(slot);
         let way = self.tagged(tags, tag(slot))?;
         {
@@ -223,6 +229,7 @@ impl TokenCache {
                 None
             }
         };
+        metrics::jwt_cache_entries(-i64::from(dead.is_some()));
         drop(dead);
         None
     }
@@ -287,6 +294,7 @@ impl TokenCache {
             })
         };
         // The one entry replaced, if any, is freed outside the lock.
+        metrics::jwt_cache_entries(i64::from(replaced.is_none()));
         drop(replaced);
     }
 
@@ -300,8 +308,15 @@ impl TokenCache {
                 tags.door.store(0, Ordering::Relaxed);
                 std::mem::take(&mut *ways)
             };
+            metrics::jwt_cache_entries(-(old.iter().flatten().count() as i64));
             drop(old);
         }
+    }
+}
+
+impl Drop for TokenCache {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 

@@ -137,7 +137,7 @@ impl Fetcher {
     /// chunk by chunk; reading stops as soon as the cap is passed).
     pub(crate) async fn get(&self, url: &Url) -> Result<Fetched, JwksError> {
         let at = |e: JwksError| e.with_url(url.as_str());
-        let mut response = self
+        let response = self
             .client
             .get(url.clone())
             .header(header::ACCEPT, "application/json, application/jwk-set+json")
@@ -152,6 +152,59 @@ impl Fetcher {
             )
             .with_status(status.as_u16())));
         }
+        let max_age = max_age(response.headers());
+        let body = self.read_capped(response, url).await?;
+        Ok(Fetched { body, max_age })
+    }
+
+    /// POSTs `form` (`application/x-www-form-urlencoded`) to `url`, with HTTP Basic
+    /// credentials when given, insisting on `200 OK` and a body within the size cap.
+    #[cfg(feature = "introspection")]
+    pub(crate) async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+        basic: Option<&str>,
+    ) -> Result<Vec<u8>, JwksError> {
+        let at = |e: JwksError| e.with_url(url.as_str());
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut request = self
+            .client
+            .post(url.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(basic) = basic {
+            let mut value = http::HeaderValue::try_from(basic).map_err(|_| {
+                at(JwksError::new(
+                    JwksErrorKind::InvalidUrl,
+                    "the client credentials do not fit in a header",
+                ))
+            })?;
+            value.set_sensitive(true);
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(|e| at(classify(e)))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(at(JwksError::new(
+                JwksErrorKind::Status,
+                format!("answered {status}, not 200 OK"),
+            )
+            .with_status(status.as_u16())));
+        }
+        self.read_capped(response, url).await
+    }
+
+    /// Reads a body chunk by chunk, stopping as soon as it passes the size cap.
+    async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+        url: &Url,
+    ) -> Result<Vec<u8>, JwksError> {
+        let at = |e: JwksError| e.with_url(url.as_str());
         let too_large = || {
             at(JwksError::new(
                 JwksErrorKind::TooLarge,
@@ -167,7 +220,6 @@ impl Fetcher {
         {
             return Err(too_large());
         }
-        let max_age = max_age(response.headers());
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| at(classify(e)))? {
             if body.len() + chunk.len() > self.max_response_size {
@@ -175,7 +227,7 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched { body, max_age })
+        Ok(body)
     }
 }
 

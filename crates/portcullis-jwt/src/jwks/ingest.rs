@@ -4,8 +4,8 @@
 //! # What is skipped (each with a `WARN` under target `portcullis::jwks`)
 //!
 //! - `use` other than `sig`; `key_ops` without `verify`;
-//! - an unknown `kty`, an `alg` this crate does not verify (`RSA-OAEP`, `ES512`,
-//!   `A256GCM`, …), a curve other than P-256, P-384 and Ed25519;
+//! - an unknown `kty`, an `alg` this crate does not verify (`RSA-OAEP`, `ES256K`,
+//!   `A256GCM`, …), a curve other than P-256, P-384, P-521 and Ed25519;
 //! - symmetric keys (`kty` `oct`): a shared secret published at a URL is no secret;
 //! - private key material (`d`);
 //! - RSA under 2048 bits, an even public exponent or 1, and moduli carrying the ROCA
@@ -19,7 +19,7 @@
 //!
 //! `alg` is optional in a JWK, and several providers omit it. It is inferred only
 //! where a key admits one algorithm this crate verifies: `EC` with `crv` `P-256` is
-//! `ES256` and `P-384` is `ES384`; `OKP` with `Ed25519` is `EdDSA`. An `RSA` key
+//! `ES256`, `P-384` is `ES384` and `P-521` is `ES512`; `OKP` with `Ed25519` is `EdDSA`. An `RSA` key
 //! without `alg` is pinned to `RS256`, the algorithm OpenID Connect requires every
 //! provider to support and the one such providers sign with; a PS256 token under
 //! that key is then refused (`alg_mismatch`), which fails closed. Whatever the
@@ -233,6 +233,7 @@ pub(crate) fn infer_alg(kty: &str, crv: Option<&str>) -> Option<Algorithm> {
     match (kty, crv) {
         ("EC", Some("P-256")) => Some(Algorithm::ES256),
         ("EC", Some("P-384")) => Some(Algorithm::ES384),
+        ("EC", Some("P-521")) => Some(Algorithm::ES512),
         ("OKP", Some("Ed25519")) => Some(Algorithm::EdDSA),
         ("RSA", _) => Some(Algorithm::RS256),
         _ => None,
@@ -394,7 +395,8 @@ mod tests {
         assert_eq!(infer_alg("EC", Some("P-384")), Some(Algorithm::ES384));
         assert_eq!(infer_alg("OKP", Some("Ed25519")), Some(Algorithm::EdDSA));
         assert_eq!(infer_alg("OKP", Some("X25519")), None);
-        assert_eq!(infer_alg("EC", Some("P-521")), None);
+        assert_eq!(infer_alg("EC", Some("P-521")), Some(Algorithm::ES512));
+        assert_eq!(infer_alg("EC", Some("secp256k1")), None);
         assert_eq!(infer_alg("RSA", None), Some(Algorithm::RS256));
         assert_eq!(infer_alg("oct", None), None);
     }

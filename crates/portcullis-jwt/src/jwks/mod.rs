@@ -26,10 +26,11 @@
 //!
 //! # Several issuers
 //!
-//! Give [`remote_keys`](crate::JwtAuthenticatorBuilder::remote_keys) once per issuer.
-//! A token's `iss` is read from its (not yet verified) payload only to pick that
-//! issuer's keys among the configured ones; the signature and every claim are then
-//! checked as usual. A token naming any other issuer is refused (`wrong_issuer`)
+//! Give [`remote_keys`](crate::JwtAuthenticatorBuilder::remote_keys) once per issuer
+//! (or [`trust`](crate::JwtAuthenticatorBuilder::trust) an
+//! [`Issuer::remote`](crate::Issuer::remote) with rules of its own). A token's `iss`
+//! is read from its (not yet verified) payload only to pick that issuer's keys among
+//! the configured ones; the signature and every claim are then checked as usual. A token naming any other issuer is refused (`wrong_issuer`)
 //! without fetching anything: only configured issuers' keys are ever fetched.
 //!
 //! # HTTP
@@ -83,14 +84,14 @@
 //! without `verify`, unknown `kty`, unsupported `alg`, symmetric (`oct`) keys,
 //! private members, weak or ROCA-affected RSA keys, EC points off their curve and
 //! keys sharing a `kid` are skipped with a warning. Without `alg`, EC keys take the
-//! algorithm of their curve (`P-256` → ES256, `P-384` → ES384), Ed25519 keys EdDSA,
+//! algorithm of their curve (`P-256` → ES256, `P-384` → ES384, `P-521` → ES512), Ed25519 keys EdDSA,
 //! and RSA keys RS256 (the algorithm OpenID Connect providers must support; a
 //! PS256 token is then refused, never accepted under a guess).
 
 mod builder;
 mod discovery;
 mod error;
-mod http;
+pub(crate) mod http;
 mod ingest;
 mod source;
 
@@ -110,43 +111,24 @@ pub use self::{
 use std::{future::Future, pin::Pin};
 
 use portcullis_core::AuthError;
-use serde_json::Value;
 
-use crate::{
-    compact, json,
-    keyset::{KeySet, TypRule, VerifiedJws, malformed},
-};
+use crate::{compact::Segments, key::Algorithm, keyset::TypRule};
 
 /// A fetch to wait for before verifying once more.
 pub(crate) type Demand = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// What the remote sources make of a token.
-pub(crate) enum Remote {
-    /// Verified (or refused) with a remote issuer's keys.
-    Verified(Result<VerifiedJws, AuthError>),
-    /// The token's issuer has no remote source: use the static keys.
-    NotOurs,
-}
-
-/// Picks the remote source for the token's `iss` and verifies with its keys. When
-/// the `kid` is unknown (or no keys are loaded yet) and `demand` is given, stores in
-/// it the fetch to wait for, if the cooldown allows one.
+/// Verifies a split token with `source`'s keys. When the `kid` is unknown (or no
+/// keys are loaded yet) and `demand` is given, stores in it the fetch to wait for,
+/// if the cooldown allows one. Returns whether the key was a shared secret.
 pub(crate) fn verify(
-    sources: &[RemoteKeys],
-    token: &str,
-    max_len: usize,
+    source: &RemoteKeys,
+    segments: &Segments<'_>,
     typ: &TypRule,
+    algorithms: Option<&[Algorithm]>,
     demand: Option<&mut Option<Demand>>,
-) -> Remote {
-    let source = match issuer_of(token) {
-        Ok(iss) => match sources.iter().find(|s| s.issuer() == iss) {
-            Some(source) => source,
-            None => return Remote::NotOurs,
-        },
-        Err(e) => return Remote::Verified(Err(e)),
-    };
+) -> Result<bool, AuthError> {
     let result = match source.current_set() {
-        Some(set) => verify_with(&set, token, max_len, typ),
+        Some(set) => set.verify_segments(segments, typ, algorithms),
         None => Err(AuthError::unavailable("jwks_unavailable")
             .with_description("the issuer's keys are not available yet")),
     };
@@ -156,27 +138,5 @@ pub(crate) fn verify(
     {
         *demand = Some(Box::pin(fetch));
     }
-    Remote::Verified(result)
-}
-
-fn verify_with(
-    set: &KeySet,
-    token: &str,
-    max_len: usize,
-    typ: &TypRule,
-) -> Result<VerifiedJws, AuthError> {
-    set.verify_jws_with(token, max_len, typ)
-}
-
-/// The token's `iss`, read from the unverified payload only to choose the key set.
-fn issuer_of(token: &str) -> Result<String, AuthError> {
-    let segments = compact::split(token).map_err(|_| malformed())?;
-    let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
-    let claims = json::parse_object(&payload).map_err(|_| malformed())?;
-    match claims.get("iss") {
-        Some(Value::String(iss)) => Ok(iss.clone()),
-        None => Err(AuthError::invalid_token("missing_iss")),
-        Some(_) => Err(AuthError::invalid_token("wrong_issuer")
-            .with_description("the token's issuer is not trusted")),
-    }
+    result
 }

@@ -469,6 +469,7 @@ async fn run(shared: Arc<Shared>) {
             ctl.started
         };
         let result = shared.fetch_once().await;
+        portcullis_core::internal::metrics::jwks_refreshed(&shared.issuer, result.is_ok());
         let now = Instant::now();
         let error = match result {
             // Refresh at three quarters of the lifetime, well before expiry.

@@ -109,7 +109,8 @@ impl Key {
                 }
                 let (crv, size) = match alg {
                     Algorithm::ES256 => ("P-256", 32),
-                    _ => ("P-384", 48),
+                    Algorithm::ES384 => ("P-384", 48),
+                    _ => ("P-521", 66),
                 };
                 if text("crv")? != Some(crv) {
                     return Err(err(

@@ -5,7 +5,8 @@
 //! malformed material is a [`KeyError`] at build time, never a warning.
 //!
 //! Signatures are verified by `jsonwebtoken`'s verifiers (`JwtVerifier`, from its
-//! `aws_lc_rs` provider). Each thread builds a key's verifier once and keeps it while
+//! `aws_lc_rs` provider); ES512, which jsonwebtoken lacks, by aws-lc-rs directly, the
+//! backend that provider uses. Each thread builds a key's verifier once and keeps it while
 //! the key lives, so an HMAC key schedule is not recomputed per token. Each key is
 //! checked and parsed once, at build time: public keys
 //! are parsed by aws-lc-rs (a point off its curve, a DER that does not parse, or an RSA
@@ -58,6 +59,8 @@ pub enum Algorithm {
     ES256,
     /// ECDSA on P-384 with SHA-384.
     ES384,
+    /// ECDSA on P-521 with SHA-512.
+    ES512,
     /// Ed25519.
     EdDSA,
 }
@@ -77,6 +80,7 @@ impl Algorithm {
             "PS512" => Self::PS512,
             "ES256" => Self::ES256,
             "ES384" => Self::ES384,
+            "ES512" => Self::ES512,
             "EdDSA" => Self::EdDSA,
             _ => return None,
         })
@@ -96,6 +100,7 @@ impl Algorithm {
             Self::PS512 => "PS512",
             Self::ES256 => "ES256",
             Self::ES384 => "ES384",
+            Self::ES512 => "ES512",
             Self::EdDSA => "EdDSA",
         }
     }
@@ -124,21 +129,26 @@ fn family(alg: Algorithm) -> Family {
         | Algorithm::PS256
         | Algorithm::PS384
         | Algorithm::PS512 => Family::Rsa,
-        Algorithm::ES256 | Algorithm::ES384 => Family::Ec,
+        Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES512 => Family::Ec,
         Algorithm::EdDSA => Family::Ed,
     }
 }
 
-/// What a [`Key`] verifies with: jsonwebtoken's key, built once, and its algorithm.
-struct Material {
-    decoding: DecodingKey,
-    alg: jsonwebtoken::Algorithm,
+/// What a [`Key`] verifies with, built once: jsonwebtoken's key and algorithm, or,
+/// for an algorithm jsonwebtoken lacks (ES512), the key as aws-lc-rs parsed it —
+/// the same backend jsonwebtoken's provider verifies with.
+enum Material {
+    Jwt {
+        decoding: DecodingKey,
+        alg: jsonwebtoken::Algorithm,
+    },
+    AwsLc(aws_lc_rs::signature::ParsedPublicKey),
 }
 
-/// Our algorithm as jsonwebtoken names it.
-fn jsonwebtoken_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
+/// Our algorithm as jsonwebtoken names it, if it has it.
+fn jsonwebtoken_algorithm(alg: Algorithm) -> Option<jsonwebtoken::Algorithm> {
     use jsonwebtoken::Algorithm as J;
-    match alg {
+    Some(match alg {
         Algorithm::HS256 => J::HS256,
         Algorithm::HS384 => J::HS384,
         Algorithm::HS512 => J::HS512,
@@ -150,8 +160,9 @@ fn jsonwebtoken_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
         Algorithm::PS512 => J::PS512,
         Algorithm::ES256 => J::ES256,
         Algorithm::ES384 => J::ES384,
+        Algorithm::ES512 => return None,
         Algorithm::EdDSA => J::EdDSA,
-    }
+    })
 }
 
 /// Makes jsonwebtoken's aws-lc-rs provider the process default unless one is already
@@ -258,23 +269,36 @@ impl Key {
         family(self.alg) == Family::Hmac
     }
 
+    /// A key verified through jsonwebtoken. `alg` is one jsonwebtoken has.
     fn from_decoding(alg: Algorithm, decoding: DecodingKey) -> Self {
         install_crypto_provider();
+        let jwt_alg = jsonwebtoken_algorithm(alg).expect("an algorithm jsonwebtoken verifies");
+        Self::from_material(
+            alg,
+            Material::Jwt {
+                decoding,
+                alg: jwt_alg,
+            },
+        )
+    }
+
+    fn from_material(alg: Algorithm, material: Material) -> Self {
         Self {
             alg,
             kid: None,
-            material: Arc::new(Material {
-                decoding,
-                alg: jsonwebtoken_algorithm(alg),
-            }),
+            material: Arc::new(material),
         }
     }
 
     /// Checks `signature` (the token's decoded signature segment) over `message` with
-    /// jsonwebtoken's verifier for this key. HMAC tags are compared in constant time.
+    /// jsonwebtoken's verifier for this key, or aws-lc-rs's for ES512. HMAC tags are
+    /// compared in constant time.
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
-        verifiers::with(&self.material, |verifier| {
-            verifier.is_some_and(|v| v.verify(message, signature).is_ok())
-        })
+        match &*self.material {
+            Material::AwsLc(key) => key.verify_sig(message, signature).is_ok(),
+            Material::Jwt { .. } => verifiers::with(&self.material, |verifier| {
+                verifier.is_some_and(|v| v.verify(message, signature).is_ok())
+            }),
+        }
     }
 }

@@ -6,7 +6,7 @@ use aws_lc_rs::{
 };
 use jsonwebtoken::DecodingKey;
 
-use super::{Algorithm, Family, Key, MIN_RSA_BITS, err, family, rsa};
+use super::{Algorithm, Family, Key, MIN_RSA_BITS, Material, err, family, rsa};
 use crate::error::{KeyError, KeyErrorKind};
 
 impl Key {
@@ -81,6 +81,9 @@ impl Key {
             )
         })?;
         let spki = spki.as_ref();
+        if alg == Algorithm::ES512 {
+            return Ok(Self::from_material(alg, Material::AwsLc(parsed)));
+        }
         let decoding = match family(alg) {
             Family::Ed => {
                 let raw = spki
@@ -104,6 +107,7 @@ fn public_algorithm(alg: Algorithm) -> &'static dyn sig::VerificationAlgorithm {
         Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        Algorithm::ES512 => &sig::ECDSA_P521_SHA512_FIXED,
         // HMAC never reaches here; EdDSA is the rest.
         _ => &sig::ED25519,
     }

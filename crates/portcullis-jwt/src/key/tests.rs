@@ -155,7 +155,10 @@ fn building_a_key_selects_the_aws_lc_provider() {
 
 #[test]
 fn decoding_keys_hold_the_canonical_forms() {
-    let bytes = |key: &Key| key.material.decoding.try_get_as_bytes().unwrap().to_vec();
+    let bytes = |key: &Key| match &*key.material {
+        Material::Jwt { decoding, .. } => decoding.try_get_as_bytes().unwrap().to_vec(),
+        Material::AwsLc(_) => panic!("verified by jsonwebtoken"),
+    };
     // RSA: PKCS#1 whether given as SubjectPublicKeyInfo or PKCS#1.
     let pkcs1 = pem::parse(read("test-only-rsa2048-public-pkcs1.pem")).unwrap();
     let from_spki = Key::from_pem(Algorithm::RS256, read("test-only-rsa2048-public.pem")).unwrap();
@@ -174,6 +177,33 @@ fn decoding_keys_hold_the_canonical_forms() {
         bytes(&Key::from_der(Algorithm::ES256, point).unwrap()),
         spki
     );
+}
+
+#[test]
+fn es512_is_verified_by_aws_lc_and_refuses_tampering() {
+    use aws_lc_rs::{rand::SystemRandom, signature};
+    let private = pem::parse(read("test-only-p521-private.pem")).unwrap();
+    let signer = signature::EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+        private.contents(),
+    )
+    .unwrap();
+    let key = Key::from_pem(Algorithm::ES512, read("test-only-p521-public.pem")).unwrap();
+    assert!(matches!(&*key.material, Material::AwsLc(_)));
+    let message = b"header.payload";
+    let signature = signer
+        .sign(&SystemRandom::new(), message)
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    assert_eq!(signature.len(), 132);
+    assert!(key.verify(message, &signature));
+    assert!(!key.verify(b"header.payloaD", &signature));
+    let mut other = signature.clone();
+    other[131] ^= 1;
+    assert!(!key.verify(message, &other));
+    assert!(!key.verify(message, &signature[..131].to_vec()));
+    assert!(!key.verify(message, &Vec::new()));
 }
 
 #[test]
@@ -199,8 +229,12 @@ fn verify_goes_through_jsonwebtoken_and_refuses_tampering() {
         ),
     ];
     for (key, signing) in cases {
-        let signature_b64 =
-            sign(message, &signing, jsonwebtoken_algorithm(key.algorithm())).unwrap();
+        let signature_b64 = sign(
+            message,
+            &signing,
+            jsonwebtoken_algorithm(key.algorithm()).unwrap(),
+        )
+        .unwrap();
         let signature = crate::compact::decode(&signature_b64).unwrap();
         assert!(key.verify(message, &signature), "{:?}", key.algorithm());
         assert!(!key.verify(b"header.payloaD", &signature));

@@ -43,11 +43,15 @@ pub(super) fn with<R>(
                         verifiers.clear();
                     }
                 }
-                let built = (jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.verifier_factory)(
-                    &material.alg,
-                    &material.decoding,
-                )
-                .ok();
+                let built = match &**material {
+                    Material::Jwt { decoding, alg } => {
+                        (jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.verifier_factory)(
+                            alg, decoding,
+                        )
+                        .ok()
+                    }
+                    Material::AwsLc(_) => None,
+                };
                 verifiers.push((Arc::downgrade(material), built));
                 verifiers.len() - 1
             }

@@ -10,9 +10,9 @@ use std::{collections::HashMap, fmt, sync::RwLock};
 use portcullis_core::AuthError;
 
 use crate::{
-    compact::{self, Crit, ParseError},
+    compact::{self, Crit, ParseError, Segments},
     error::{KeyError, KeyErrorKind},
-    key::{Key, MAX_KID_LEN},
+    key::{Algorithm, Key, MAX_KID_LEN},
 };
 
 /// The default cap on a token's length, checked before any decoding: 8 KiB.
@@ -103,35 +103,28 @@ impl fmt::Debug for KeySet {
     }
 }
 
-/// A JWS whose signature verified: its decoded payload, and the key that verified it.
-#[derive(Debug)]
-pub(crate) struct VerifiedJws {
-    /// The decoded payload.
-    pub(crate) payload: Vec<u8>,
-    /// Whether the key was a shared secret.
-    pub(crate) symmetric: bool,
-}
-
-/// Header rules beyond the signature: the optional `typ` check.
+/// The `typ` rule a verifier applies to the header
+/// ([RFC 7515 §4.1.9](https://www.rfc-editor.org/rfc/rfc7515#section-4.1.9): media
+/// types compared case-insensitively, the `application/` prefix optional).
 #[derive(Debug, Clone, Default)]
 pub(crate) enum TypRule {
+    /// `typ` absent (RFC 7519 makes it optional), `JWT`, or `at+jwt`: a token
+    /// explicitly typed as anything else (`dpop+jwt`, `logout+jwt`, `secevent+jwt`,
+    /// …) is refused.
     #[default]
-    Any,
-    /// Only these values, compared case-insensitively (RFC 7515 §4.1.9), with or
-    /// without the `application/` prefix.
+    Default,
+    /// Only these values; a token without `typ` is refused.
     OneOf(Box<[Box<str>]>),
 }
 
 impl TypRule {
-    fn allows(&self, typ: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, typ: Option<&str>) -> bool {
+        let matches = |allowed: &str, typ: &str| {
+            strip_application(allowed).eq_ignore_ascii_case(strip_application(typ))
+        };
         match self {
-            Self::Any => true,
-            Self::OneOf(allowed) => typ.is_some_and(|typ| {
-                let bare = strip_application(typ);
-                allowed
-                    .iter()
-                    .any(|a| strip_application(a).eq_ignore_ascii_case(bare))
-            }),
+            Self::Default => typ.is_none_or(|typ| matches("JWT", typ) || matches("at+jwt", typ)),
+            Self::OneOf(allowed) => typ.is_some_and(|typ| allowed.iter().any(|a| matches(a, typ))),
         }
     }
 }
@@ -189,6 +182,7 @@ impl KeySet {
     }
 
     fn select_index(&self, kid: Option<&str>, alg: &str) -> Result<usize, AuthError> {
+        portcullis_core::internal::trace_kid(kid);
         match kid {
             Some(kid) => {
                 if kid.len() > MAX_KID_LEN {
@@ -222,8 +216,8 @@ impl KeySet {
 
     /// [`verify_jws_with`](Self::verify_jws_with) without a `typ` rule.
     #[cfg(test)]
-    pub(crate) fn verify_jws(&self, token: &str, max_len: usize) -> Result<VerifiedJws, AuthError> {
-        self.verify_jws_with(token, max_len, &TypRule::Any)
+    pub(crate) fn verify_jws(&self, token: &str, max_len: usize) -> Result<(), AuthError> {
+        self.verify_jws_with(token, max_len, &TypRule::Default)
     }
 
     /// Decodes and checks a header segment: the index of the key it selects, and its
@@ -274,17 +268,32 @@ impl KeySet {
     /// `duplicate_header_member`, `alg_none`, `alg_mismatch`, `unknown_kid`,
     /// `missing_kid`, `kid_too_long`, `crit_unsupported`, `b64_unsupported`,
     /// `typ_mismatch`, `bad_signature`.
+    #[cfg(test)]
     pub(crate) fn verify_jws_with(
         &self,
         token: &str,
         max_len: usize,
         typ: &TypRule,
-    ) -> Result<VerifiedJws, AuthError> {
+    ) -> Result<(), AuthError> {
         if token.len() > max_len {
             return Err(AuthError::invalid_token("token_too_large")
                 .with_description("the token is too large"));
         }
         let segments = compact::split(token).map_err(|_| malformed())?;
+        self.verify_segments(&segments, typ, None)?;
+        compact::decode(segments.payload).map_err(|_| malformed())?;
+        Ok(())
+    }
+
+    /// Checks the header (under `typ` and, when given, an issuer's `algorithms`),
+    /// selects the key and verifies the signature of a split token. Returns whether
+    /// the key was a shared secret.
+    pub(crate) fn verify_segments(
+        &self,
+        segments: &Segments<'_>,
+        typ: &TypRule,
+        algorithms: Option<&[Algorithm]>,
+    ) -> Result<bool, AuthError> {
         let remembered = self.headers.get(segments.header, |key, header_typ| {
             typ.allows(header_typ).then_some(key)
         });
@@ -298,6 +307,10 @@ impl KeySet {
             }
         };
         let key = &self.keys[key_index];
+        if algorithms.is_some_and(|allowed| !allowed.contains(&key.algorithm())) {
+            return Err(AuthError::invalid_token("alg_not_allowed")
+                .with_description("the token's algorithm is not accepted from its issuer"));
+        }
         let signature = compact::decode(segments.signature).map_err(|_| malformed())?;
         if !key.verify(segments.signing_input.as_bytes(), &signature) {
             return Err(AuthError::invalid_token("bad_signature")
@@ -307,10 +320,6 @@ impl KeySet {
             self.headers
                 .remember(segments.header, key_index, header_typ);
         }
-        let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
-        Ok(VerifiedJws {
-            payload,
-            symmetric: key.is_symmetric(),
-        })
+        Ok(key.is_symmetric())
     }
 }

@@ -10,7 +10,34 @@ fn typ_rule_accepts_at_jwt_spellings_only() {
     assert!(!rule.allows(Some("JWT")));
     assert!(!rule.allows(Some("logout+jwt")));
     assert!(!rule.allows(None));
-    assert!(TypRule::Any.allows(None));
+}
+
+#[test]
+fn default_typ_rule_accepts_untyped_jwt_and_access_tokens_only() {
+    // Better Auth's JWT plugin sends no `typ` at all: RFC 7519 §5.1 makes it optional.
+    let rule = TypRule::Default;
+    for ok in [
+        None,
+        Some("JWT"),
+        Some("jwt"),
+        Some("application/JWT"),
+        Some("at+jwt"),
+        Some("Application/AT+JWT"),
+    ] {
+        assert!(rule.allows(ok), "{ok:?}");
+    }
+    for refused in [
+        "dpop+jwt",
+        "logout+jwt",
+        "secevent+jwt",
+        "application/dpop+jwt",
+        "",
+        "JOSE",
+        "jwt ",
+        "application/",
+    ] {
+        assert!(!rule.allows(Some(refused)), "{refused:?}");
+    }
 }
 
 #[test]

@@ -86,7 +86,7 @@ fn wrong_issuer_with_trailing_slash_is_refused() {
     c["iss"] = json!("https://ISSUER.example");
     assert_eq!(reason(&authenticator(), &hs256(&c)), "wrong_issuer");
     c["iss"] = json!([ISSUER]);
-    assert_eq!(reason(&authenticator(), &hs256(&c)), "wrong_issuer");
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_iss");
     c.as_object_mut().unwrap().remove("iss");
     assert_eq!(reason(&authenticator(), &hs256(&c)), "missing_iss");
 }
@@ -101,5 +101,61 @@ fn wrong_audience_is_refused() {
     c["aud"] = json!(["other-api", AUDIENCE]);
     assert_eq!(reason(&authenticator(), &hs256(&c)), "ok");
     c["aud"] = json!(7);
-    assert_eq!(reason(&authenticator(), &hs256(&c)), "wrong_audience");
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_aud");
+}
+
+#[test]
+fn nested_role_array_is_malformed_not_dropped() {
+    // Regression: `roles: [["admin"]]` became a principal with no roles.
+    let mut c = claims();
+    c["roles"] = json!([["admin"]]);
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "malformed_claim");
+    c["roles"] = json!({"admin": true});
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "malformed_claim");
+    c["roles"] = json!(["admin"]);
+    c["scope"] = json!(42);
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "malformed_claim");
+}
+
+#[test]
+fn audience_array_with_non_strings_is_malformed() {
+    // Regression: `aud: ["quickstart", 1, null]` was accepted for "quickstart".
+    let mut c = claims();
+    c["aud"] = json!([AUDIENCE, 1, null]);
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_aud");
+    c["aud"] = json!(7);
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_aud");
+    let any = builder().danger_accept_any_audience().build().unwrap();
+    c["aud"] = json!([{"x": 1}]);
+    assert_eq!(reason(&any, &hs256(&c)), "invalid_aud");
+    c["aud"] = json!(["other", AUDIENCE]);
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "ok");
+}
+
+#[test]
+fn huge_exp_is_malformed_not_clamped() {
+    // Regression: `exp: 1e38` was clamped to i64::MAX and never expired.
+    for exp in [json!(1e38), json!(u64::MAX), json!(-1e38)] {
+        let mut c = claims();
+        c["exp"] = exp.clone();
+        assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_exp", "{exp}");
+    }
+    let mut c = claims();
+    c["nbf"] = json!(-1e300);
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "invalid_nbf");
+}
+
+#[test]
+fn non_string_identifiers_are_malformed() {
+    for (name, value, why) in [
+        ("sub", json!(12), "invalid_sub"),
+        ("jti", json!(["a"]), "invalid_jti"),
+        ("client_id", json!(null), "invalid_client_id"),
+        ("azp", json!(1), "invalid_azp"),
+        ("iss", json!([ISSUER]), "invalid_iss"),
+    ] {
+        let mut c = claims();
+        c[name] = value;
+        assert_eq!(reason(&authenticator(), &hs256(&c)), why, "{name}");
+    }
 }

@@ -5,6 +5,8 @@ mod claims;
 #[path = "../common/mod.rs"]
 mod common;
 mod gaps;
+mod issuers;
+mod typ;
 
 use std::{
     net::TcpListener,

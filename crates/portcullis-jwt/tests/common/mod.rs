@@ -70,6 +70,12 @@ pub fn pair(alg: Algorithm) -> Pair {
             EncodingKey::from_ec_pem(&read_key("test-only-p384-private.pem")).unwrap(),
             Key::from_pem(alg, read_key("test-only-p384-public.pem")).unwrap(),
         ),
+        // jsonwebtoken cannot sign ES512: `mint` signs with aws-lc-rs, and this
+        // encoding key only carries the PKCS#8 bytes.
+        Algorithm::ES512 => (
+            EncodingKey::from_ec_pem(&read_key("test-only-p521-private.pem")).unwrap(),
+            Key::from_pem(alg, read_key("test-only-p521-public.pem")).unwrap(),
+        ),
         Algorithm::EdDSA => (
             EncodingKey::from_ed_pem(&read_key("test-only-ed25519-private.pem")).unwrap(),
             Key::from_pem(alg, read_key("test-only-ed25519-public.pem")).unwrap(),
@@ -79,7 +85,7 @@ pub fn pair(alg: Algorithm) -> Pair {
     Pair { alg, encoding, key }
 }
 
-pub const ALL_ALGS: [Algorithm; 12] = [
+pub const ALL_ALGS: [Algorithm; 13] = [
     Algorithm::HS256,
     Algorithm::HS384,
     Algorithm::HS512,
@@ -91,6 +97,7 @@ pub const ALL_ALGS: [Algorithm; 12] = [
     Algorithm::PS512,
     Algorithm::ES256,
     Algorithm::ES384,
+    Algorithm::ES512,
     Algorithm::EdDSA,
 ];
 
@@ -140,12 +147,50 @@ pub fn mint(pair: &Pair, claims: &Value, kid: Option<&str>) -> String {
     if let Some(kid) = kid {
         header["kid"] = kid.into();
     }
+    if pair.alg == Algorithm::ES512 {
+        return sign_es512(&header.to_string(), &claims.to_string());
+    }
     sign_raw(
         &header.to_string(),
         &claims.to_string(),
         jwt_alg(pair.alg),
         &pair.encoding,
     )
+}
+
+/// Signs `header` and `payload` with the P-521 test key (ES512, which jsonwebtoken
+/// cannot sign).
+pub fn sign_es512(header: &str, payload: &str) -> String {
+    use aws_lc_rs::{rand::SystemRandom, signature};
+    let pem = pem::parse(read_key("test-only-p521-private.pem")).unwrap();
+    let pair = signature::EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+        pem.contents(),
+    )
+    .unwrap();
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let sig = pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(sig.as_ref()))
+}
+
+/// The P-521 test key as a public JWK (no `alg`, unless given).
+pub fn p521_jwk(alg: Option<&str>, kid: &str) -> Value {
+    use aws_lc_rs::signature::{self, KeyPair as _};
+    let pem = pem::parse(read_key("test-only-p521-private.pem")).unwrap();
+    let pair = signature::EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+        pem.contents(),
+    )
+    .unwrap();
+    let point = pair.public_key().as_ref();
+    let mut jwk = json!({
+        "kty": "EC", "crv": "P-521", "kid": kid,
+        "x": b64(&point[1..67]), "y": b64(&point[67..]),
+    });
+    if let Some(alg) = alg {
+        jwk["alg"] = alg.into();
+    }
+    jwk
 }
 
 /// A builder with `key`, the test issuer and audience, and the fixed clock.

@@ -23,6 +23,39 @@ async fn every_key_type_verifies_through_the_router() {
     }
 }
 
+#[test]
+fn es512_verifies_from_pem_der_and_jwk() {
+    let pair = pair(Algorithm::ES512);
+    let token = mint(&pair, &claims(), None);
+    let pem = read_key("test-only-p521-public.pem");
+    let der = ::pem::parse(&pem).unwrap().into_contents();
+    let keys = [
+        Key::from_pem(Algorithm::ES512, &pem).unwrap(),
+        Key::from_der(Algorithm::ES512, &der).unwrap(),
+        Key::from_jwk(&p521_jwk(Some("ES512"), "k").to_string()).unwrap(),
+        Key::from_jwk_value(&p521_jwk(None, "k"), Some(Algorithm::ES512)).unwrap(),
+    ];
+    for key in keys {
+        assert_eq!(key.algorithm(), Algorithm::ES512);
+        let auth = builder_with(key).build().unwrap();
+        assert_eq!(reason(&auth, &token), "ok");
+        // A flipped signature bit, or the same key pinned to ES384's header: refused.
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 3;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            reason(&auth, std::str::from_utf8(&forged).unwrap()),
+            "bad_signature"
+        );
+    }
+    // A P-521 key cannot be pinned to ES256/ES384, nor a P-256 key to ES512.
+    assert!(Key::from_pem(Algorithm::ES384, &pem).is_err());
+    assert!(Key::from_pem(Algorithm::ES512, read_key("test-only-p256-public.pem")).is_err());
+    let es384_header = sign_es512(r#"{"alg":"ES384"}"#, &claims().to_string());
+    let auth = builder_with(pair.key.clone()).build().unwrap();
+    assert_eq!(reason(&auth, &es384_header), "alg_mismatch");
+}
+
 #[tokio::test]
 async fn keys_from_der_and_jwk_verify() {
     let cases = [

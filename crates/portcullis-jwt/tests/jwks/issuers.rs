@@ -86,3 +86,36 @@ fn rand_seed() -> u32 {
         .unwrap()
         .subsec_nanos()
 }
+
+// ---------------------------------------------------------------- ES512
+
+#[tokio::test]
+async fn es512_key_from_a_jwks_without_alg_verifies() {
+    use aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED_SIGNING;
+    let pair = EcdsaKeyPair::generate(&ECDSA_P521_SHA512_FIXED_SIGNING).unwrap();
+    let point = pair.public_key().as_ref();
+    let set = json!({"keys": [{
+        "kty": "EC", "crv": "P-521", "use": "sig", "kid": "p521",
+        "x": B64.encode(&point[1..67]), "y": B64.encode(&point[67..]),
+    }]});
+    let p = Provider::start("", set.to_string()).await;
+    let jwt = authenticator([p.builder().start().await.unwrap()]);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |alg: &str| {
+        let header = json!({"alg": alg, "kid": "p521"});
+        let claims =
+            json!({"iss": p.issuer, "aud": AUDIENCE, "sub": "carol", "iat": now, "exp": now + 60});
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    };
+    assert_eq!(principal(&jwt, &sign("ES512")).await.subject(), "carol");
+    assert_eq!(reason(&jwt, &sign("ES384")).await, "alg_mismatch");
+}

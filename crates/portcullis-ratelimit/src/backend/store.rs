@@ -11,6 +11,7 @@ use governor::{
     nanos::Nanos,
     state::{InMemoryState, NotKeyed, StateStore},
 };
+use portcullis_core::internal::metrics;
 
 /// A [`DashMap`] of governor's atomic GCRA states (each a theoretical arrival time)
 /// that never tracks more than `cap` keys: a new key that finds it full shares one
@@ -75,11 +76,14 @@ impl<K: Hash + Eq + Clone> BoundedStore<K> {
                     self.len.fetch_sub(1, Ordering::AcqRel);
                     o.get().measure_and_replace(&NotKeyed::NonKey, f)
                 }
-                Entry::Vacant(v) => v
-                    .insert(InMemoryState::default())
-                    .measure_and_replace(&NotKeyed::NonKey, f),
+                Entry::Vacant(v) => {
+                    metrics::rate_limit_keys(1);
+                    v.insert(InMemoryState::default())
+                        .measure_and_replace(&NotKeyed::NonKey, f)
+                }
             }
         } else {
+            metrics::rate_limit_overflow();
             self.pressure.store(true, Ordering::Release);
             self.overflow.measure_and_replace(&NotKeyed::NonKey, f)
         }
@@ -87,13 +91,16 @@ impl<K: Hash + Eq + Clone> BoundedStore<K> {
 
     /// Drops the keys whose arrival time is not after `drop_below` (fresh again).
     pub(super) fn retain_recent(&self, drop_below: u64) {
+        let mut dropped = 0;
         self.map.retain(|_, state| {
             let keep = tat_of(state).is_some_and(|tat| tat.as_u64() > drop_below);
             if !keep {
                 self.len.fetch_sub(1, Ordering::AcqRel);
+                dropped += 1;
             }
             keep
         });
+        metrics::rate_limit_keys(-dropped);
     }
 
     /// Shrinks the map when it is mostly empty.
@@ -109,6 +116,12 @@ fn tat_of(state: &InMemoryState) -> Option<Nanos> {
         .measure_and_replace(&NotKeyed::NonKey, Err::<((), Nanos), _>)
         .err()
         .flatten()
+}
+
+impl<K> Drop for BoundedStore<K> {
+    fn drop(&mut self) {
+        metrics::rate_limit_keys(-(*self.len.get_mut() as i64));
+    }
 }
 
 impl<K> fmt::Debug for BoundedStore<K> {

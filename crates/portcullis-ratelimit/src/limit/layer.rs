@@ -38,6 +38,8 @@ pub(crate) struct Shared<K, B> {
     pub(crate) plain_name: Arc<str>,
     /// The policy name as an sf-string, for the fields.
     pub(crate) name: Arc<str>,
+    /// The policy name as the `limiter` label of the metrics.
+    pub(crate) limiter: &'static str,
     pub(crate) policy: HeaderValue,
     pub(crate) on_success: bool,
     pub(crate) events: Events,
@@ -58,6 +60,7 @@ impl<K: KeyExtractor, B: RateLimitBackend<K::Key>> Shared<K, B> {
             backend,
             policy: headers::policy_value(&quoted, q.get(), w),
             name: Arc::from(quoted),
+            limiter: portcullis_core::internal::metrics::intern(&plain_name),
             plain_name,
             on_success,
             events,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
 use portcullis_core::{
     AuthError, AuthEvent, DefaultRenderer, MaybeReady, RenderRejection, auth::ResponseFuture,
-    body::RejectionBody,
+    body::RejectionBody, internal::metrics,
 };
 use tower_service::Service;
 
@@ -46,6 +46,14 @@ impl<S: Clone, K, B> Clone for RateLimit<S, K, B> {
             shared: Arc::clone(&self.shared),
         }
     }
+}
+
+/// A rate-limited tonic service keeps its name, so one service of a server can be
+/// limited: `Server::builder().add_service(limit.layer(SearchServer::new(..)))`.
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl<S: tonic::server::NamedService, K, B> tonic::server::NamedService for RateLimit<S, K, B> {
+    const NAME: &'static str = S::NAME;
 }
 
 impl<S: fmt::Debug, K, B> fmt::Debug for RateLimit<S, K, B> {
@@ -124,6 +132,7 @@ where
 {
     match result {
         Ok(decision) if decision.is_allowed() => {
+            metrics::rate_limit_decision(shared.limiter, "allowed");
             let future = inner.call(Request::from_parts(parts, body));
             if shared.on_success {
                 ResponseFuture::called_with_headers(future, success_fields(shared, &decision))
@@ -133,8 +142,14 @@ where
                 ResponseFuture::called(future)
             }
         }
-        Ok(decision) => ResponseFuture::rejected(throttled(shared, &parts, &decision)),
-        Err(error) => ResponseFuture::rejected(unavailable(&parts, error)),
+        Ok(decision) => {
+            metrics::rate_limit_decision(shared.limiter, "throttled");
+            ResponseFuture::rejected(throttled(shared, &parts, &decision))
+        }
+        Err(error) => {
+            metrics::rate_limit_decision(shared.limiter, "error");
+            ResponseFuture::rejected(unavailable(&parts, error))
+        }
     }
 }
 

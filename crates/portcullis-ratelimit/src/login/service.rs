@@ -17,7 +17,7 @@ use portcullis_core::{
     AuthError, AuthEvent, DefaultRenderer, MaybeReady, RenderRejection,
     auth::ResponseFuture,
     body::RejectionBody,
-    internal::{hex, missing_peer_error},
+    internal::{hex, metrics, missing_peer_error},
     problem_response,
 };
 use tower_service::Service;
@@ -232,6 +232,7 @@ fn throttled<B>(
     bucket: LoginBucket,
     wait: Duration,
 ) -> Response<Bytes> {
+    metrics::login_blocked(bucket.key_kind(), wait);
     shared.events.emit(&AuthEvent::Throttled {
         policy: "login",
         key_kind: bucket.key_kind(),

@@ -175,3 +175,49 @@ async fn logout_everywhere_ends_refresh_families_and_access_tokens() {
     let ttl = pttl(&scope, &format!("{}rev:sub:alice", scope.prefix));
     assert!(ttl > 86_000_000 && ttl <= 86_701_000, "{ttl}");
 }
+
+#[tokio::test]
+async fn revocation_is_keyed_by_issuer_and_subject() {
+    let Some(url) = redis_url() else { return };
+    let scope = Scoped::new(&url);
+    let revocation = RedisRevocation::new(&scope.redis);
+    let now = SystemTime::now();
+    let query = |iss, jti| RevocationQuery {
+        issuer: Some(iss),
+        subject: "alice",
+        token_id: Some(jti),
+        issued_at: Some(now - Duration::from_secs(5)),
+    };
+    // The same subject name at two issuers: cut off independently.
+    revocation
+        .revoke_issuer_subject("https://a", "alice", now)
+        .await
+        .unwrap();
+    assert!(revoked(revocation.check(&query("https://a", "t")).await));
+    assert!(!revoked(revocation.check(&query("https://b", "t")).await));
+    revocation
+        .revoke_issuer_subject("https://b", "alice", now)
+        .await
+        .unwrap();
+    assert!(revoked(revocation.check(&query("https://b", "t")).await));
+
+    // The same jti at two issuers: the second revocation does not replace the first.
+    let scope = Scoped::new(&url);
+    let revocation = RedisRevocation::new(&scope.redis);
+    for iss in ["https://a", "https://b"] {
+        revocation
+            .revoke_token(RevokedToken {
+                issuer: Some(iss),
+                token_id: "same",
+                subject: "alice",
+                expires_at: now + Duration::from_secs(60),
+            })
+            .await
+            .unwrap();
+    }
+    assert!(revoked(revocation.check(&query("https://a", "same")).await));
+    assert!(revoked(revocation.check(&query("https://b", "same")).await));
+    assert!(!revoked(
+        revocation.check(&query("https://c", "same")).await
+    ));
+}

@@ -172,6 +172,7 @@ impl<S: RefreshStore> RefreshTokens<S> {
             family_expires_at,
         };
         inner.store.create(record.clone(), stamp).await?;
+        portcullis_core::internal::metrics::token_issued("refresh");
         Ok(IssuedRefreshToken { token, record })
     }
 
@@ -216,6 +217,9 @@ impl<S: RefreshStore> RefreshTokens<S> {
                 reuse_interval: inner.reuse,
             })
             .await?;
+        if matches!(outcome, RotateOutcome::Rotated(_)) {
+            portcullis_core::internal::metrics::refresh_rotated();
+        }
         match outcome {
             RotateOutcome::Rotated(record) => Ok(IssuedRefreshToken {
                 token: successor_token,
