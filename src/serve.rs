@@ -14,7 +14,7 @@
 //! - a **connection cap** (default [`DEFAULT_MAX_CONNECTIONS`]): past it the server
 //!   stops accepting until a connection closes, so descriptors never run out;
 //! - the peer address in every request's extensions as
-//!   [`PeerAddr`](portcullis_core::PeerAddr), which `ClientIp` and the rate limits read;
+//!   [`PeerAddr`], which `ClientIp` and the rate limits read;
 //! - graceful shutdown: on the signal, stop accepting and let requests in flight finish.
 //!
 //! HTTP/1.1 only, without connection upgrades (WebSocket): serve gRPC with tonic's own

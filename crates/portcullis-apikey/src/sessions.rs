@@ -69,7 +69,10 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     }
 }
 
-async fn session_live(creator: &Principal, revocation: &impl Revocation) -> Result<(), ApiKeyError> {
+async fn session_live(
+    creator: &Principal,
+    revocation: &impl Revocation,
+) -> Result<(), ApiKeyError> {
     let query = RevocationQuery {
         issuer: creator.issuer(),
         subject: creator.subject(),

@@ -321,4 +321,3 @@ fn bound_hash(purpose: &str, raw: &[u8]) -> [u8; 32] {
         .finalize()
         .into()
 }
-

@@ -212,58 +212,57 @@ impl ApiKeyStore for SqlApiKeyStore {
             let (old_id, replacement) = (rotation.old_id, &rotation.replacement);
             let now = micros(rotation.now);
             let grace = micros(rotation.old_expires_at);
-            let result: Result<Rotated, sqlx::Error> =
-                on_pool!(&self.db, |pool, dialect| async {
-                    let mut tx = pool.begin_with(dialect.begin()).await?;
-                    let inserted = bind_record!(sqlx::query(INSERT), replacement)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    let refusal = if inserted != 1 {
-                        Some(StoreErrorKind::Conflict)
-                    } else {
-                        let old = sqlx::query(dialect.pick(SELECT_OLD_PG, SELECT_OLD_LITE))
-                            .bind(old_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        match old {
-                            None => Some(StoreErrorKind::NotFound),
-                            Some(old) => {
-                                let revoked: Option<i64> = old.try_get("revoked_at")?;
-                                let expires: Option<i64> = old.try_get("expires_at")?;
-                                let rotated: Option<String> = old.try_get("rotated_to")?;
-                                if revoked.is_some() || expires.is_some_and(|e| now >= e) {
-                                    Some(StoreErrorKind::Inactive)
-                                } else if rotated.is_some() {
-                                    Some(StoreErrorKind::Conflict)
-                                } else {
-                                    let expires = expires.map_or(grace, |e| e.min(grace));
-                                    sqlx::query(
-                                        "UPDATE portcullis_api_keys \
+            let result: Result<Rotated, sqlx::Error> = on_pool!(&self.db, |pool, dialect| async {
+                let mut tx = pool.begin_with(dialect.begin()).await?;
+                let inserted = bind_record!(sqlx::query(INSERT), replacement)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let refusal = if inserted != 1 {
+                    Some(StoreErrorKind::Conflict)
+                } else {
+                    let old = sqlx::query(dialect.pick(SELECT_OLD_PG, SELECT_OLD_LITE))
+                        .bind(old_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match old {
+                        None => Some(StoreErrorKind::NotFound),
+                        Some(old) => {
+                            let revoked: Option<i64> = old.try_get("revoked_at")?;
+                            let expires: Option<i64> = old.try_get("expires_at")?;
+                            let rotated: Option<String> = old.try_get("rotated_to")?;
+                            if revoked.is_some() || expires.is_some_and(|e| now >= e) {
+                                Some(StoreErrorKind::Inactive)
+                            } else if rotated.is_some() {
+                                Some(StoreErrorKind::Conflict)
+                            } else {
+                                let expires = expires.map_or(grace, |e| e.min(grace));
+                                sqlx::query(
+                                    "UPDATE portcullis_api_keys \
                                          SET rotated_to = $2, expires_at = $3 WHERE id = $1",
-                                    )
-                                    .bind(old_id)
-                                    .bind(&replacement.id)
-                                    .bind(expires)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                    None
-                                }
+                                )
+                                .bind(old_id)
+                                .bind(&replacement.id)
+                                .bind(expires)
+                                .execute(&mut *tx)
+                                .await?;
+                                None
                             }
                         }
-                    };
-                    match refusal {
-                        None => {
-                            tx.commit().await?;
-                            Ok(Rotated::Done)
-                        }
-                        Some(kind) => {
-                            tx.rollback().await?;
-                            Ok(Rotated::Refused(kind))
-                        }
+                    }
+                };
+                match refusal {
+                    None => {
+                        tx.commit().await?;
+                        Ok(Rotated::Done)
+                    }
+                    Some(kind) => {
+                        tx.rollback().await?;
+                        Ok(Rotated::Refused(kind))
                     }
                 }
-                .await);
+            }
+            .await);
             match result.map_err(backend)? {
                 Rotated::Done => Ok(()),
                 Rotated::Refused(kind) => Err(StoreError::new(kind)),

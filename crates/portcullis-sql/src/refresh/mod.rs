@@ -123,15 +123,14 @@ enum Created {
 
 impl RefreshStore for SqlRefreshStore {
     async fn stamp(&self, subject: &str) -> Result<SessionStamp, TokenError> {
-        let result: Result<SessionStamp, sqlx::Error> =
-            on_pool!(&self.db, |pool, dialect| async {
-                let stamp: Option<i64> = sqlx::query_scalar(READ_STAMP)
-                    .bind(subject)
-                    .fetch_optional(pool)
-                    .await?;
-                stamp.map_or(Ok(SessionStamp::default()), stamp_from)
-            }
-            .await);
+        let result: Result<SessionStamp, sqlx::Error> = on_pool!(&self.db, |pool, dialect| async {
+            let stamp: Option<i64> = sqlx::query_scalar(READ_STAMP)
+                .bind(subject)
+                .fetch_optional(pool)
+                .await?;
+            stamp.map_or(Ok(SessionStamp::default()), stamp_from)
+        }
+        .await);
         result.map_err(store_error)
     }
 
@@ -248,26 +247,25 @@ impl RefreshStore for SqlRefreshStore {
 
     async fn end_sessions(&self, subject: &str) -> Result<Vec<String>, TokenError> {
         let now = unix_micros(SystemTime::now());
-        let result: Result<Vec<String>, sqlx::Error> =
-            on_pool!(&self.db, |pool, dialect| async {
-                // The stamp first, as `create` does: the two serialize on its row.
-                let mut tx = pool.begin_with(dialect.begin()).await?;
-                sqlx::query(ADVANCE_STAMP)
-                    .bind(subject)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let families: Vec<String> = sqlx::query_scalar(
-                    "UPDATE portcullis_refresh_families SET revoked = 1 \
-                     WHERE subject = $1 AND revoked = 0 RETURNING family",
-                )
+        let result: Result<Vec<String>, sqlx::Error> = on_pool!(&self.db, |pool, dialect| async {
+            // The stamp first, as `create` does: the two serialize on its row.
+            let mut tx = pool.begin_with(dialect.begin()).await?;
+            sqlx::query(ADVANCE_STAMP)
                 .bind(subject)
-                .fetch_all(&mut *tx)
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                Ok(families)
-            }
-            .await);
+            let families: Vec<String> = sqlx::query_scalar(
+                "UPDATE portcullis_refresh_families SET revoked = 1 \
+                     WHERE subject = $1 AND revoked = 0 RETURNING family",
+            )
+            .bind(subject)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(families)
+        }
+        .await);
         result.map_err(store_error)
     }
 }
