@@ -97,10 +97,6 @@ pub use portcullis_redis as redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
 pub use portcullis_sql as sql;
 
-#[cfg(feature = "serve")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
-pub mod serve;
-
 /// The names most applications need, in one `use`: what the README's examples use.
 pub mod prelude {
     pub use portcullis_core::{

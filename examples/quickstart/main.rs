@@ -28,12 +28,7 @@ mod mailer;
 mod store;
 
 use std::{
-    future::ready,
-    net::{IpAddr, SocketAddr},
-    num::NonZeroU32,
-    process::ExitCode,
-    sync::Arc,
-    time::Duration,
+    future::ready, net::IpAddr, num::NonZeroU32, process::ExitCode, sync::Arc, time::Duration,
 };
 
 use axum::{
@@ -320,13 +315,11 @@ async fn run(config: Config) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     println!("  listening:   http://{local} (open it in a browser, or see the README for curl)");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| format!("server failed: {e}"))
+    // Head and body timeouts and a connection cap: half-open clients are cut off.
+    portcullis::serve::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))
 }
 
 fn router(

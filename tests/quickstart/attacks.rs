@@ -422,3 +422,20 @@ async fn a_locked_database_answers_503_within_the_deadline() {
     // Nothing was lost: the same refresh token still works.
     post_refresh(&s, &pair.refresh).await.expect(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_half_open_connections_do_not_stop_a_normal_request() {
+    use tokio::{io::AsyncWriteExt, net::TcpStream};
+    let s = Server::start(Options::default()).await;
+    let mut held = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        let mut stream = TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+        stream.write_all(b"POST /auth/login HT").await.unwrap();
+        held.push(stream);
+    }
+    let started = std::time::Instant::now();
+    s.get("/healthz").go().await.expect(200);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    drop(held);
+}

@@ -65,6 +65,9 @@ pub mod metrics;
 mod principal;
 mod render;
 pub mod revocation;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 
 pub use crate::{
     auth::{AuthLayer, AuthService},

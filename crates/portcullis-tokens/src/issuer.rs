@@ -12,6 +12,7 @@ use portcullis_jwt::Key;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub use crate::grant::Grant;
 use crate::{Clock, Error, ErrorKind, SigningKey, SystemClock, random};
 
 /// The default access-token lifetime: 15 minutes.
@@ -20,66 +21,6 @@ pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60)
 /// How long past a token's `exp` a retired key stays published, to cover verifiers'
 /// clock leeway (they default to 60 s).
 pub const RETIREMENT_GRACE: Duration = Duration::from_secs(120);
-
-/// What to put into one access token: who, for which client, with which roles and
-/// scopes.
-///
-/// ```
-/// use portcullis_tokens::Grant;
-///
-/// let grant = Grant::new("user-42", "web").roles(["editor"]).scopes(["read", "write"]);
-/// assert_eq!(grant.subject(), "user-42");
-/// ```
-#[derive(Debug, Clone)]
-pub struct Grant {
-    subject: String,
-    client_id: String,
-    roles: Vec<String>,
-    scopes: Vec<String>,
-}
-
-impl Grant {
-    /// A grant for `subject` (`sub`) through `client_id` (`client_id`).
-    pub fn new(subject: impl Into<String>, client_id: impl Into<String>) -> Self {
-        Self {
-            subject: subject.into(),
-            client_id: client_id.into(),
-            roles: Vec::new(),
-            scopes: Vec::new(),
-        }
-    }
-
-    /// Sets the `roles` claim (an array; omitted when empty).
-    pub fn roles<I, R>(mut self, roles: I) -> Self
-    where
-        I: IntoIterator<Item = R>,
-        R: Into<String>,
-    {
-        self.roles = roles.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sets the `scope` claim (RFC 9068 §2.2.3: one space-separated string; omitted when
-    /// empty).
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The subject.
-    pub fn subject(&self) -> &str {
-        &self.subject
-    }
-
-    /// The client.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-}
 
 /// A signed access token and what the issuer knows about it.
 ///
@@ -262,12 +203,11 @@ impl TokenIssuer {
         self.issue_at(grant, self.inner.clock.now())
     }
 
-    /// The issuer's clock, now.
     pub(crate) fn now(&self) -> SystemTime {
         self.inner.clock.now()
     }
 
-    /// Signs with `iat = now` (a time taken before a store decided to grant it).
+    /// Signs with `iat = now`, a time taken before a store decided to grant it.
     pub(crate) fn issue_at(&self, grant: &Grant, now: SystemTime) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
         let key = self.active_key();

@@ -72,6 +72,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod grant;
 mod issuer;
 mod key_file;
 mod keys;

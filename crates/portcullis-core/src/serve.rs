@@ -24,12 +24,13 @@
 //! use std::time::Duration;
 //! use axum::{Router, routing::get};
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # async fn run(stop: tokio::sync::oneshot::Receiver<()>) -> std::io::Result<()> {
 //! let app = Router::new().route("/", get(|| async { "hello" }));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! portcullis::serve::serve(listener, app)
+//! portcullis_core::serve::serve(listener, app)
 //!     .head_timeout(Duration::from_secs(5))
-//!     .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
+//!     // Stop accepting when told to (a signal handler, say), then drain.
+//!     .with_graceful_shutdown(async { let _ = stop.await; })
 //!     .await
 //! # }
 //! ```
@@ -45,12 +46,12 @@ use std::{
     time::Duration,
 };
 
+use crate::PeerAddr;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use portcullis_core::PeerAddr;
 use tokio::{net::TcpListener, sync::Semaphore, time::Sleep};
 use tower_service::Service;
 
