@@ -13,7 +13,7 @@ use portcullis_core::{
     Principal, RenderRejection,
     auth::ResponseFuture,
     body::RejectionBody,
-    internal::{decided, settle},
+    internal::{self, decided, settle},
 };
 use tower_service::Service;
 
@@ -93,10 +93,15 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         let entry = self.shared.table.find(parts.uri.path());
+        // One span per authentication, as the auth layer makes; none for open entries.
+        let span = match entry.gate {
+            Gate::Open => tracing::Span::none(),
+            Gate::Anonymous | Gate::Authenticated => internal::auth_span("policy"),
+        };
         let authenticated = match entry.gate {
             Gate::Open => None,
             Gate::Anonymous | Gate::Authenticated => {
-                match self.shared.authenticator.authenticate(&parts) {
+                match span.in_scope(|| self.shared.authenticator.authenticate(&parts)) {
                     MaybeReady::Ready(result) => Some(result),
                     MaybeReady::Pending(pending) => {
                         // The inner service is called once the authenticator has
@@ -108,8 +113,9 @@ where
                         // The block resolves to the future that answers next.
                         #[allow(clippy::async_yields_async)]
                         return ResponseFuture::deferred(async move {
-                            let result = pending.await;
-                            match shared.decide(&entry, &mut parts, Some(result)) {
+                            let result =
+                                tracing::Instrument::instrument(pending, span.clone()).await;
+                            match shared.decide(&entry, &mut parts, Some(result), &span) {
                                 Ok(()) => ResponseFuture::called(
                                     inner.call(Request::from_parts(parts, body)),
                                 ),
@@ -120,7 +126,7 @@ where
                 }
             }
         };
-        match self.shared.decide(entry, &mut parts, authenticated) {
+        match self.shared.decide(entry, &mut parts, authenticated, &span) {
             Ok(()) => ResponseFuture::called(self.inner.call(Request::from_parts(parts, body))),
             Err(response) => ResponseFuture::rejected(response),
         }
@@ -137,10 +143,11 @@ impl<A> Shared<A> {
         entry: &Entry,
         parts: &mut Parts,
         authenticated: Option<AuthResult>,
+        span: &tracing::Span,
     ) -> Result<(), Response<Bytes>> {
         let checked = self.check(entry, parts, authenticated);
         let result = checked.as_ref().map(|_| ());
-        decided("policy", &tracing::Span::none(), &parts.extensions, result);
+        decided("policy", span, &parts.extensions, result);
         checked.map_err(|error| self.refuse(&error, parts))
     }
 
