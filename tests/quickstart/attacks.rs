@@ -186,22 +186,9 @@ async fn a_refresh_flood_is_answered_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_racing_a_password_reset_gets_no_usable_session() {
     use portcullis_sql::sqlx::{self, Connection, PgConnection};
-    let Ok(database) = std::env::var("DATABASE_URL") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true needs DATABASE_URL"
-        );
-        eprintln!("skipped: set DATABASE_URL to race a login against a reset on PostgreSQL");
+    let Some((s, database, schema)) = on_postgres("race a login against a reset").await else {
         return;
     };
-    let schema = format!("qs_race_{:x}", rand::random::<u64>());
-    let s = Server::start(
-        Options::default()
-            .env("DATABASE_URL", &database)
-            .env("DATABASE_SCHEMA", &schema),
-    )
-    .await;
     register(&s, BOB, BOB_PW, None).await;
     forgot_password(&s, BOB).await.expect(202);
     let mail = s.mail(BOB, "password_reset", 0).await;
@@ -387,22 +374,9 @@ async fn a_login_racing_logout_all_gets_no_usable_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_answers_503_within_the_deadline() {
     use portcullis_sql::sqlx::{self, Connection, PgConnection};
-    let Ok(database) = std::env::var("DATABASE_URL") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true needs DATABASE_URL"
-        );
-        eprintln!("skipped: set DATABASE_URL to lock the quickstart's rows on PostgreSQL");
+    let Some((s, database, schema)) = on_postgres("lock the quickstart's rows").await else {
         return;
     };
-    let schema = format!("qs_lock_{:x}", rand::random::<u64>());
-    let s = Server::start(
-        Options::default()
-            .env("DATABASE_URL", &database)
-            .env("DATABASE_SCHEMA", &schema),
-    )
-    .await;
     register(&s, BOB, BOB_PW, None).await;
     let pair = login(&s, BOB, BOB_PW).await;
     let mut holder = PgConnection::connect(&database).await.unwrap();
@@ -438,4 +412,26 @@ async fn ten_thousand_half_open_connections_do_not_stop_a_normal_request() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "answered after {took:?}");
     drop(held);
+}
+
+/// The quickstart on PostgreSQL (`DATABASE_URL`) in a schema of its own, with the URL
+/// and the schema; `None` (after saying why) without a database, unless under CI.
+async fn on_postgres(why: &str) -> Option<(Server, String, String)> {
+    let Ok(database) = std::env::var("DATABASE_URL") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true needs DATABASE_URL"
+        );
+        eprintln!("skipped: set DATABASE_URL to {why} on PostgreSQL");
+        return None;
+    };
+    let schema = format!("qs_attack_{:x}", rand::random::<u64>());
+    let s = Server::start(
+        Options::default()
+            .env("DATABASE_URL", &database)
+            .env("DATABASE_SCHEMA", &schema),
+    )
+    .await;
+    Some((s, database, schema))
 }
