@@ -14,6 +14,21 @@ pub use crate::metrics::hooks as metrics;
 pub use crate::principal::numeric_date;
 use crate::{AuthContext, AuthError, AuthResult, Events};
 
+/// [`ClaimMapping::check`](crate::ClaimMapping::check) for one top-level member of the
+/// claims, for a verifier that already walks them once (most names cost one bit test).
+///
+/// # Errors
+///
+/// When `value` does not have the shape a path starting at `name` needs.
+#[inline]
+pub fn check_claim(
+    mapping: &crate::ClaimMapping,
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<(), crate::ClaimShapeError> {
+    mapping.check_member(name, value)
+}
+
 /// The refusal for a request without a peer address (see `client_ip`).
 pub fn missing_peer_error() -> AuthError {
     crate::client_ip::missing_peer_error()

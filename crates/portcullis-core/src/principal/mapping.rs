@@ -353,7 +353,8 @@ impl ClaimMapping {
 
     /// [`check`](Self::check) for one top-level member of the claims. Most names
     /// cost one bit test.
-    fn check_member(&self, name: &str, value: &Value) -> Result<(), ClaimShapeError> {
+    #[inline]
+    pub(crate) fn check_member(&self, name: &str, value: &Value) -> Result<(), ClaimShapeError> {
         if self.filter & tag(name) == 0 {
             return Ok(());
         }

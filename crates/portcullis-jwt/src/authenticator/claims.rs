@@ -3,7 +3,10 @@
 
 use std::{any::Any, sync::Arc};
 
-use portcullis_core::{AuthError, Claims, Principal, PrincipalKind, internal::numeric_date};
+use portcullis_core::{
+    AuthError, ClaimMapping, Claims, Principal, PrincipalKind,
+    internal::{check_claim, numeric_date},
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -92,10 +95,9 @@ where
         let issuer = self.inner.issuers.route(registered.iss)?;
         let symmetric = verify(issuer)?;
         let times = Self::validate(issuer, &registered, now)?;
-        issuer
-            .mapping
-            .check(&claims)
-            .map_err(|_| malformed_claim("malformed_claim"))?;
+        if !registered.check_shapes(&issuer.mapping, &claims) {
+            return Err(malformed_claim("malformed_claim"));
+        }
         fn text(value: Option<&Value>) -> Option<&str> {
             value.and_then(Value::as_str)
         }
@@ -181,12 +183,25 @@ struct Registered<'a> {
     jti: Option<&'a Value>,
     client_id: Option<&'a Value>,
     azp: Option<&'a Value>,
+    /// Every member, in order, for the shape check once the issuer (and so its claim
+    /// mapping) is known: walking this is cheaper than walking the map again. `None`
+    /// past [`MEMBERS`] members: the check walks the map.
+    members: Option<([(&'a str, &'a Value); MEMBERS], usize)>,
 }
+
+/// How many members [`Registered`] keeps for the shape check.
+const MEMBERS: usize = 16;
 
 impl<'a> Registered<'a> {
     fn of(claims: &'a Map<String, Value>) -> Self {
         let mut r = Self::default();
+        let mut members = [("", &Value::Null); MEMBERS];
+        let mut count = 0;
         for (name, value) in claims {
+            if let Some(slot) = members.get_mut(count) {
+                *slot = (name.as_str(), value);
+            }
+            count += 1;
             let slot = match name.as_str() {
                 "exp" => &mut r.exp,
                 "nbf" => &mut r.nbf,
@@ -201,7 +216,18 @@ impl<'a> Registered<'a> {
             };
             *slot = Some(value);
         }
+        r.members = (count <= MEMBERS).then_some((members, count));
         r
+    }
+
+    /// Checks every member against `mapping`'s shapes.
+    fn check_shapes(&self, mapping: &ClaimMapping, claims: &Map<String, Value>) -> bool {
+        match &self.members {
+            Some((members, count)) => members[..*count]
+                .iter()
+                .all(|(name, value)| check_claim(mapping, name, value).is_ok()),
+            None => mapping.check(claims).is_ok(),
+        }
     }
 }
 
