@@ -203,43 +203,42 @@ async fn a_login_racing_a_password_reset_gets_no_usable_session() {
     .execute(&mut holder)
     .await
     .unwrap();
-    let reset = {
-        let client = s.client.clone();
-        tokio::spawn(async move {
-            client
-                .post("/auth/reset-password")
-                .json(&json!({ "token": token, "password": BOB_NEW_PW }))
-                .go()
-                .await
-        })
-    };
+    let reset = tokio::spawn(
+        s.post("/auth/reset-password")
+            .json(&json!({ "token": token, "password": BOB_NEW_PW }))
+            .go(),
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // A login with the old password reads the old hash (reads are not blocked) and
     // starts checking it; the reset is let go while it does.
-    let login = {
-        let client = s.client.clone();
-        tokio::spawn(async move {
-            client
-                .post("/auth/login")
-                .json(&json!({ "email": BOB, "password": BOB_PW }))
-                .go()
-                .await
-        })
-    };
+    let login = tokio::spawn(bob_logs_in(&s));
     tokio::time::sleep(Duration::from_millis(15)).await;
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     reset.await.unwrap().expect(204);
     let login = login.await.unwrap();
-    eprintln!("the racing login answered {}", login.status);
     // Whichever finished first, the old password opened no session that survives.
+    no_usable_session(&s, "a reset", &login).await;
+    login_fails_with_old_password(&s).await;
+}
+
+/// Bob's login with his first password, to send off while something else happens.
+fn bob_logs_in(s: &Server) -> impl Future<Output = Resp> + Send + 'static {
+    s.post("/auth/login")
+        .json(&json!({ "email": BOB, "password": BOB_PW }))
+        .go()
+}
+
+/// A login that began before its sessions were ended got nothing that works now:
+/// refused at the store (401), or a pair whose access and refresh tokens are dead.
+async fn no_usable_session(s: &Server, ended_by: &str, login: &Resp) {
+    eprintln!("the login racing {ended_by} answered {}", login.status);
     if login.status.as_u16() == 200 {
         let pair = Pair::from_body(&login.json());
-        assert_eq!(me_status(&s, &pair.access).await, 401);
-        post_refresh(&s, &pair.refresh).await.expect(401);
+        assert_eq!(me_status(s, &pair.access).await, 401);
+        post_refresh(s, &pair.refresh).await.expect(401);
     } else {
         login.expect(401);
     }
-    login_fails_with_old_password(&s).await;
 }
 
 async fn login_fails_with_old_password(s: &Server) {
@@ -342,16 +341,7 @@ async fn a_login_racing_logout_all_gets_no_usable_session() {
         let current = login(&s, BOB, BOB_PW).await;
         // A login starts (reads the stamp and the hash, then spends its time in
         // argon2) while the current session logs out everywhere.
-        let racing = {
-            let client = s.client.clone();
-            tokio::spawn(async move {
-                client
-                    .post("/auth/login")
-                    .json(&json!({ "email": BOB, "password": BOB_PW }))
-                    .go()
-                    .await
-            })
-        };
+        let racing = tokio::spawn(bob_logs_in(&s));
         tokio::time::sleep(Duration::from_millis(3)).await;
         s.post("/auth/logout-all")
             .bearer(&current.access)
@@ -359,15 +349,7 @@ async fn a_login_racing_logout_all_gets_no_usable_session() {
             .await
             .expect(204);
         let racing = racing.await.unwrap();
-        eprintln!("the login racing logout-all answered {}", racing.status);
-        if racing.status.as_u16() == 200 {
-            let pair = Pair::from_body(&racing.json());
-            // Started before the logout-all: nothing it got may work afterwards.
-            assert_eq!(me_status(&s, &pair.access).await, 401);
-            post_refresh(&s, &pair.refresh).await.expect(401);
-        } else {
-            racing.expect(401);
-        }
+        no_usable_session(&s, "logout-all", &racing).await;
     }
 }
 

@@ -106,11 +106,6 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         self
     }
 
-    /// The cap set by [`with_max_lifetime`](Self::with_max_lifetime), if any.
-    pub fn max_lifetime(&self) -> Option<Duration> {
-        self.max_lifetime
-    }
-
     /// Digests keys with HMAC-SHA256 keyed with `pepper` (at least 32 bytes).
     ///
     /// # Errors

@@ -6,7 +6,8 @@ use std::{sync::Arc, time::Duration};
 use portcullis_core::{MaybeReady, Revocation, RevocationQuery};
 use portcullis_tokens::{
     Clock, ErrorKind, Grant, ManualClock, MemoryRefreshStore, MemoryRevocation, RefreshStore,
-    RefreshTokens, SessionStamp, SigningAlgorithm, SigningKey, TokenIssuer, TokenService,
+    RefreshTokens, SessionStamp, SigningAlgorithm, SigningKey, TokenIssuer, TokenPair,
+    TokenService,
 };
 
 fn service(clock: &ManualClock) -> TokenService<MemoryRefreshStore> {
@@ -22,6 +23,15 @@ fn service(clock: &ManualClock) -> TokenService<MemoryRefreshStore> {
         .build();
     TokenService::new(issuer, refresh, MemoryRevocation::with_clock(clock.clone()))
         .with_clock(clock.clone())
+}
+
+/// Alice's login as an endpoint does it: the stamp first, then the pair.
+async fn log_in_alice(service: &TokenService<MemoryRefreshStore>) -> TokenPair {
+    let stamp = service.session_stamp("alice").await.unwrap();
+    service
+        .login(&Grant::new("alice", "web"), stamp)
+        .await
+        .unwrap()
 }
 
 fn refused(revocation: &MemoryRevocation, subject: &str, iat: std::time::SystemTime) -> bool {
@@ -73,11 +83,7 @@ async fn a_login_that_began_before_the_sessions_ended_gets_no_session() {
 async fn a_session_granted_before_the_sessions_ended_dies_whole() {
     let clock = ManualClock::starting_now();
     let service = service(&clock);
-    let stamp = service.session_stamp("alice").await.unwrap();
-    let pair = service
-        .login(&Grant::new("alice", "web"), stamp)
-        .await
-        .unwrap();
+    let pair = log_in_alice(&service).await;
     // The reset lands after the store granted the family, even a second later.
     clock.advance(Duration::from_secs(1));
     service.logout_everywhere("alice").await.unwrap();
@@ -97,11 +103,7 @@ async fn a_session_granted_before_the_sessions_ended_dies_whole() {
 async fn a_refreshed_access_token_is_stamped_before_the_store_decides() {
     let clock = ManualClock::starting_now();
     let service = service(&clock);
-    let stamp = service.session_stamp("alice").await.unwrap();
-    let pair = service
-        .login(&Grant::new("alice", "web"), stamp)
-        .await
-        .unwrap();
+    let pair = log_in_alice(&service).await;
     clock.advance(Duration::from_secs(5));
     let before = clock.now();
     // `grant_for` runs after the rotation: the clock moving there (a slow user
