@@ -396,6 +396,63 @@ async fn ten_thousand_half_open_connections_do_not_stop_a_normal_request() {
     drop(held);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_password_hashes_leaves_memory_bounded_by_the_hashing_concurrency() {
+    // argon2id's default cost: 19 MiB of working memory per hash, two at a time on this
+    // machine's default (the hasher runs one per core); stated base: 64 MiB for
+    // everything else a busy server holds (connections, SQLite's cache, buffers).
+    const PER_HASH_MIB: f64 = 19.0;
+    const BASE_MIB: f64 = 64.0;
+    let s = Server::start(Options::default().env("LOGIN_ATTEMPTS_PER_MINUTE", "100000")).await;
+    register(&s, BOB, BOB_PW, None).await;
+    try_login(&s, BOB, "not bob's password").await.expect(401);
+    let before = s.rss_mib();
+    let concurrency = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let bound = before + concurrency * PER_HASH_MIB + BASE_MIB;
+    let peak = std::sync::Arc::new(std::sync::Mutex::new(before));
+    // 500 registrations, then 500 failed logins, 16 at a time from 100 addresses (the
+    // per-IP limits stay out of the way), RSS sampled throughout.
+    for (phase, path) in [(0u8, "/auth/register"), (1, "/auth/login")] {
+        let mut flood = tokio::task::JoinSet::new();
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+        for i in 0..500u16 {
+            let client = from_ip(&s, 10 + phase, (i % 100 + 1) as u8);
+            let gate = gate.clone();
+            let body = json!({ "email": format!("flood{i}@example.com"),
+                               "password": if phase == 0 { BOB_PW } else { "wrong guess, again" } });
+            flood.spawn(async move {
+                let _permit = gate.acquire().await.unwrap();
+                client.post(path).json(&body).go().await.status.as_u16()
+            });
+        }
+        let mut answered = 0;
+        while !flood.is_empty() {
+            tokio::select! {
+                done = flood.join_next() => {
+                    let status = done.unwrap().unwrap();
+                    assert_eq!(status, if phase == 0 { 201 } else { 401 }, "{path}");
+                    answered += 1;
+                }
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            let mut p = peak.lock().unwrap();
+            *p = p.max(s.rss_mib());
+        }
+        assert_eq!(answered, 500);
+    }
+    let peak = *peak.lock().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = s.rss_mib();
+    eprintln!(
+        "RSS {before:.1} MiB before, {peak:.1} MiB at peak, {after:.1} MiB after idling; bound {bound:.1} MiB"
+    );
+    assert!(
+        peak <= bound,
+        "RSS peaked at {peak:.1} MiB, bound {bound:.1} MiB"
+    );
+    assert!(after <= bound, "RSS {after:.1} MiB after idling");
+}
+
 /// The quickstart on PostgreSQL (`DATABASE_URL`) in a schema of its own, with the URL
 /// and the schema; `None` (after saying why) without a database, unless under CI.
 async fn on_postgres(why: &str) -> Option<(Server, String, String)> {

@@ -239,6 +239,18 @@ impl Server {
         self.spawn().await;
     }
 
+    /// The server's resident memory (`VmRSS`), in MiB.
+    pub(crate) fn rss_mib(&self) -> f64 {
+        let pid = self.child.as_ref().expect("the quickstart is running").id();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib / 1024.0
+    }
+
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
