@@ -17,6 +17,8 @@ mod harness;
 mod metrics;
 #[path = "quickstart/sessions.rs"]
 mod sessions;
+#[path = "quickstart/soak.rs"]
+mod soak;
 
 use std::time::Duration;
 
