@@ -10,5 +10,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SOAK_SECS="${SOAK_SECS:-180}" CI="${CI:-true}"
-cargo test --release --all-features --test quickstart soak::two_instances -- --nocapture 2>&1 |
+cargo test --all-features --test quickstart soak::two_instances -- --nocapture 2>&1 |
   grep -E '^(soak:|faults:|checked:|RSS MiB:|losses:|test result)|panicked'
