@@ -392,6 +392,7 @@ async fn ten_thousand_half_open_connections_do_not_stop_a_normal_request() {
     let started = std::time::Instant::now();
     s.get("/healthz").go().await.expect(200);
     let took = started.elapsed();
+    eprintln!("/healthz answered in {took:?} with 10,000 half-open connections held");
     assert!(took < Duration::from_secs(1), "answered after {took:?}");
     drop(held);
 }
