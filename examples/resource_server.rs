@@ -368,9 +368,10 @@ async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().map_or(args.addr, |a| a);
     println!("listening on {addr}");
+    // Head and body timeouts and a connection cap: half-open clients are cut off.
     let served = match opaque {
-        None => axum::serve(listener, app(jwt).merge(metrics)).await,
-        Some(opaque) => axum::serve(listener, app((jwt, opaque)).merge(metrics)).await,
+        None => portcullis::serve::serve(listener, app(jwt).merge(metrics)).await,
+        Some(opaque) => portcullis::serve::serve(listener, app((jwt, opaque)).merge(metrics)).await,
     };
     if let Err(e) = served {
         eprintln!("error: {e}");
