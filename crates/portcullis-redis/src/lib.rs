@@ -125,5 +125,5 @@ pub use crate::{
     ratelimit::{RedisKey, RedisRateLimit},
     refresh::RedisRefreshStore,
     reset::RedisResetStore,
-    revocation::RedisRevocation,
+    revocation::{DEFAULT_MAX_STALENESS, RedisRevocation},
 };

@@ -50,37 +50,112 @@ impl Scoped {
         Redis::open(&self.url).unwrap().with_prefix(&self.prefix)
     }
 
-    /// A plain connection for inspecting keys.
-    pub fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+    /// A plain connection for inspecting keys (a cluster connection on a cluster).
+    pub fn raw(&self) -> Raw {
+        raw(&self.url)
     }
 
+    /// The keys under the prefix, sorted (a cluster answers node by node).
     pub fn keys(&self) -> Vec<String> {
         let mut conn = self.raw();
-        redis::cmd("KEYS")
+        let mut keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", self.prefix))
             .query(&mut conn)
-            .unwrap()
+            .unwrap();
+        keys.sort();
+        keys
     }
 }
 
 impl Drop for Scoped {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection() else {
+        let Ok(mut conn) = try_raw(&self.url) else {
             return;
         };
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", self.prefix))
             .query(&mut conn)
             .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        for key in keys {
+            let _: Result<(), _> = redis::cmd("DEL").arg(key).query(&mut conn);
+        }
+    }
+}
+
+/// A blocking connection to a server or, for `redis+cluster://` URLs, a cluster.
+pub enum Raw {
+    Single(redis::Connection),
+    Cluster(redis::cluster::ClusterConnection),
+}
+
+/// The seed nodes of a `redis+cluster://host:port,...` URL, or `None` for a server.
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let hosts = url.strip_prefix("redis+cluster://")?;
+    Some(
+        hosts
+            .trim_end_matches('/')
+            .split(',')
+            .map(|h| format!("redis://{h}"))
+            .collect(),
+    )
+}
+
+pub fn raw(url: &str) -> Raw {
+    try_raw(url).unwrap()
+}
+
+fn try_raw(url: &str) -> redis::RedisResult<Raw> {
+    Ok(match cluster_nodes(url) {
+        Some(nodes) => Raw::Cluster(redis::cluster::ClusterClient::new(nodes)?.get_connection()?),
+        None => Raw::Single(redis::Client::open(url)?.get_connection()?),
+    })
+}
+
+impl redis::ConnectionLike for Raw {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_command(cmd),
+            Self::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Self::Single(c) => c.check_connection(),
+            Self::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Single(c) => c.is_open(),
+            Self::Cluster(c) => c.is_open(),
         }
     }
 }
