@@ -85,7 +85,7 @@ impl Drop for Scoped {
 /// A blocking connection to a server or, for `redis+cluster://` URLs, a cluster.
 pub enum Raw {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 /// The seed nodes of a `redis+cluster://host:port,...` URL, or `None` for a server.
@@ -106,7 +106,9 @@ pub fn raw(url: &str) -> Raw {
 
 fn try_raw(url: &str) -> redis::RedisResult<Raw> {
     Ok(match cluster_nodes(url) {
-        Some(nodes) => Raw::Cluster(redis::cluster::ClusterClient::new(nodes)?.get_connection()?),
+        Some(nodes) => Raw::Cluster(Box::new(
+            redis::cluster::ClusterClient::new(nodes)?.get_connection()?,
+        )),
         None => Raw::Single(redis::Client::open(url)?.get_connection()?),
     })
 }
