@@ -6,7 +6,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -21,7 +21,7 @@ use portcullis_tokens::{
     RevocationStore, RevokedToken, SystemClock,
 };
 use redis::Script;
-use tokio::{sync::Notify, time::Instant};
+use tokio::{sync::Notify, task::JoinHandle, time::Instant};
 
 use crate::{Error, ErrorKind, FailurePolicy, Redis, client::duration_micros};
 
@@ -156,7 +156,8 @@ struct Inner {
     /// Until when (µs after `origin`) the view is fresh enough; 0 before the first sync.
     fresh_until: AtomicU64,
     origin: Instant,
-    started: AtomicBool,
+    /// The background task, once started (started again if its runtime ended it).
+    task: Mutex<Option<JoinHandle<()>>>,
     synced: Notify,
 }
 
@@ -297,7 +298,7 @@ impl RedisRevocation {
                 known: Mutex::new(HashMap::new()),
                 fresh_until: AtomicU64::new(0),
                 origin: Instant::now(),
-                started: AtomicBool::new(false),
+                task: Mutex::new(None),
                 synced: Notify::new(),
                 redis: s.redis,
                 timeout: s.timeout,
@@ -469,16 +470,15 @@ impl Inner {
         self.synced.notify_waiters();
     }
 
+    /// Starts the background task unless it runs. Outside a Tokio runtime it does
+    /// nothing: the next use tries again, and checks fail closed meanwhile.
     fn start(self: &Arc<Self>) {
-        if self.started.load(Ordering::Relaxed) || self.started.swap(true, Ordering::AcqRel) {
+        let mut task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        if task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(maintain(Arc::downgrade(self)));
-            }
-            // Outside a runtime: try again on next use; checks fail closed meanwhile.
-            Err(_) => self.started.store(false, Ordering::Release),
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            *task = Some(runtime.spawn(maintain(Arc::downgrade(self))));
         }
     }
 
