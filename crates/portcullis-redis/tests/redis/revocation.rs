@@ -450,3 +450,43 @@ async fn redis_down_past_the_staleness_bound_fails_closed() {
         MaybeReady::Ready(Err(_))
     ));
 }
+
+/// On a cluster of our own, every node killed and restarted without persistence:
+/// the view writes back what the cluster lost. Runs in the cluster pass of the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_restarted_without_persistence_loses_no_revocation() {
+    let Some(url) = redis_url() else { return };
+    if common::cluster_nodes(&url).is_none() {
+        eprintln!("skipping: runs when REDIS_URL is a cluster");
+        return;
+    }
+    let mut cluster = common::OwnCluster::start();
+    let first = synced(&Redis::open(&cluster.url()).unwrap()).await;
+    let now = SystemTime::now();
+    first.revoke_subject("alice", now).await.unwrap();
+    let alice = RevocationQuery {
+        issuer: None,
+        subject: "alice",
+        token_id: Some("t0"),
+        issued_at: Some(now - Duration::from_secs(5)),
+    };
+
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    for i in 0..3 {
+        cluster.restart(i);
+    }
+    cluster.wait_ok();
+    let later = RedisRevocation::new(&Redis::open(&cluster.url()).unwrap());
+    let start = Instant::now();
+    loop {
+        if later.synced(Duration::from_secs(1)).await.is_ok()
+            && matches!(later.check(&alice), MaybeReady::Ready(Err(_)))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "revocation lost");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
