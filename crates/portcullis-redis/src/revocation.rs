@@ -6,7 +6,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -78,6 +78,9 @@ return seq
 const SNAPSHOT: &str = r"
 return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
 ";
+
+/// The smallest size of the view's copy of the entries at which it drops old ones.
+const SWEEP_FLOOR: usize = 1024;
 
 /// One entry as the view keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +156,8 @@ struct Inner {
     memory: MemoryRevocation,
     /// The same entries by name, as Redis holds them, to write back what Redis lost.
     known: Mutex<HashMap<String, Entry>>,
+    /// The size of `known` at which entries whose time is over are dropped.
+    sweep_at: AtomicUsize,
     /// Until when (µs after `origin`) the view is fresh enough; 0 before the first sync.
     fresh_until: AtomicU64,
     origin: Instant,
@@ -296,6 +301,7 @@ impl RedisRevocation {
                 snapshot: Script::new(SNAPSHOT),
                 memory,
                 known: Mutex::new(HashMap::new()),
+                sweep_at: AtomicUsize::new(SWEEP_FLOOR),
                 fresh_until: AtomicU64::new(0),
                 origin: Instant::now(),
                 task: Mutex::new(None),
@@ -537,6 +543,13 @@ impl Inner {
             .entry(name)
             .and_modify(|e| e.merge(&entry))
             .or_insert(entry);
+        // Amortised: drop what is over once the map doubled since the last sweep.
+        if known.len() >= self.sweep_at.load(Ordering::Relaxed) {
+            let now_ms = unix_micros(self.clock.now()).div_euclid(1000);
+            known.retain(|_, e| e.keep_ms > now_ms);
+            let next = known.len().saturating_mul(2).max(SWEEP_FLOOR);
+            self.sweep_at.store(next, Ordering::Relaxed);
+        }
     }
 
     /// Applies one pub/sub message given the last sequence number applied.
@@ -790,6 +803,35 @@ mod tests {
         }
         assert_eq!(parse_name("s9:short"), None);
         assert_eq!(parse_name(""), None);
+    }
+
+    #[tokio::test]
+    async fn the_copy_kept_for_write_back_forgets_entries_whose_time_is_over() {
+        let clock = portcullis_tokens::ManualClock::new(SystemTime::now());
+        let redis = Redis::open("redis://127.0.0.1:1").unwrap();
+        let revocation = RedisRevocation::new(&redis).with_clock(clock.clone());
+        let inner = &revocation.inner;
+        let expires = unix_micros(clock.now() + Duration::from_secs(10)).div_euclid(1000);
+        for i in 0..SWEEP_FLOOR - 1 {
+            let entry = Entry {
+                a: expires,
+                keep_ms: expires,
+                rest: "alice".into(),
+            };
+            inner
+                .apply(entry_name('j', None, &format!("t{i}")), entry)
+                .await;
+        }
+        clock.advance(Duration::from_secs(20));
+        let later = expires + 60_000;
+        let entry = Entry {
+            a: later,
+            keep_ms: later,
+            rest: "bob".into(),
+        };
+        inner.apply(entry_name('j', None, "last"), entry).await;
+        let known = inner.known.lock().unwrap();
+        assert_eq!(known.keys().collect::<Vec<_>>(), ["j-last"]);
     }
 
     #[test]
