@@ -4,6 +4,8 @@
 use std::{
     collections::HashMap,
     fmt,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, Mutex, Weak,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -128,6 +130,36 @@ fn entry_name(kind: char, issuer: Option<&str>, id: &str) -> String {
     }
 }
 
+/// One revocation, as handed to a durable store.
+enum Write<'a> {
+    Token(RevokedToken<'a>),
+    Subject(Option<&'a str>, &'a str, SystemTime),
+}
+
+type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<(), TokenError>> + Send + 'a>>;
+
+/// A durable store behind the view (see [`RedisRevocation::durable_store`]).
+trait Durable: Send + Sync + 'static {
+    fn write<'a>(&'a self, write: Write<'a>) -> WriteFuture<'a>;
+    fn check_durably(&self, query: &RevocationQuery<'_>) -> MaybeReady<Result<(), AuthError>>;
+}
+
+impl<S: RevocationStore + Revocation> Durable for S {
+    fn write<'a>(&'a self, write: Write<'a>) -> WriteFuture<'a> {
+        match write {
+            Write::Token(token) => Box::pin(self.revoke_token(token)),
+            Write::Subject(None, subject, cutoff) => Box::pin(self.revoke_subject(subject, cutoff)),
+            Write::Subject(Some(issuer), subject, cutoff) => {
+                Box::pin(self.revoke_issuer_subject(issuer, subject, cutoff))
+            }
+        }
+    }
+
+    fn check_durably(&self, query: &RevocationQuery<'_>) -> MaybeReady<Result<(), AuthError>> {
+        self.check(query)
+    }
+}
+
 /// Where a message stands against what the view applied.
 enum Arrival {
     /// The next write: applied.
@@ -146,6 +178,7 @@ struct Inner {
     staleness: Duration,
     max_denylist: usize,
     clock: Arc<dyn Clock>,
+    durable: Option<Arc<dyn Durable>>,
     entries: Vec<u8>,
     times: Vec<u8>,
     sequence: Vec<u8>,
@@ -214,8 +247,10 @@ struct Inner {
 /// entries it knows and Redis lost (Redis restarted without persistence, a failover
 /// to a replica that missed writes): as long as one instance stays up across the
 /// Redis restart, no revocation is lost and a new instance loads them all. To survive
-/// Redis *and* every instance restarting together, run Redis with AOF persistence, or
-/// use `portcullis-sql`'s `SqlRevocation`, which keeps revocations in the database.
+/// Redis *and* every instance restarting together, give the view a
+/// [durable store](Self::durable_store) (`portcullis-sql`'s `SqlRevocation`: the
+/// database is then the source of truth and Redis the fast path between instances),
+/// or run Redis with AOF persistence.
 ///
 /// # Memory
 ///
@@ -268,6 +303,7 @@ struct Settings {
     staleness: Duration,
     max_denylist: usize,
     clock: Arc<dyn Clock>,
+    durable: Option<Arc<dyn Durable>>,
 }
 
 impl RedisRevocation {
@@ -282,6 +318,7 @@ impl RedisRevocation {
             staleness: DEFAULT_MAX_STALENESS,
             max_denylist: DEFAULT_MAX_DENYLIST,
             clock: Arc::new(SystemClock),
+            durable: None,
         })
     }
 
@@ -313,6 +350,7 @@ impl RedisRevocation {
                 staleness: s.staleness,
                 max_denylist: s.max_denylist,
                 clock: s.clock,
+                durable: s.durable,
             }),
         }
     }
@@ -328,6 +366,7 @@ impl RedisRevocation {
             staleness: i.staleness,
             max_denylist: i.max_denylist,
             clock: Arc::clone(&i.clock),
+            durable: i.durable.clone(),
         };
         change(&mut settings);
         Self::build(settings)
@@ -382,6 +421,20 @@ impl RedisRevocation {
     #[must_use]
     pub fn max_denylist(self, max: usize) -> Self {
         self.configure(|s| s.max_denylist = max)
+    }
+
+    /// Keeps revocations in `store` too, a durable one such as `portcullis-sql`'s
+    /// `SqlRevocation` (loaded at start-up): every revocation is written there first
+    /// (a failure there fails the revocation and changes nothing), then to Redis; and
+    /// every check that the view passes also asks `store`. Redis then only carries
+    /// revocations between instances within the staleness bound, and the store keeps
+    /// them when Redis *and* every instance restart together.
+    ///
+    /// Checks stay free of round trips when `store` answers from memory, as
+    /// `SqlRevocation` does.
+    #[must_use]
+    pub fn durable_store<S: RevocationStore + Revocation>(self, store: S) -> Self {
+        self.configure(|s| s.durable = Some(Arc::new(store)))
     }
 
     /// Uses `clock` for token expiry and cut-off retention (tests).
@@ -447,6 +500,11 @@ impl RedisRevocation {
         subject: &str,
         cutoff: SystemTime,
     ) -> Result<(), TokenError> {
+        if let Some(durable) = &self.inner.durable {
+            durable
+                .write(Write::Subject(issuer, subject, cutoff))
+                .await?;
+        }
         let keep_ms = unix_micros(cutoff)
             .saturating_add(duration_micros(self.inner.retention))
             .div_euclid(1000);
@@ -739,7 +797,10 @@ impl Revocation for RedisRevocation {
                     .with_description("the revocation list is temporarily unavailable")));
             }
         }
-        self.inner.memory.check(query)
+        match (&self.inner.durable, self.inner.memory.check(query)) {
+            (Some(durable), MaybeReady::Ready(Ok(()))) => durable.check_durably(query),
+            (_, answer) => answer,
+        }
     }
 }
 
@@ -748,6 +809,9 @@ impl RevocationStore for RedisRevocation {
         if token.expires_at <= self.inner.clock.now() {
             // Expired already: the verifier refuses it anyway.
             return Ok(());
+        }
+        if let Some(durable) = &self.inner.durable {
+            durable.write(Write::Token(token)).await?;
         }
         let expires_ms = unix_micros(token.expires_at).div_euclid(1000);
         let entry = Entry {
@@ -780,6 +844,7 @@ impl fmt::Debug for RedisRevocation {
             .field("policy", &self.inner.policy)
             .field("max_staleness", &self.inner.staleness)
             .field("cutoff_retention", &self.inner.retention)
+            .field("durable_store", &self.inner.durable.is_some())
             .field("fresh", &self.inner.is_fresh())
             .finish()
     }

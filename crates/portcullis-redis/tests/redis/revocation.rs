@@ -490,3 +490,50 @@ async fn a_cluster_restarted_without_persistence_loses_no_revocation() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// With a durable store (`SqlRevocation` on SQLite), Redis and every instance
+/// restarting together lose nothing; without one, the same restart loses it.
+#[tokio::test]
+async fn with_a_durable_store_redis_and_every_instance_restarting_lose_nothing() {
+    use portcullis_sql::{SqlDatabase, SqlRevocation, sqlx::sqlite::SqlitePoolOptions};
+
+    let Some(_) = redis_url() else { return };
+    let file = std::env::temp_dir().join(format!("revocations-{:016x}.db", rand::random::<u64>()));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("sqlite://{}?mode=rwc", file.display()))
+        .await
+        .unwrap();
+    let db = SqlDatabase::sqlite(pool);
+    db.migrate().await.unwrap();
+    let instance = async |server: &OwnServer| {
+        let durable = SqlRevocation::load(db.clone()).await.unwrap();
+        let revocation =
+            RedisRevocation::new(&Redis::open(&server.url()).unwrap()).durable_store(durable);
+        revocation.synced(Duration::from_secs(5)).await.unwrap();
+        revocation
+    };
+    let mut server = OwnServer::start();
+    let now = SystemTime::now();
+    let alice = RevocationQuery {
+        issuer: None,
+        subject: "alice",
+        token_id: Some("t0"),
+        issued_at: Some(now - Duration::from_secs(5)),
+    };
+    let first = instance(&server).await;
+    first.revoke_subject("alice", now).await.unwrap();
+    // Another instance, started later, refuses it too.
+    let second = instance(&server).await;
+    assert!(matches!(second.check(&alice), MaybeReady::Ready(Err(_))));
+    drop((first, second));
+
+    server.kill();
+    server.restart();
+    let without = synced(&Redis::open(&server.url()).unwrap()).await;
+    assert!(matches!(without.check(&alice), MaybeReady::Ready(Ok(()))));
+    let with = instance(&server).await;
+    assert!(revoked(with.check(&alice).into_future().await));
+    drop(db);
+    let _ = std::fs::remove_file(file);
+}
