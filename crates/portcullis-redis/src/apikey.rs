@@ -13,11 +13,14 @@ use redis::{RedisError, Script};
 
 use crate::{Error, ErrorKind, FailurePolicy, Redis, client::duration_micros};
 
-// Layout: {prefix}ak:k:{id} is a hash (times in µs since the Unix epoch):
+// Layout: {prefix}{ak}:k:<id> is a hash (times in µs since the Unix epoch):
 //   o owner, n name, sc scopes (JSON), ro roles (JSON), c created, d digest (hex),
 //   sb session bound (1|0; absent in records written before it: read as 1),
 //   and when set: x expires, rv revoked, lu last used, rt rotated to.
-// {prefix}ak:o:{owner} is the set of the owner's ids.
+// {prefix}{ak}:o:<owner> is the set of the owner's ids.
+// Every key shares the hash tag `{ak}`, so on Redis Cluster they live in one slot:
+// the scripts read and write records and owner sets together, and derive record keys
+// from the ids a set holds, which only one slot allows.
 // A record expires `retention` after its key stopped working (expiry or revocation,
 // whichever is first); a key that can still work has no TTL.
 
@@ -184,7 +187,7 @@ impl RedisApiKeyStore {
                 redis: redis.clone(),
                 timeout,
                 retention,
-                record_prefix: redis.key(&[b"ak:k:"]),
+                record_prefix: redis.key(&[b"{ak}:k:"]),
                 create: Script::new(CREATE),
                 list: Script::new(LIST),
                 revoke: Script::new(REVOKE),
@@ -218,7 +221,7 @@ impl RedisApiKeyStore {
     }
 
     fn owner_key(&self, owner: &str) -> Vec<u8> {
-        self.inner.redis.key(&[b"ak:o:", owner.as_bytes()])
+        self.inner.redis.key(&[b"{ak}:o:", owner.as_bytes()])
     }
 
     async fn call<T>(

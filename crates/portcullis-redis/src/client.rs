@@ -13,9 +13,12 @@ use std::{
 };
 
 use redis::{
-    Client, RedisError,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    Client, Cmd, Pipeline, RedisError, RedisFuture, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::{ClusterClient, ClusterClientBuilder},
+    cluster_async::ClusterConnection,
 };
+use tokio::sync::OnceCell;
 
 use crate::FailurePolicy;
 
@@ -25,20 +28,32 @@ pub const DEFAULT_PREFIX: &str = "portcullis:";
 /// The default time limit of one call (one round trip): 250 ms.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// A handle on one Redis server (standalone, or a primary), shared by the backends of
-/// this crate.
+/// A handle on Redis, shared by the backends of this crate: one server (standalone, or
+/// a primary) or a Redis Cluster.
 ///
-/// It holds a redis-rs [`ConnectionManager`]: one multiplexed connection that every
-/// clone and every backend shares, which **reconnects by itself** when the server
-/// restarts or the connection drops (the first calls after the loss fail, within their
-/// timeout, and the backends apply their [`FailurePolicy`]; once the server is back the
-/// next calls succeed, without restarting the application).
+/// On one server it holds a redis-rs [`ConnectionManager`]: one multiplexed
+/// connection that every clone and every backend shares, which **reconnects by
+/// itself** when the server restarts or the connection drops (the first calls after
+/// the loss fail, within their timeout, and the backends apply their
+/// [`FailurePolicy`]; once the server is back the next calls succeed, without
+/// restarting the application). On a cluster it holds redis-rs's cluster connection,
+/// which routes each call to the primary of its key's hash slot and follows `MOVED`
+/// and `ASK` redirections and failovers by itself.
 ///
 /// [`Redis::open`] does not wait for the server: an application starts while Redis is
 /// still down and connects on first use.
 ///
 /// Every key the backends write starts with the [prefix](Self::with_prefix)
 /// (`portcullis:` by default), so one Redis can serve several applications.
+///
+/// # Redis Cluster
+///
+/// A URL `redis+cluster://host:port,host:port,...` (the seed nodes, at least one;
+/// user and password, if any, before the first host as in `redis://`) or
+/// [`Redis::open_cluster`] connect to a cluster. The keys that one script or one
+/// decision touches share a hash tag (`{...}`), so nothing fails with `CROSSSLOT`;
+/// the [prefix](Self::with_prefix) must then hold no `{` or `}`, which would change
+/// the tags.
 ///
 /// Cloning is cheap and shares the connection.
 #[derive(Clone)]
@@ -47,7 +62,10 @@ pub struct Redis {
 }
 
 pub(crate) struct Inner {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
+    /// Where a subscriber connects: the server, or each seed node of a cluster in turn
+    /// (a message published on any node of a cluster reaches subscribers on all).
+    pub(crate) nodes: Arc<[Client]>,
     pub(crate) prefix: Box<str>,
     pub(crate) timeout: Duration,
     health: Health,
@@ -65,27 +83,75 @@ impl Redis {
     /// [`ErrorKind::Config`] when `url` is not a valid Redis URL (the error never
     /// repeats the URL, which may hold a password).
     pub fn open(url: &str) -> Result<Self, Error> {
+        if let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) {
+            return Self::open_cluster(cluster_nodes(rest)?);
+        }
         let client = Client::open(url).map_err(|e| Error::new(ErrorKind::Config).with_redis(e))?;
-        Self::with_client(client, DEFAULT_CALL_TIMEOUT)
-    }
-
-    fn with_client(client: Client, timeout: Duration) -> Result<Self, Error> {
         let config = ConnectionManagerConfig::new()
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(2)
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| Error::new(ErrorKind::Config).with_redis(e))?;
-        Ok(Self {
+        Ok(Self::with_conn(Conn::Single(conn), Arc::new([client])))
+    }
+
+    /// A handle on the Redis Cluster reachable through `nodes` (`redis://host:port`
+    /// URLs of some of its nodes; the others are discovered), with the default prefix
+    /// and timeout. Connects lazily, on first use; `MOVED`/`ASK` redirections, slot
+    /// migrations and failovers are followed by redis-rs's cluster client.
+    ///
+    /// The same as [`Redis::open`] with a `redis+cluster://host:port,host:port` URL.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when `nodes` is empty or one is not a valid Redis URL.
+    pub fn open_cluster<I, S>(nodes: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let urls: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let config = |e| Error::new(ErrorKind::Config).with_redis(e);
+        let clients = urls
+            .iter()
+            .map(|url| Client::open(url.as_str()).map_err(config))
+            .collect::<Result<Vec<_>, _>>()?;
+        if clients.is_empty() {
+            return Err(Error::new(ErrorKind::Config));
+        }
+        let client = ClusterClientBuilder::new(urls)
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(2))
+            .retries(2)
+            .min_retry_wait(50)
+            .max_retry_wait(1000)
+            .build()
+            .map_err(config)?;
+        let conn = Conn::Cluster(Arc::new(LazyCluster {
+            client,
+            conn: OnceCell::new(),
+        }));
+        Ok(Self::with_conn(conn, clients.into()))
+    }
+
+    fn with_conn(conn: Conn, nodes: Arc<[Client]>) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 conn,
+                nodes,
                 prefix: DEFAULT_PREFIX.into(),
-                timeout,
+                timeout: DEFAULT_CALL_TIMEOUT,
                 health: Health::new(),
             }),
-        })
+        }
+    }
+
+    /// Whether this handle is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.conn, Conn::Cluster(_))
     }
 
     /// Returns a handle on the same connection whose backends write keys under
@@ -105,6 +171,7 @@ impl Redis {
     fn derive(&self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Inner {
             conn: self.inner.conn.clone(),
+            nodes: Arc::clone(&self.inner.nodes),
             prefix: self.inner.prefix.clone(),
             timeout: self.inner.timeout,
             health: Health::new(),
@@ -154,7 +221,7 @@ impl Redis {
         key
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Conn {
         self.inner.conn.clone()
     }
 
@@ -188,6 +255,89 @@ impl fmt::Debug for Redis {
             .field("prefix", &self.inner.prefix)
             .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The node URLs of `[user[:password]@]host:port,host:port[/]` (after the scheme).
+fn cluster_nodes(rest: &str) -> Result<Vec<String>, Error> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, rest),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(|host| match userinfo {
+            Some(userinfo) => format!("redis://{userinfo}@{host}"),
+            None => format!("redis://{host}"),
+        })
+        .collect();
+    if hosts
+        .split(',')
+        .any(|host| host.is_empty() || host.contains('/'))
+    {
+        return Err(Error::new(ErrorKind::Config));
+    }
+    Ok(nodes)
+}
+
+/// The connection the backends send their calls on: a [`ConnectionManager`] on one
+/// server, or a cluster connection made on first use.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(Arc<LazyCluster>),
+}
+
+pub(crate) struct LazyCluster {
+    client: ClusterClient,
+    conn: OnceCell<ClusterConnection>,
+}
+
+impl LazyCluster {
+    /// The cluster connection, made now if no call made it yet (a failed attempt is
+    /// tried again by the next call).
+    async fn get(&self) -> Result<ClusterConnection, RedisError> {
+        self.conn
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(lazy) => Box::pin(async move {
+                let mut conn = lazy.get().await?;
+                conn.req_packed_command(cmd).await
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(lazy) => Box::pin(async move {
+                let mut conn = lazy.get().await?;
+                conn.req_packed_commands(pipeline, offset, count).await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(_) => 0,
+        }
     }
 }
 
@@ -364,6 +514,39 @@ mod tests {
         let err = Redis::open("http://user:hunter2@example.com").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(!format!("{err} {err:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn cluster_urls_name_every_seed_node() {
+        let nodes = cluster_nodes("u:p@127.0.0.1:7001,127.0.0.1:7002/").unwrap();
+        assert_eq!(
+            nodes,
+            ["redis://u:p@127.0.0.1:7001", "redis://u:p@127.0.0.1:7002"]
+        );
+        assert!(
+            Redis::open("redis+cluster://127.0.0.1:7001")
+                .unwrap()
+                .is_cluster()
+        );
+        assert!(!Redis::open("redis://127.0.0.1:6379").unwrap().is_cluster());
+    }
+
+    #[tokio::test]
+    async fn bad_cluster_urls_are_config_errors_without_the_password() {
+        for url in [
+            "redis+cluster://",
+            "redis+cluster://a:1,,b:2",
+            "redis+cluster://u:hunter2@h:1/0",
+        ] {
+            let err = Redis::open(url).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{url}");
+            assert!(!format!("{err} {err:?}").contains("hunter2"));
+        }
+        let none: [&str; 0] = [];
+        assert_eq!(
+            Redis::open_cluster(none).unwrap_err().kind(),
+            ErrorKind::Config
+        );
     }
 
     #[tokio::test]

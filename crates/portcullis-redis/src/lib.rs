@@ -8,7 +8,9 @@
 //!   throttle's counts, one atomic Lua script per decision, shared by every instance;
 //! - [`RedisRevocation`]: core's [`Revocation`](portcullis_core::Revocation) (and the
 //!   tokens crate's [`RevocationStore`](portcullis_tokens::RevocationStore)): a `jti`
-//!   denylist whose entries expire with the token, and per-subject cut-offs;
+//!   denylist whose entries expire with the token, and per-subject cut-offs, checked in
+//!   a local view that pub/sub keeps fresh (no round trip per request; a revocation is
+//!   honoured everywhere within [`DEFAULT_MAX_STALENESS`]);
 //! - [`RedisRefreshStore`]: a [`RefreshStore`](portcullis_tokens::RefreshStore) with
 //!   atomic rotation, reuse detection, a reuse interval for retries, and session
 //!   stamps that end every session of a subject, logins under way included (Lua
@@ -18,8 +20,8 @@
 //!   single-use password-reset and verification tokens (hashed, `GETDEL`).
 //!
 //! All of them run on one [`Redis`] handle: a redis-rs `ConnectionManager` that
-//! reconnects by itself after the server restarts, a key prefix, and a timeout for
-//! every call (250 ms by default). When Redis fails or is slow, each backend applies
+//! reconnects by itself after the server restarts (or redis-rs's cluster connection on
+//! Redis Cluster), a key prefix, and a timeout for every call (250 ms by default). When Redis fails or is slow, each backend applies
 //! its [`FailurePolicy`]: **closed** (a `503` to the client) by default, and always
 //! for authentication decisions; the rate limit can be set to fail **open** (the
 //! request passes, a `WARN` line is logged). Outages and recoveries are logged under
@@ -83,7 +85,9 @@
 //! ```
 //!
 //! Likewise [`RedisRevocation`] replaces `MemoryRevocation` (hand it to the JWT
-//! authenticator's `revocation(..)` and to `TokenService`), [`RedisApiKeyStore`]
+//! authenticator's `revocation(..)` and to `TokenService`; await
+//! [`synced`](RedisRevocation::synced) at start-up, or checks answer `503` until its
+//! first sync), [`RedisApiKeyStore`]
 //! replaces `MemoryStore` in `ApiKeys::new`, [`RedisResetStore`] replaces
 //! `MemoryResetStore` in `ResetTokens::new`, and
 //! `LoginRateLimitLayer::with_backend(RedisLoginThrottle::new(&redis, "login"))` replaces
@@ -99,12 +103,31 @@
 //!
 //! # Requirements
 //!
-//! Redis 6.2 or newer (or a compatible server with Lua scripting), standalone or a
-//! primary. Run it with persistence (AOF) so that revocations and ended sessions
-//! survive a restart. The refresh-token scripts only touch keys of one subject, under
-//! its hash tag, ready for Redis Cluster; the API-key scripts still derive keys from
-//! what they read, and the connection is to one server, so Redis Cluster is not
-//! supported yet. No TLS support is compiled in.
+//! Redis 6.2 or newer (or a compatible server with Lua scripting and pub/sub):
+//! standalone, a primary, or a Redis Cluster. Run it with persistence (AOF) so that
+//! ended sessions, API keys and one-time tokens survive a restart (revocations are
+//! also written back by the running instances, see [`RedisRevocation`]). No TLS
+//! support is compiled in.
+//!
+//! # Redis Cluster
+//!
+//! [`Redis::open`] with `redis+cluster://host:port,host:port` (or
+//! [`Redis::open_cluster`]) connects through redis-rs's cluster client, which follows
+//! `MOVED`/`ASK` and failovers. Every key that one script or one decision touches
+//! shares a hash tag, so no call fails with `CROSSSLOT`:
+//!
+//! | backend | hash tag | so one slot holds |
+//! |---|---|---|
+//! | [`RedisRateLimit`] | none (one key per check) | one key |
+//! | [`RedisLoginThrottle`] | `{login:<name>}` | the whole throttle |
+//! | [`RedisRevocation`] | `{rev}` | every revocation |
+//! | [`RedisRefreshStore`] | `rt:{<hash of the subject>}` | one subject's families and tokens |
+//! | [`RedisApiKeyStore`] | `{ak}` | every API key |
+//! | [`RedisResetStore`] | none (one key per command) | one key |
+//!
+//! The login throttle, revocations and API keys each live in one slot: they scale with
+//! the node holding it, not with the cluster (their scripts read keys they derive, or
+//! decide across IP and account counts at once). The prefix must hold no `{` or `}`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -125,5 +148,5 @@ pub use crate::{
     ratelimit::{RedisKey, RedisRateLimit},
     refresh::RedisRefreshStore,
     reset::RedisResetStore,
-    revocation::RedisRevocation,
+    revocation::{DEFAULT_MAX_STALENESS, RedisRevocation},
 };

@@ -243,16 +243,19 @@ impl RefreshStore for RedisRefreshStore {
             .arg(expiry_ms(family_exp))
             .arg(self.inner.max_per_subject);
         let fexp = family_exp.to_string();
-        let mut pipe = redis::pipe();
         let token_index = self.token_index(&record.hash);
         let writes = [
             set_index(&token_index, &keys.tag, &fexp),
             set_index(&self.family_index(&record.family), &keys.tag, &fexp),
         ];
-        for cmd in writes.into_iter().flatten() {
-            pipe.add_command(cmd);
-        }
         let mut conn = self.inner.redis.conn();
+        // The two index entries live in other slots than the subject's keys (and than
+        // each other, on a cluster): sent side by side, not as one pipeline.
+        let sets = writes.into_iter().flatten().map(|cmd| {
+            let mut conn = conn.clone();
+            async move { cmd.query_async::<redis::Value>(&mut conn).await }
+        });
+        let sets = futures_util::future::try_join_all(sets);
         let outcome: String = self
             .call(async move {
                 let outcome: String = invocation.invoke_async(&mut conn).await?;
@@ -260,7 +263,7 @@ impl RefreshStore for RedisRefreshStore {
                     // A refused login leaves no index entry behind.
                     return Ok(outcome);
                 }
-                let written: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+                let written = sets.await?;
                 // A token hash or family id already indexed for another subject: the
                 // token is never handed out, the orphan expires with its family, and
                 // its own index entry goes.

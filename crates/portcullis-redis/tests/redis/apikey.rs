@@ -102,9 +102,9 @@ async fn api_key_store_contract() {
     // A revoked record goes a retention (90 days) after the revocation; a key that
     // can still work stays.
     let ninety_days = 90 * 86_400_000;
-    let ttl = pttl(&scope, &format!("{}ak:k:k2", scope.prefix));
+    let ttl = pttl(&scope, &format!("{}{{ak}}:k:k2", scope.prefix));
     assert!(ttl > ninety_days && ttl <= ninety_days + 61_000, "{ttl}");
-    assert_eq!(pttl(&scope, &format!("{}ak:k:k1", scope.prefix)), -1);
+    assert_eq!(pttl(&scope, &format!("{}{{ak}}:k:k1", scope.prefix)), -1);
     assert_eq!(
         store.revoke("nope", at(60)).await.unwrap_err().kind(),
         StoreErrorKind::NotFound
@@ -129,7 +129,7 @@ async fn api_key_store_contract() {
     let old = store.find("k1").await.unwrap().unwrap();
     assert_eq!(old.rotated_to.as_deref(), Some("k4"));
     assert_eq!(old.expires_at, Some(at(100)));
-    let ttl = pttl(&scope, &format!("{}ak:k:k1", scope.prefix));
+    let ttl = pttl(&scope, &format!("{}{{ak}}:k:k1", scope.prefix));
     assert!(ttl > ninety_days && ttl <= ninety_days + 101_000, "{ttl}");
     assert_eq!(*store.find("k4").await.unwrap().unwrap(), new);
     assert_eq!(
@@ -215,7 +215,7 @@ async fn api_keys_keep_whether_they_end_with_the_sessions() {
     // A record written before the field existed ends with the sessions.
     for id in ["kb", "kl"] {
         let _: () = redis::cmd("HDEL")
-            .arg(format!("{}ak:k:{id}", scope.prefix))
+            .arg(format!("{}{{ak}}:k:{id}", scope.prefix))
             .arg("sb")
             .query(&mut scope.raw())
             .unwrap();

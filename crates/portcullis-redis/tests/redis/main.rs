@@ -28,8 +28,8 @@ use portcullis_apikey::{
 use portcullis_core::{AuthErrorKind, MaybeReady, Revocation, RevocationQuery};
 use portcullis_ratelimit::{ClientIpKey, GovernorBackend, Quota, RateLimitBackend, RateLimitLayer};
 use portcullis_redis::{
-    FailurePolicy, Redis, RedisApiKeyStore, RedisRateLimit, RedisRefreshStore, RedisResetStore,
-    RedisRevocation,
+    DEFAULT_MAX_STALENESS, FailurePolicy, Redis, RedisApiKeyStore, RedisRateLimit,
+    RedisRefreshStore, RedisResetStore, RedisRevocation,
 };
 use portcullis_tokens::{
     Clock, Error as TokenError, ErrorKind as TokenErrorKind, ManualClock, RefreshStore,
@@ -78,4 +78,30 @@ async fn decide(backend: &RedisRateLimit, key: &str) -> portcullis_ratelimit::De
     RateLimitBackend::<Box<str>>::check(backend, &Box::from(key))
         .await
         .unwrap()
+}
+
+/// `.ci/run` runs this suite a second time with `REDIS_URL` set to the local cluster
+/// (`REDIS_CLUSTER_URL`); under `CI=true` a missing or broken cluster fails here.
+#[tokio::test]
+async fn the_cluster_the_suite_also_runs_on_is_up() {
+    let url = match std::env::var("REDIS_CLUSTER_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "REDIS_CLUSTER_URL is not set, but CI=true requires the cluster"
+            );
+            eprintln!("skipping: REDIS_CLUSTER_URL is not set");
+            return;
+        }
+    };
+    let redis = Redis::open(&url).unwrap();
+    assert!(redis.is_cluster());
+    redis.ping().await.unwrap();
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query(&mut common::raw(&url))
+        .unwrap();
+    assert!(info.contains("cluster_state:ok"), "{info}");
 }
