@@ -549,3 +549,32 @@ fn hmac_proof_algorithms_are_a_configuration_error() {
     assert!(Dpop::new().algorithms([]).is_err());
     assert!(Dpop::new().public_url("ftp://example.com").is_err());
 }
+
+#[tokio::test]
+async fn a_token_endpoint_proof_names_its_key_once() {
+    let client = Client::new();
+    let dpop = public();
+    let proof = client.proof_with("", |_, c| {
+        c["htm"] = json!("POST");
+        c["htu"] = json!("https://api.example.com/auth/login");
+        c.remove("ath");
+    });
+    let request = |proof: Option<&str>| {
+        let mut req = Request::post("/auth/login");
+        if let Some(proof) = proof {
+            req = req.header("dpop", proof);
+        }
+        req.body(()).unwrap().into_parts().0
+    };
+    let jkt = dpop.verify_proof(&request(Some(&proof))).await.unwrap();
+    assert_eq!(jkt, Some(client.jkt()));
+    let replayed = dpop.verify_proof(&request(Some(&proof))).await.unwrap_err();
+    assert_eq!(replayed.reason(), "dpop_proof_replayed");
+    assert_eq!(dpop.verify_proof(&request(None)).await.unwrap(), None);
+    let elsewhere = client.proof_with("", |_, c| c["htm"] = json!("POST"));
+    let err = dpop
+        .verify_proof(&request(Some(&elsewhere)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "dpop_htu_mismatch");
+}

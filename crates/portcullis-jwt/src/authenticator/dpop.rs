@@ -92,7 +92,7 @@ where
         let request = proof::Request {
             method: &parts.method,
             url: &url,
-            token,
+            token: Some(token),
             now: unix_secs(self.inner.clock.now()),
         };
         proof::check(dpop, proof, &request)

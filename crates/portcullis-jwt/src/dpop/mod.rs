@@ -74,6 +74,7 @@
 //! [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
 
 mod config;
+mod endpoint;
 pub(crate) mod proof;
 mod replay;
 pub(crate) mod url;

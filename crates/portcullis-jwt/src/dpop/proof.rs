@@ -38,7 +38,8 @@ pub(crate) struct Proof {
 pub(crate) struct Request<'a> {
     pub(crate) method: &'a Method,
     pub(crate) url: &'a Normalized,
-    pub(crate) token: &'a str,
+    /// The access token the proof must name (`ath`); `None` at a token endpoint.
+    pub(crate) token: Option<&'a str>,
     pub(crate) now: i64,
 }
 
@@ -47,7 +48,7 @@ fn invalid(reason: &'static str) -> AuthError {
 }
 
 /// Checks `proof` for `request`: RFC 9449 §4.3 steps 2 to 11, and the `ath` half of
-/// step 12.
+/// step 12 when an access token comes with it.
 pub(crate) fn check(dpop: &Dpop, proof: &str, request: &Request<'_>) -> Result<Proof, AuthError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(invalid("dpop_proof_too_large"));
@@ -108,9 +109,11 @@ pub(crate) fn check(dpop: &Dpop, proof: &str, request: &Request<'_>) -> Result<P
     if iat < request.now.saturating_sub(dpop.max_age) {
         return Err(invalid("dpop_proof_expired"));
     }
-    let ath = text("ath").ok_or_else(|| invalid("dpop_ath_missing"))?;
-    if ath != B64.encode(Sha256::digest(request.token.as_bytes())) {
-        return Err(invalid("dpop_ath_mismatch"));
+    if let Some(token) = request.token {
+        let ath = text("ath").ok_or_else(|| invalid("dpop_ath_missing"))?;
+        if ath != B64.encode(Sha256::digest(token.as_bytes())) {
+            return Err(invalid("dpop_ath_mismatch"));
+        }
     }
 
     let mut digest = Sha256::new();
