@@ -107,6 +107,8 @@ pub enum ConfigErrorKind {
     AmbiguousKeys,
     /// A DPoP proof algorithm that is not asymmetric, or an empty list of them.
     DpopAlgorithm,
+    /// A DPoP nonce secret shorter than 32 bytes.
+    DpopNonceSecret,
     /// A DPoP public URL that is not an absolute `http`/`https` URL without query,
     /// fragment or user information.
     PublicUrl,
@@ -167,6 +169,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigErrorKind::DpopAlgorithm => {
                 f.write_str("DPoP proofs need at least one algorithm, all asymmetric")
+            }
+            ConfigErrorKind::DpopNonceSecret => {
+                f.write_str("the DPoP nonce secret must be at least 32 bytes")
             }
             ConfigErrorKind::PublicUrl => {
                 f.write_str("the public URL must be an absolute http(s) URL without query")

@@ -578,3 +578,86 @@ async fn a_token_endpoint_proof_names_its_key_once() {
         .unwrap_err();
     assert_eq!(err.reason(), "dpop_htu_mismatch");
 }
+
+#[tokio::test]
+async fn nonces_round_trip_across_instances_and_expire() {
+    use std::time::Duration;
+
+    const NONCE_SECRET: &[u8] = b"a-dpop-nonce-secret-of-32-bytes!";
+    let clock = portcullis_jwt::ManualClock::starting_now();
+    let with_nonces = || {
+        JwtAuthenticator::builder()
+            .key(Key::hmac(Algorithm::HS256, SECRET).unwrap())
+            .issuer(ISSUER)
+            .audience("api")
+            .clock(clock.clone())
+            .dpop(
+                public()
+                    .nonces(NONCE_SECRET, Duration::from_secs(60))
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (with_nonces(), with_nonces());
+    let client = Client::new();
+    let token = token(Some(&client.jkt()));
+    let at = |clock: &portcullis_jwt::ManualClock| {
+        use portcullis_core::clock::Clock as _;
+        portcullis_core::internal::unix_secs(clock.now())
+    };
+    let proof = |nonce: Option<&str>, iat: i64| {
+        client.proof_with(&token, |_, c| {
+            c["iat"] = json!(iat);
+            if let Some(nonce) = nonce {
+                c.insert("nonce".into(), json!(nonce));
+            }
+        })
+    };
+
+    // Without a nonce: 401 use_dpop_nonce, and one to use in DPoP-Nonce.
+    let refused = reason_err(&first, &token, &proof(None, at(&clock))).await;
+    assert_eq!(refused.reason(), "use_dpop_nonce");
+    let response = refused.to_http_response("api");
+    let nonce = response.headers()["dpop-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("DPoP ") && challenge.contains(r#"error="use_dpop_nonce""#));
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["code"], "use_dpop_nonce");
+
+    // With it: accepted by this instance and by another sharing only the secret.
+    assert_eq!(
+        reason(&first, &token, &proof(Some(&nonce), at(&clock))).await,
+        "ok"
+    );
+    assert_eq!(
+        reason(&second, &token, &proof(Some(&nonce), at(&clock))).await,
+        "ok"
+    );
+    // A nonce never issued, or a stale one: a fresh nonce comes back.
+    let forged = reason_err(
+        &first,
+        &token,
+        &proof(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), at(&clock)),
+    )
+    .await;
+    assert_eq!(forged.reason(), "use_dpop_nonce");
+    clock.advance(Duration::from_secs(150));
+    let stale = reason_err(&first, &token, &proof(Some(&nonce), at(&clock))).await;
+    assert_eq!(stale.reason(), "use_dpop_nonce");
+    let fresh = stale.dpop_nonce().unwrap().to_str().unwrap().to_owned();
+    assert_ne!(fresh, nonce);
+    assert_eq!(
+        reason(&second, &token, &proof(Some(&fresh), at(&clock))).await,
+        "ok"
+    );
+}
+
+async fn reason_err(jwt: &JwtAuthenticator, token: &str, proof: &str) -> AuthError {
+    let auth = format!("DPoP {token}");
+    let p = parts("/me", &[("authorization", &auth), ("dpop", proof)]);
+    answer(jwt, &p).await.unwrap_err()
+}

@@ -3,6 +3,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use super::{
+    nonce::Nonces,
     replay::{MemoryReplayCache, ReplayCache},
     url::PublicUrl,
 };
@@ -51,6 +52,7 @@ pub struct Dpop {
     pub(crate) leeway: i64,
     pub(crate) require: bool,
     pub(crate) replay: Arc<dyn ReplayCache>,
+    pub(crate) nonces: Option<Nonces>,
 }
 
 impl Dpop {
@@ -67,6 +69,7 @@ impl Dpop {
             leeway: secs(DEFAULT_PROOF_LEEWAY),
             require: false,
             replay: Arc::new(MemoryReplayCache::default()),
+            nonces: None,
         }
     }
 
@@ -144,6 +147,36 @@ impl Dpop {
     }
 }
 
+impl Dpop {
+    /// Requires server-provided nonces in proofs ([RFC 9449 §9]): a proof without
+    /// one, or with one older than one to two `period`s, is refused with `401
+    /// use_dpop_nonce` and a fresh nonce in the `DPoP-Nonce` header, for the client
+    /// to retry with. A nonce is its period's number and an HMAC of it under
+    /// `secret`: instances sharing the secret issue and accept the same nonces, with
+    /// no shared state, and a new nonce starts every `period`.
+    ///
+    /// Nonces limit how far ahead a client can make proofs; the replay cache still
+    /// refuses a proof used twice.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigErrorKind::DpopNonceSecret`] for a secret under 32 bytes.
+    ///
+    /// [RFC 9449 §9]: https://www.rfc-editor.org/rfc/rfc9449#section-9
+    pub fn nonces(
+        mut self,
+        secret: impl AsRef<[u8]>,
+        period: Duration,
+    ) -> Result<Self, ConfigError> {
+        let secret = secret.as_ref();
+        if secret.len() < 32 {
+            return Err(ConfigError::new(ConfigErrorKind::DpopNonceSecret));
+        }
+        self.nonces = Some(Nonces::new(secret, secs(period)));
+        Ok(self)
+    }
+}
+
 impl Default for Dpop {
     fn default() -> Self {
         Self::new()
@@ -158,6 +191,7 @@ impl fmt::Debug for Dpop {
             .field("max_age", &self.max_age)
             .field("leeway", &self.leeway)
             .field("require", &self.require)
+            .field("nonces", &self.nonces)
             .finish_non_exhaustive()
     }
 }

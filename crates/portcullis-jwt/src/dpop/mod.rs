@@ -20,15 +20,18 @@
 //!    `htu` equal to the request URL without query and fragment after RFC 3986
 //!    normalization (`dpop_htu_mismatch`): the [public URL](Dpop::public_url) and
 //!    the request path;
-//! 5. `iat` no older than [`max_age`](Dpop::max_age) and not in the future beyond the
+//! 5. with [nonces](Dpop::nonces) on, `nonce` one the server issued in the current
+//!    period or the one before (`use_dpop_nonce`: `401` with a `DPoP-Nonce` header
+//!    carrying a fresh one, [RFC 9449 §9]);
+//! 6. `iat` no older than [`max_age`](Dpop::max_age) and not in the future beyond the
 //!    [`leeway`](Dpop::leeway) (`dpop_iat_missing`, `dpop_proof_expired`,
 //!    `dpop_iat_in_future`);
-//! 6. `ath` equal to the base64url SHA-256 of the access token (`dpop_ath_missing`,
+//! 7. `ath` equal to the base64url SHA-256 of the access token (`dpop_ath_missing`,
 //!    `dpop_ath_mismatch`);
-//! 7. the access token verified as any bearer token would be (`invalid_token`), and
+//! 8. the access token verified as any bearer token would be (`invalid_token`), and
 //!    bound to the proof's key: its `cnf.jkt` equals the key's [RFC 7638] thumbprint
 //!    (`token_not_dpop_bound` for an unbound token, `dpop_jkt_mismatch`);
-//! 8. the proof never accepted before within its window: its key and `jti` go into a
+//! 9. the proof never accepted before within its window: its key and `jti` go into a
 //!    [`ReplayCache`] (`dpop_proof_replayed`), in memory by default
 //!    ([`MemoryReplayCache`], bounded) or shared through Redis by several instances.
 //!
@@ -71,10 +74,12 @@
 //! [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
 //! [RFC 9449 §4.3]: https://www.rfc-editor.org/rfc/rfc9449#section-4.3
 //! [RFC 9449 §7.2]: https://www.rfc-editor.org/rfc/rfc9449#section-7.2
+//! [RFC 9449 §9]: https://www.rfc-editor.org/rfc/rfc9449#section-9
 //! [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
 
 mod config;
 mod endpoint;
+mod nonce;
 pub(crate) mod proof;
 mod replay;
 pub(crate) mod url;

@@ -99,6 +99,11 @@ pub(crate) fn check(dpop: &Dpop, proof: &str, request: &Request<'_>) -> Result<P
     if htu.as_ref() != Some(request.url) {
         return Err(invalid("dpop_htu_mismatch"));
     }
+    if let Some(nonces) = &dpop.nonces
+        && !text("nonce").is_some_and(|n| nonces.accepts(n, request.now))
+    {
+        return Err(AuthError::use_dpop_nonce(nonces.current(request.now)));
+    }
     let iat = claims
         .get("iat")
         .and_then(numeric)
