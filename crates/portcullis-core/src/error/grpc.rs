@@ -75,7 +75,7 @@ impl AuthError {
         }
         self.insert_retry_after(headers);
         self.insert_dpop_nonce(headers);
-        if self.dpop.as_ref().is_some_and(|d| d.algs.is_some())
+        if self.dpop_algs().is_some()
             && let Some(challenge) = self.challenge(crate::DEFAULT_REALM)
         {
             headers.insert(header::WWW_AUTHENTICATE, challenge);

@@ -147,15 +147,18 @@ pub struct AuthError {
     scope: Option<Cow<'static, str>>,
     role: Option<Cow<'static, str>>,
     retry_after: Option<Duration>,
-    dpop: Option<Arc<DpopChallenge>>,
-    source: Option<Arc<dyn StdError + Send + Sync>>,
+    /// Rarely set, so kept behind one thin pointer: the source and what DPoP adds.
+    extra: Option<Arc<Extra>>,
 }
 
-/// What a refusal under DPoP adds: the algorithms proofs may use, and a fresh nonce.
+/// The less common parts of an error.
 #[derive(Debug, Clone, Default)]
-struct DpopChallenge {
-    algs: Option<Arc<str>>,
-    nonce: Option<HeaderValue>,
+struct Extra {
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+    /// The algorithms DPoP proofs may use: the challenge is `DPoP`, not `Bearer`.
+    dpop_algs: Option<Arc<str>>,
+    /// A fresh DPoP nonce for the client.
+    dpop_nonce: Option<HeaderValue>,
 }
 
 impl AuthError {
@@ -168,8 +171,7 @@ impl AuthError {
             scope: None,
             role: None,
             retry_after: None,
-            dpop: None,
-            source: None,
+            extra: None,
         }
     }
 
@@ -281,7 +283,7 @@ impl AuthError {
     /// assert_eq!(err.to_http_response("api").headers()["www-authenticate"], err.challenge("api").unwrap());
     /// ```
     pub fn with_dpop_challenge(mut self, algs: impl Into<Arc<str>>) -> Self {
-        Arc::make_mut(self.dpop.get_or_insert_default()).algs = Some(algs.into());
+        self.extra_mut().dpop_algs = Some(algs.into());
         self
     }
 
@@ -290,20 +292,29 @@ impl AuthError {
     ///
     /// [RFC 9449 §8]: https://www.rfc-editor.org/rfc/rfc9449#section-8
     pub fn with_dpop_nonce(mut self, nonce: HeaderValue) -> Self {
-        Arc::make_mut(self.dpop.get_or_insert_default()).nonce = Some(nonce);
+        self.extra_mut().dpop_nonce = Some(nonce);
         self
     }
 
     /// The nonce sent in `DPoP-Nonce`, if any.
     pub fn dpop_nonce(&self) -> Option<&HeaderValue> {
-        self.dpop.as_ref()?.nonce.as_ref()
+        self.extra.as_ref()?.dpop_nonce.as_ref()
     }
 
     /// Attaches the underlying error, for operators (`Error::source`). It is never
     /// rendered into a response.
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.source = Some(Arc::new(source));
+        self.extra_mut().source = Some(Arc::new(source));
         self
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        Arc::make_mut(self.extra.get_or_insert_default())
+    }
+
+    /// The algorithms of a DPoP challenge, when the challenge is `DPoP`.
+    pub(crate) fn dpop_algs(&self) -> Option<&str> {
+        self.extra.as_ref()?.dpop_algs.as_deref()
     }
 
     /// The class of error.
@@ -361,7 +372,7 @@ impl AuthError {
             return None;
         }
         let mut value = String::with_capacity(96);
-        let algs = self.dpop.as_ref().and_then(|d| d.algs.as_deref());
+        let algs = self.dpop_algs();
         value.push_str(if algs.is_some() { "DPoP" } else { "Bearer" });
         value.push_str(" realm=\"");
         push_quoted(&mut value, realm);
@@ -505,8 +516,7 @@ impl fmt::Debug for AuthError {
             .field("scope", &self.scope)
             .field("role", &self.role)
             .field("retry_after", &self.retry_after)
-            .field("dpop", &self.dpop)
-            .field("source", &self.source)
+            .field("extra", &self.extra)
             .finish()
     }
 }
@@ -519,7 +529,9 @@ impl fmt::Display for AuthError {
 
 impl StdError for AuthError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.extra
+            .as_ref()?
+            .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
     }
