@@ -229,9 +229,11 @@ impl Principal {
     /// The JWK SHA-256 thumbprint ([RFC 7638]) of the key the token is bound to, its
     /// `cnf.jkt` claim ([RFC 9449 §6.1]); `None` for a token that is not DPoP-bound.
     ///
-    /// A JWT layer with DPoP on admits a bound token only with a proof signed by that
-    /// key, and never as a plain bearer token, so a principal carrying a thumbprint
-    /// was authenticated by proof of possession.
+    /// The JWT authenticator with DPoP on admits a bound token only with a proof
+    /// signed by that key, and never as a plain bearer token, so a principal it made
+    /// that carries a thumbprint was authenticated by proof of possession. Other
+    /// authenticators (introspection) report the claim as the issuer stated it,
+    /// without checking a proof.
     ///
     /// [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
     /// [RFC 9449 §6.1]: https://www.rfc-editor.org/rfc/rfc9449#section-6.1
