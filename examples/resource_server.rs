@@ -8,8 +8,14 @@
 //!     --issuer https://id.example.com/realms/main [--issuer <URL> ...] --audience my-api \
 //!     [--jwks-url <URL> ...] [--preset keycloak] [--addr 127.0.0.1:8080] \
 //!     [--require-at-jwt] [--danger-allow-http] [--metrics] \
+//!     [--public-url <URL>] [--require-dpop] \
 //!     [--introspection-url <URL> --client-id <ID> --client-secret <SECRET>]
 //! ```
+//!
+//! DPoP (RFC 9449) is on: a DPoP-bound token is accepted as `Authorization: DPoP`
+//! with a proof of its key, and refused as `Bearer`; unbound bearer tokens are
+//! accepted unless `--require-dpop`. Proofs name the URL the client called: behind a
+//! proxy, give it with `--public-url https://api.example.com/prefix`.
 //!
 //! With `--introspection-url`, bearer tokens that are not JWTs (no `.`) are checked
 //! by RFC 7662 introspection, authenticating with `client_secret_basic`. An answer's
@@ -20,9 +26,10 @@
 //!
 //! - `GET /`: public.
 //! - `GET /whoami` (also `/me`): the caller as JSON
-//!   `{"sub", "iss", "scopes", "roles", "kind"}` (`kind` is `jwt`, or `introspected`
-//!   for an opaque token checked by introspection); 401 per RFC 6750
-//!   without a valid token.
+//!   `{"sub", "iss", "scopes", "roles", "kind", "dpop_jkt"}` (`kind` is `jwt`, or
+//!   `introspected` for an opaque token checked by introspection; `dpop_jkt` the
+//!   thumbprint of the key a DPoP-bound token is bound to, else null); 401 per RFC
+//!   6750 (or RFC 9449) without a valid token.
 //! - `GET /admin`: callers holding the scope *or* the role `admin`; others get 403
 //!   `insufficient_scope`, naming both in the problem body.
 //! - `GET /metrics` (with `--metrics`): Portcullis's metrics in Prometheus text.
@@ -39,6 +46,7 @@ use portcullis::{
     guard::{RequireRoleOrScope, roles, scopes},
     jwt::{
         ConfigError, Issuer, JwtAuthenticator,
+        dpop::Dpop,
         introspection::{Introspected, IntrospectionAuthenticator, IntrospectionError},
         jwks::{JwksError, RemoteKeys, RemoteKeysBuilder},
     },
@@ -61,6 +69,10 @@ usage: resource_server --issuer <URL> [--issuer <URL> ...] --audience <AUD> [opt
                         auth0, okta, entra-id, cognito, better-auth
   --addr <IP:PORT>      where to listen (default 127.0.0.1:8080)
   --require-at-jwt      accept only `typ: at+jwt` access tokens (RFC 9068)
+  --public-url <URL>    this API's URL as clients call it (scheme, host, port, path
+                        prefix), which DPoP proofs name; default: from the Host
+                        header, http
+  --require-dpop        refuse tokens that are not DPoP-bound
   --danger-allow-http   allow plain http to a provider that is not on loopback
   --metrics             serve GET /metrics (Prometheus text)
   --introspection-url <URL>
@@ -82,6 +94,8 @@ struct Args {
     allow_http: bool,
     metrics: bool,
     introspection: Option<Introspection>,
+    public_url: Option<String>,
+    require_dpop: bool,
 }
 
 /// `--introspection-url`, `--client-id`, `--client-secret`.
@@ -107,6 +121,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     let mut addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
     let (mut require_at_jwt, mut allow_http, mut metrics) = (false, false, false);
     let (mut introspection_url, mut client_id, mut client_secret) = (None, None, None);
+    let (mut public_url, mut require_dpop) = (None, false);
     while let Some(flag) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -135,6 +150,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--require-at-jwt" => require_at_jwt = true,
             "--danger-allow-http" => allow_http = true,
             "--metrics" => metrics = true,
+            "--public-url" => public_url = Some(value("--public-url")?),
+            "--require-dpop" => require_dpop = true,
             "--introspection-url" => introspection_url = Some(value("--introspection-url")?),
             "--client-id" => client_id = Some(value("--client-id")?),
             "--client-secret" => client_secret = Some(value("--client-secret")?),
@@ -179,6 +196,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         allow_http,
         metrics,
         introspection,
+        public_url,
+        require_dpop,
     }))
 }
 
@@ -194,6 +213,7 @@ fn describe(p: &Principal) -> Value {
         "scopes": p.scopes().collect::<Vec<_>>(),
         "roles": p.roles().collect::<Vec<_>>(),
         "kind": if p.claims::<Introspected>().is_some() { "introspected" } else { "jwt" },
+        "dpop_jkt": p.dpop_thumbprint(),
     })
 }
 
@@ -240,7 +260,14 @@ fn authenticator(args: &Args, keys: Vec<RemoteKeys>) -> Result<JwtAuthenticator,
     if args.require_at_jwt {
         builder = builder.require_access_token_typ();
     }
-    builder.build()
+    let mut dpop = Dpop::new();
+    if let Some(url) = &args.public_url {
+        dpop = dpop.public_url(url)?;
+    }
+    if args.require_dpop {
+        dpop = dpop.require_dpop();
+    }
+    builder.dpop(dpop).build()
 }
 
 /// The introspection authenticator: the endpoint's issuer first (the `--issuer` on
@@ -329,12 +356,17 @@ async fn main() -> ExitCode {
         all.push(keys);
     }
     println!(
-        "audience {}; typ {}",
+        "audience {}; typ {}; DPoP {}",
         args.audiences.join(", "),
         if args.require_at_jwt {
             "at+jwt"
         } else {
             "absent, JWT or at+jwt"
+        },
+        if args.require_dpop {
+            "required"
+        } else {
+            "accepted"
         },
     );
     let jwt = match authenticator(&args, all) {

@@ -1,6 +1,7 @@
 //! The quickstart's browser flow in real headless Chromium, driven over WebDriver
 //! (chromedriver): sign up, log in, see `/me` on the page, the refresh cookie hidden
-//! from scripts, a refresh by cookie, and a write without the CSRF token refused.
+//! from scripts, a refresh by cookie, and a write without the CSRF token refused. The
+//! page binds its tokens to a DPoP key it cannot export, and calls `/me` with proofs.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test prints why
 //! and passes, except under `CI=true`, where it fails.
@@ -187,6 +188,7 @@ async fn flow(browser: &Client, server: &Server) -> Result<(), String> {
         json!(["admin", "user"]),
         "the first user is an admin"
     );
+    dpop_bound(browser, server, &me).await?;
 
     // The refresh cookie is invisible to scripts; the CSRF cookie is not.
     let script_cookies = browser
@@ -253,5 +255,60 @@ async fn flow(browser: &Client, server: &Server) -> Result<(), String> {
     wait_text(browser, "status", |t| t == "logged out").await;
     click(browser, "refresh").await;
     wait_text(browser, "status", |t| t.starts_with("refresh failed: 400")).await;
+    Ok(())
+}
+
+/// The page's tokens are DPoP-bound to a key it holds and cannot export: `/me`
+/// answered with its thumbprint, and the access token taken out of the page is
+/// refused without a proof of that key.
+async fn dpop_bound(browser: &Client, server: &Server, me: &Value) -> Result<(), String> {
+    if !me["dpop_jkt"].is_string() {
+        return Err(format!("/me shows no DPoP binding: {me}"));
+    }
+    let script = r#"
+        const done = arguments[arguments.length - 1];
+        const open = indexedDB.open("quickstart-dpop", 1);
+        open.onsuccess = () => {
+          const get = open.result.transaction("keys").objectStore("keys").get("current");
+          get.onsuccess = () => {
+            const key = get.result.privateKey;
+            crypto.subtle.exportKey("jwk", key)
+              .then(() => done(["exported"]))
+              .catch(() => done([key.extractable, key.algorithm.namedCurve, key.usages]));
+          };
+        };
+        open.onerror = () => done(["no key store"]);
+    "#;
+    let key = browser
+        .execute_async(script, vec![])
+        .await
+        .map_err(|e| format!("key store: {e}"))?;
+    assert_eq!(
+        key,
+        json!([false, "P-256", ["sign"]]),
+        "the page's DPoP key"
+    );
+
+    let stolen = browser
+        .execute("return [accessToken, tokenType];", vec![])
+        .await
+        .map_err(|e| format!("accessToken: {e}"))?;
+    assert_eq!(stolen[1], "DPoP");
+    let token = stolen[0].as_str().ok_or("no access token in the page")?;
+    let downgraded = server.get("/me").bearer(token).go().await;
+    downgraded.problem(401, "invalid_token");
+    let without_proof = server
+        .get("/me")
+        .header("authorization", &format!("DPoP {token}"))
+        .go()
+        .await;
+    without_proof.problem(401, "invalid_dpop_proof");
+    assert!(
+        without_proof
+            .header("www-authenticate")
+            .is_some_and(|c| c.starts_with("DPoP ") && c.contains("algs=")),
+        "{:?}",
+        without_proof.header("www-authenticate")
+    );
     Ok(())
 }

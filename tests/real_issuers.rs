@@ -1,7 +1,8 @@
 //! The resource server example against identity providers this project did not
 //! write, on loopback: node's `oidc-provider` (JWT access tokens, opaque ones by
 //! RFC 7662 introspection, discovery) and Better Auth's JWT plugin (EdDSA tokens
-//! without `typ`), both trusted at once.
+//! without `typ`), both trusted at once; DPoP-bound tokens from `oidc-provider` with
+//! proofs made by npm's `dpop`.
 //!
 //! The node packages are installed by `.ci/run` (pinned) into a cache outside the
 //! clone named by `PORTCULLIS_NODE_DIR`. Without them the tests say why and pass,
@@ -27,11 +28,12 @@ fn node_dir() -> Option<PathBuf> {
     let why = match std::env::var_os("PORTCULLIS_NODE_DIR").map(PathBuf::from) {
         Some(dir)
             if dir.join("node_modules/oidc-provider").is_dir()
-                && dir.join("node_modules/better-auth").is_dir() =>
+                && dir.join("node_modules/better-auth").is_dir()
+                && dir.join("node_modules/dpop").is_dir() =>
         {
             return Some(dir);
         }
-        Some(dir) => format!("{} lacks oidc-provider or better-auth", dir.display()),
+        Some(dir) => format!("{} lacks oidc-provider, better-auth or dpop", dir.display()),
         None => "PORTCULLIS_NODE_DIR is not set (.ci/run installs the packages)".to_owned(),
     };
     assert!(
@@ -94,6 +96,10 @@ impl Process {
 }
 
 async fn node(dir: &Path, script: &str) -> Process {
+    node_with(dir, script, &[]).await
+}
+
+async fn node_with(dir: &Path, script: &str, env: &[(&str, &str)]) -> Process {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/real_issuers")
         .join(script);
@@ -104,16 +110,14 @@ async fn node(dir: &Path, script: &str) -> Process {
         .arg("--input-type=module")
         .arg("-e")
         .arg(source)
+        .envs(env.iter().copied())
         .current_dir(dir);
-    Process::start(
-        command,
-        if script.starts_with("oidc") {
-            "issuer"
-        } else {
-            "token"
-        },
-    )
-    .await
+    let ready = match script {
+        s if s.starts_with("oidc") => "issuer",
+        s if s.starts_with("dpop") => "done",
+        _ => "token",
+    };
+    Process::start(command, ready).await
 }
 
 /// The newest modification time under `path` (a file or a folder, recursively).
@@ -329,4 +333,97 @@ async fn discovery_and_strict_access_token_mode() {
     ])
     .await;
     assert_eq!(whoami(&lenient, &better.value("token")).await.0, 200);
+}
+
+/// `GET /whoami` with `Authorization: <scheme> <token>` and the proofs given.
+async fn whoami_with(addr: &str, scheme: &str, token: &str, proofs: &[&str]) -> (u16, Value) {
+    let mut head = format!("GET /whoami HTTP/1.1\r\nAuthorization: {scheme} {token}");
+    for proof in proofs {
+        head.push_str(&format!("\r\nDPoP: {proof}"));
+    }
+    http(addr, &head, "").await
+}
+
+/// The proof number `n` the dpop client made for `base`.
+fn proof<'a>(client: &'a Process, base: &str, n: u8) -> &'a str {
+    let prefix = format!("proof {base} {n} ");
+    client
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no proof {n} for {base}"))
+}
+
+#[tokio::test]
+async fn oidc_provider_dpop_tokens_with_proofs_from_npm_dpop() {
+    let Some(dir) = node_dir() else { return };
+    let oidc = node(&dir, "oidc-provider.mjs").await;
+    let op = oidc.value("issuer");
+    let public = "https://api.example.com/v1";
+    // Keys by discovery; htu from the Host header, then under a public URL.
+    let (_rs, addr) = resource_server(&["--issuer", &op]).await;
+    let (_behind, behind) = resource_server(&["--issuer", &op, "--public-url", public]).await;
+    let local = format!("http://{addr}");
+    let bases = format!("{local} {public}");
+    let client = node_with(
+        &dir,
+        "dpop-client.mjs",
+        &[
+            ("ISSUER", &op),
+            ("BASES", &bases),
+            ("CLIENT_SECRET", OIDC_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(client.value("token_type"), "DPoP");
+    let token = client.value("token");
+
+    let (status, me) = whoami_with(&addr, "DPoP", &token, &[proof(&client, &local, 0)]).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["sub"], "machine");
+    assert!(me["dpop_jkt"].is_string(), "{me}");
+    // The same proof again: replayed.
+    let (status, me) = whoami_with(&addr, "DPoP", &token, &[proof(&client, &local, 0)]).await;
+    assert_eq!(
+        (status, me["code"].as_str()),
+        (401, Some("invalid_dpop_proof"))
+    );
+    // A fresh proof passes; the bound token as a bearer token does not.
+    assert_eq!(
+        whoami_with(&addr, "DPoP", &token, &[proof(&client, &local, 1)])
+            .await
+            .0,
+        200
+    );
+    let (status, me) = whoami_with(&addr, "Bearer", &token, &[]).await;
+    assert_eq!((status, me["code"].as_str()), (401, Some("invalid_token")));
+    // Proofs for the public URL fit only the server told of it.
+    assert_eq!(
+        whoami_with(&addr, "DPoP", &token, &[proof(&client, public, 0)])
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        whoami_with(&behind, "DPoP", &token, &[proof(&client, public, 1)])
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn require_dpop_refuses_unbound_tokens() {
+    let Some(dir) = node_dir() else { return };
+    let oidc = node(&dir, "oidc-provider.mjs").await;
+    let op = oidc.value("issuer");
+    let unbound = oidc_token(&op, "urn:jwt").await;
+    let (_rs, lenient) = resource_server(&["--issuer", &op]).await;
+    assert_eq!(whoami(&lenient, &unbound).await.0, 200);
+    let (_strict, strict) = resource_server(&["--issuer", &op, "--require-dpop"]).await;
+    let (status, body) = whoami(&strict, &unbound).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
 }

@@ -46,6 +46,7 @@ pub(crate) fn principal_json(p: &Principal) -> Value {
         "token_id": p.token_id(),
         "issued_at": p.issued_at().map(unix),
         "expires_at": p.expires_at().map(unix),
+        "dpop_jkt": p.dpop_thumbprint(),
     })
 }
 

@@ -38,14 +38,17 @@ use axum::{
     routing::{MethodRouter, delete, get, post},
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use portcullis::{AuthLayer, jwt::JwtAuthenticator};
+use portcullis::{
+    AuthLayer,
+    jwt::{JwtAuthenticator, dpop::Dpop},
+};
 use portcullis_apikey::{ApiKeys, KeyFormat};
 use portcullis_password::{PasswordHasher, PasswordPolicy, ResetTokens};
 use portcullis_ratelimit::{
     ClientIpKey, GovernorBackend, LoginBackend, LoginRateLimitLayer, Quota, RateLimitBackend,
     RateLimitLayer,
 };
-use portcullis_redis::{Redis, RedisLoginThrottle, RedisRateLimit};
+use portcullis_redis::{Redis, RedisLoginThrottle, RedisRateLimit, RedisReplayCache};
 use portcullis_sql::{SqlApiKeyStore, SqlRefreshStore, SqlResetStore, SqlRevocation};
 use portcullis_tokens::{RefreshTokens, SigningAlgorithm, SigningKey, TokenIssuer, TokenService};
 use sha2::{Digest, Sha256};
@@ -78,6 +81,9 @@ pub(crate) struct Inner {
     pub(crate) api_keys: ApiKeys<SqlApiKeyStore>,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) csrf: Csrf,
+    /// DPoP proofs at /auth/login and /auth/refresh; shares its replay cache with the
+    /// bearer layer's.
+    pub(crate) dpop: Dpop,
     page: Page,
 }
 
@@ -198,7 +204,16 @@ async fn run(config: Config) -> Result<(), String> {
         .finalize()
         .into();
     let issuer = TokenIssuer::builder(config.public_url.clone(), AUDIENCE, signing_key).build();
+    // DPoP-bound tokens for clients that prove a key (the browser page does); proofs
+    // name the public URL, and on Redis every instance refuses a proof used at another.
+    let mut dpop = Dpop::new()
+        .public_url(&config.public_url)
+        .map_err(|e| format!("PUBLIC_URL / --public-url: {e}"))?;
+    if let Some(redis) = &redis {
+        dpop = dpop.replay_cache(RedisReplayCache::new(redis));
+    }
     let jwt = JwtAuthenticator::builder()
+        .dpop(dpop.clone())
         .keys(issuer.verification_keys())
         .issuer(config.public_url.clone())
         .audience(AUDIENCE)
@@ -303,6 +318,7 @@ async fn run(config: Config) -> Result<(), String> {
         api_keys: api_keys.clone(),
         mailer,
         csrf: Csrf::new(csrf_key),
+        dpop,
         page: Page::new(),
     }));
 

@@ -105,6 +105,13 @@ pub enum ConfigErrorKind {
     /// with [`trust`](crate::JwtAuthenticatorBuilder::trust)), or an issuer with both
     /// static and remote keys.
     AmbiguousKeys,
+    /// A DPoP proof algorithm that is not asymmetric, or an empty list of them.
+    DpopAlgorithm,
+    /// A DPoP nonce secret shorter than 32 bytes.
+    DpopNonceSecret,
+    /// A DPoP public URL that is not an absolute `http`/`https` URL without query,
+    /// fragment or user information.
+    PublicUrl,
 }
 
 /// The authenticator could not be built. See [`kind`](Self::kind).
@@ -159,6 +166,15 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::DuplicateIssuer => f.write_str("an issuer is configured twice"),
             ConfigErrorKind::AmbiguousKeys => {
                 f.write_str("keys must belong to exactly one issuer each")
+            }
+            ConfigErrorKind::DpopAlgorithm => {
+                f.write_str("DPoP proofs need at least one algorithm, all asymmetric")
+            }
+            ConfigErrorKind::DpopNonceSecret => {
+                f.write_str("the DPoP nonce secret must be at least 32 bytes")
+            }
+            ConfigErrorKind::PublicUrl => {
+                f.write_str("the public URL must be an absolute http(s) URL without query")
             }
         }
     }

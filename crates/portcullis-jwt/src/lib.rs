@@ -124,6 +124,7 @@ mod authenticator;
 mod cache;
 mod clock;
 mod compact;
+pub mod dpop;
 mod error;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]

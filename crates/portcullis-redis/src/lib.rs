@@ -16,6 +16,8 @@
 //!   stamps that end every session of a subject, logins under way included (Lua
 //!   scripts);
 //! - [`RedisApiKeyStore`]: an [`ApiKeyStore`](portcullis_apikey::ApiKeyStore);
+//! - [`RedisReplayCache`]: a DPoP [`ReplayCache`](portcullis_jwt::dpop::ReplayCache):
+//!   a proof accepted by one instance is refused by every other (`SET NX`);
 //! - [`RedisResetStore`]: a [`ResetStore`](portcullis_password::ResetStore) for
 //!   single-use password-reset and verification tokens (hashed, `GETDEL`).
 //!
@@ -137,6 +139,7 @@ mod login;
 mod policy;
 mod ratelimit;
 mod refresh;
+mod replay;
 mod reset;
 mod revocation;
 
@@ -147,6 +150,7 @@ pub use crate::{
     policy::FailurePolicy,
     ratelimit::{RedisKey, RedisRateLimit},
     refresh::RedisRefreshStore,
+    replay::RedisReplayCache,
     reset::RedisResetStore,
     revocation::{DEFAULT_MAX_STALENESS, RedisRevocation},
 };

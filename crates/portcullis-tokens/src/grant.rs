@@ -15,6 +15,7 @@ pub struct Grant {
     pub(crate) client_id: String,
     pub(crate) roles: Vec<String>,
     pub(crate) scopes: Vec<String>,
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 impl Grant {
@@ -25,6 +26,7 @@ impl Grant {
             client_id: client_id.into(),
             roles: Vec::new(),
             scopes: Vec::new(),
+            dpop_jkt: None,
         }
     }
 
@@ -49,6 +51,30 @@ impl Grant {
         self
     }
 
+    /// Binds the token to the client's DPoP key ([RFC 9449 §6.1]): `jkt` is the RFC
+    /// 7638 thumbprint of the key that signed the request's verified proof, and goes
+    /// into the `cnf.jkt` claim. A resource server with DPoP on then admits the token
+    /// only with proofs signed by that key; [`TokenService`](crate::TokenService)
+    /// also binds the refresh family to it.
+    ///
+    /// [RFC 9449 §6.1]: https://www.rfc-editor.org/rfc/rfc9449#section-6.1
+    pub fn dpop_jkt(mut self, jkt: impl Into<String>) -> Self {
+        self.dpop_jkt = Some(jkt.into());
+        self
+    }
+
+    /// The DPoP key thumbprint the token is bound to, if any.
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.dpop_jkt.as_deref()
+    }
+
+    /// The client identity the grant's refresh family is stored under: the client,
+    /// and for a DPoP-bound grant the key's thumbprint too (see
+    /// [`dpop_client_id`](crate::dpop_client_id)).
+    pub fn refresh_client_id(&self) -> std::borrow::Cow<'_, str> {
+        crate::dpop_client_id(&self.client_id, self.dpop_jkt.as_deref())
+    }
+
     /// The subject.
     pub fn subject(&self) -> &str {
         &self.subject
@@ -57,5 +83,27 @@ impl Grant {
     /// The client.
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+}
+
+/// The client identity a refresh family is stored under: `client_id` itself, or for a
+/// family bound to a DPoP key, `client_id` and the key's thumbprint together.
+///
+/// Stores check the presented client atomically as they rotate, changing nothing on a
+/// mismatch, so a bound refresh token presented without a proof, or with a proof of
+/// another key, is refused and does not rotate; an unbound one presented with a proof
+/// is refused alike. Rotate with the identity of the request's verified proof:
+///
+/// ```
+/// use portcullis_tokens::dpop_client_id;
+///
+/// assert_eq!(dpop_client_id("web", None), "web");
+/// assert_ne!(dpop_client_id("web", Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")), "web");
+/// ```
+pub fn dpop_client_id<'a>(client_id: &'a str, jkt: Option<&str>) -> std::borrow::Cow<'a, str> {
+    match jkt {
+        // A space never occurs in a thumbprint (base64url), so no two pairs collide.
+        Some(jkt) => format!("{client_id} dpop:{jkt}").into(),
+        None => client_id.into(),
     }
 }

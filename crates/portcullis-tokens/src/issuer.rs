@@ -32,9 +32,17 @@ pub struct AccessToken {
     kid: String,
     issued_at: SystemTime,
     expires_at: SystemTime,
+    dpop_bound: bool,
 }
 
 impl AccessToken {
+    /// The OAuth `token_type` to hand it out with: `DPoP` for a token bound to a DPoP
+    /// key ([RFC 9449 §5](https://www.rfc-editor.org/rfc/rfc9449#section-5)), else
+    /// `Bearer`.
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_bound { "DPoP" } else { "Bearer" }
+    }
+
     /// The compact JWT, for the `Authorization: Bearer` header. A secret.
     pub fn as_str(&self) -> &str {
         &self.token
@@ -91,6 +99,14 @@ struct Claims<'a> {
     roles: &'a [String],
     #[serde(skip_serializing_if = "String::is_empty")]
     scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+/// `cnf` (RFC 7800) with the DPoP key's thumbprint (RFC 9449 §6.1).
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 struct Retired {
@@ -225,6 +241,7 @@ impl TokenIssuer {
             client_id: &grant.client_id,
             roles: &grant.roles,
             scope: grant.scopes.join(" "),
+            cnf: grant.dpop_jkt.as_deref().map(|jkt| Confirmation { jkt }),
         };
         let mut header = Header::new(key.algorithm().to_jsonwebtoken());
         header.typ = Some("at+jwt".to_owned());
@@ -238,6 +255,7 @@ impl TokenIssuer {
             kid: key.kid().to_owned(),
             issued_at: SystemTime::UNIX_EPOCH + Duration::from_secs(iat),
             expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(exp),
+            dpop_bound: grant.dpop_jkt.is_some(),
         })
     }
 

@@ -86,6 +86,7 @@ pub use portcullis_core::clock::{Clock, ManualClock, SystemClock};
 
 pub use crate::{
     error::{Error, ErrorKind},
+    grant::dpop_client_id,
     issuer::{
         AccessToken, DEFAULT_ACCESS_TOKEN_LIFETIME, Grant, RETIREMENT_GRACE, TokenIssuer,
         TokenIssuerBuilder,

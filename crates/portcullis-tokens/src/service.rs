@@ -21,7 +21,8 @@ pub struct TokenPair {
 
 impl TokenPair {
     /// The OAuth 2.0 token response body (RFC 6749 §5.1):
-    /// `{"access_token", "token_type": "Bearer", "expires_in", "refresh_token"}`.
+    /// `{"access_token", "token_type", "expires_in", "refresh_token"}`, the type `DPoP`
+    /// for a DPoP-bound token, else `Bearer`.
     /// Contains secrets: send it with `Cache-Control: no-store`.
     pub fn to_json(&self) -> serde_json::Value {
         let expires_in = self
@@ -31,7 +32,7 @@ impl TokenPair {
             .map_or(0, |d| d.as_secs());
         json!({
             "access_token": self.access.as_str(),
-            "token_type": "Bearer",
+            "token_type": self.access.token_type(),
             "expires_in": expires_in,
             "refresh_token": self.refresh.token.as_str(),
         })
@@ -169,13 +170,17 @@ impl<S: RefreshStore, R: RevocationStore> TokenService<S, R> {
         let access = self.issuer.issue(grant)?;
         let refresh = self
             .refresh
-            .issue(grant.subject(), grant.client_id(), stamp)
+            .issue(grant.subject(), &grant.refresh_client_id(), stamp)
             .await?;
         Ok(TokenPair { access, refresh })
     }
 
     /// Rotates `refresh_token` and issues a new access token. `grant_for` receives the
     /// family's subject and returns the grant (look the roles up afresh there).
+    ///
+    /// For a family bound to a DPoP key, `client_id` is
+    /// [`dpop_client_id`](crate::dpop_client_id) of the client and the thumbprint of
+    /// the request's verified proof, and the grant is bound to that key.
     ///
     /// The access token's `iat` is the time taken before the store rotated, so a
     /// [`logout_everywhere`](Self::logout_everywhere) that lands after the rotation
@@ -198,7 +203,7 @@ impl<S: RefreshStore, R: RevocationStore> TokenService<S, R> {
             .rotate_at(refresh_token, client_id, now)
             .await?;
         let grant = grant_for(&refresh.record.subject);
-        if grant.subject() != refresh.record.subject || grant.client_id() != client_id {
+        if grant.subject() != refresh.record.subject || grant.refresh_client_id() != client_id {
             return Err(Error::new(
                 crate::ErrorKind::ClientMismatch,
                 "grant does not match the refresh token's subject and client",

@@ -1,14 +1,16 @@
 //! Sessions: log in, refresh, log out, and log out everywhere.
 
 use axum::{
+    body::Body,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use portcullis::Principal;
 use portcullis_password::{HashErrorKind, Password, Verification};
 use portcullis_tokens::{
     AccessToken, ErrorKind as TokenErrorKind, Grant, IssuedRefreshToken, SessionStamp,
+    dpop_client_id,
 };
 use serde_json::json;
 
@@ -18,14 +20,28 @@ use super::{
 use crate::{
     App,
     browser::{self, REFRESH_COOKIE},
-    http::{JsonBody, Problem, cookie, no_store_json, server_error},
+    http::{JsonBody, Problem, REALM, cookie, no_store_json, server_error},
     store::User,
 };
 
-fn grant_for(user: &User) -> Grant {
-    Grant::new(&user.id, CLIENT_ID)
+/// The grant for `user`, bound to the DPoP key `jkt` when the request proved one.
+fn grant_for(user: &User, jkt: Option<&str>) -> Grant {
+    let grant = Grant::new(&user.id, CLIENT_ID)
         .roles(user.roles.iter().map(String::as_str))
-        .scopes(USER_SCOPES.iter().copied())
+        .scopes(USER_SCOPES.iter().copied());
+    match jkt {
+        Some(jkt) => grant.dpop_jkt(jkt),
+        None => grant,
+    }
+}
+
+/// The thumbprint of the key the request's `DPoP` proof verified with, if it has
+/// one; a proof that fails is answered as RFC 9449 §7.1 says.
+async fn dpop_key(app: &App, parts: &Parts) -> Result<Option<String>, Response> {
+    app.dpop
+        .verify_proof(parts)
+        .await
+        .map_err(|e| e.to_http_response(REALM).map(Body::from))
 }
 
 fn expires_in(access: &AccessToken) -> u64 {
@@ -49,7 +65,7 @@ fn token_response(
             StatusCode::OK,
             json!({
                 "access_token": access.as_str(),
-                "token_type": "Bearer",
+                "token_type": access.token_type(),
                 "expires_in": expires_in(access),
                 "csrf_token": csrf,
             }),
@@ -69,7 +85,7 @@ fn token_response(
             json!({
                 "access_token": access.as_str(),
                 "refresh_token": refresh.token.as_str(),
-                "token_type": "Bearer",
+                "token_type": access.token_type(),
                 "expires_in": expires_in(access),
             }),
         )
@@ -80,10 +96,16 @@ fn token_response(
 ///
 /// One `401` for every failure (unknown address, wrong password, over-long input),
 /// with the same argon2 cost: unknown addresses are checked against a dummy hash.
+/// With a valid `DPoP` proof the tokens are bound to its key (`token_type` `DPoP`).
 pub(crate) async fn login(
     State(app): State<App>,
+    parts: Parts,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Response, Problem> {
+    let jkt = match dpop_key(&app, &parts).await {
+        Ok(jkt) => jkt,
+        Err(refused) => return Ok(refused),
+    };
     let invalid = || {
         Problem::unauthorized(
             "invalid_credentials",
@@ -151,7 +173,11 @@ pub(crate) async fn login(
             "verify your e-mail address first (see the mail sent at registration)",
         ));
     }
-    let pair = match app.tokens.login(&grant_for(&user), stamp).await {
+    let pair = match app
+        .tokens
+        .login(&grant_for(&user, jkt.as_deref()), stamp)
+        .await
+    {
         Ok(pair) => pair,
         // The account's sessions were ended while the password was being checked.
         Err(e) if e.kind() == TokenErrorKind::SessionsEnded => return Err(invalid()),
@@ -191,13 +217,19 @@ fn presented_refresh<'a>(
 }
 
 /// `POST /auth/refresh` → a new pair. The old refresh token is spent; presenting it
-/// again revokes the whole family (the newest token too) and answers `401`.
+/// again revokes the whole family (the newest token too) and answers `401`. A family
+/// bound to a DPoP key needs a proof by that key; without it nothing rotates.
 pub(crate) async fn refresh(
     State(app): State<App>,
-    headers: HeaderMap,
+    parts: Parts,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Response, Problem> {
-    let presented = presented_refresh(&app, &headers, body)?;
+    let headers = &parts.headers;
+    let presented = presented_refresh(&app, headers, body)?;
+    let jkt = match dpop_key(&app, &parts).await {
+        Ok(jkt) => jkt,
+        Err(refused) => return Ok(refused),
+    };
     let (token, cookie_mode) = match &presented {
         Presented::Body(t) => (t.as_str(), false),
         Presented::Cookie(t) => (*t, true),
@@ -205,7 +237,7 @@ pub(crate) async fn refresh(
     let rotated = app
         .tokens
         .refresh_tokens()
-        .rotate(token, CLIENT_ID)
+        .rotate(token, &dpop_client_id(CLIENT_ID, jkt.as_deref()))
         .await
         .map_err(|e| {
             if e.kind() == TokenErrorKind::Reused {
@@ -244,7 +276,7 @@ pub(crate) async fn refresh(
     let access = app
         .tokens
         .issuer()
-        .issue(&grant_for(&user))
+        .issue(&grant_for(&user, jkt.as_deref()))
         .map_err(|e| token_problem(&e))?;
     Ok(token_response(&app, &access, &rotated, cookie_mode))
 }

@@ -74,6 +74,12 @@ impl AuthError {
             }
         }
         self.insert_retry_after(headers);
+        self.insert_dpop_nonce(headers);
+        if self.dpop_algs().is_some()
+            && let Some(challenge) = self.challenge(crate::DEFAULT_REALM)
+        {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
     }
 }
 

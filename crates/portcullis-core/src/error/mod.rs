@@ -25,6 +25,16 @@ pub enum AuthErrorKind {
     InvalidRequest,
     /// The credential is invalid, expired, revoked or unknown: `401` `invalid_token`.
     InvalidToken,
+    /// A DPoP proof is missing, malformed or does not fit the request or the token:
+    /// `401` `invalid_dpop_proof` ([RFC 9449 §7.1]).
+    ///
+    /// [RFC 9449 §7.1]: https://www.rfc-editor.org/rfc/rfc9449#section-7.1
+    InvalidDpopProof,
+    /// The DPoP proof must carry a nonce the server issued: `401` `use_dpop_nonce`, the
+    /// nonce to use in the `DPoP-Nonce` header ([RFC 9449 §9]).
+    ///
+    /// [RFC 9449 §9]: https://www.rfc-editor.org/rfc/rfc9449#section-9
+    UseDpopNonce,
     /// Authenticated, but lacking a scope: `403` `insufficient_scope`, the missing
     /// scope in the challenge's `scope` attribute.
     InsufficientScope,
@@ -44,7 +54,10 @@ impl AuthErrorKind {
     /// The HTTP status code for this kind.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MissingCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::MissingCredentials
+            | Self::InvalidToken
+            | Self::InvalidDpopProof
+            | Self::UseDpopNonce => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope | Self::InsufficientRole => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -59,6 +72,8 @@ impl AuthErrorKind {
             Self::MissingCredentials => "missing_credentials",
             Self::InvalidRequest => "invalid_request",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::InsufficientScope => "insufficient_scope",
             Self::InsufficientRole => "insufficient_role",
             Self::RateLimited => "rate_limited",
@@ -67,11 +82,14 @@ impl AuthErrorKind {
         }
     }
 
-    /// The RFC 6750 `error` attribute of the challenge, if this kind has one.
+    /// The RFC 6750 (or RFC 9449) `error` attribute of the challenge, if this kind
+    /// has one.
     pub fn bearer_error(self) -> Option<&'static str> {
         match self {
             Self::InvalidRequest => Some("invalid_request"),
             Self::InvalidToken => Some("invalid_token"),
+            Self::InvalidDpopProof => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
             Self::InsufficientScope | Self::InsufficientRole => Some("insufficient_scope"),
             _ => None,
         }
@@ -80,7 +98,11 @@ impl AuthErrorKind {
     /// The gRPC status code for this kind (UNAUTHENTICATED, PERMISSION_DENIED, …).
     pub fn grpc_status(self) -> u16 {
         match self {
-            Self::MissingCredentials | Self::InvalidToken | Self::InvalidRequest => 16,
+            Self::MissingCredentials
+            | Self::InvalidToken
+            | Self::InvalidRequest
+            | Self::InvalidDpopProof
+            | Self::UseDpopNonce => 16,
             Self::InsufficientScope | Self::InsufficientRole => 7,
             Self::RateLimited => 8,
             Self::Unavailable => 14,
@@ -93,6 +115,8 @@ impl AuthErrorKind {
             Self::MissingCredentials => "authentication is required",
             Self::InvalidRequest => "the request's credentials are malformed",
             Self::InvalidToken => "the credential is invalid",
+            Self::InvalidDpopProof => "the DPoP proof is invalid",
+            Self::UseDpopNonce => "the DPoP proof must carry the server's nonce",
             Self::InsufficientScope => "the credential lacks a required scope",
             Self::InsufficientRole => "the credential lacks a required role",
             Self::RateLimited => "too many requests",
@@ -123,7 +147,18 @@ pub struct AuthError {
     scope: Option<Cow<'static, str>>,
     role: Option<Cow<'static, str>>,
     retry_after: Option<Duration>,
+    /// Rarely set, so kept behind one thin pointer: the source and what DPoP adds.
+    extra: Option<Arc<Extra>>,
+}
+
+/// The less common parts of an error.
+#[derive(Debug, Clone, Default)]
+struct Extra {
     source: Option<Arc<dyn StdError + Send + Sync>>,
+    /// The algorithms DPoP proofs may use: the challenge is `DPoP`, not `Bearer`.
+    dpop_algs: Option<Arc<str>>,
+    /// A fresh DPoP nonce for the client.
+    dpop_nonce: Option<HeaderValue>,
 }
 
 impl AuthError {
@@ -136,7 +171,7 @@ impl AuthError {
             scope: None,
             role: None,
             retry_after: None,
-            source: None,
+            extra: None,
         }
     }
 
@@ -185,6 +220,18 @@ impl AuthError {
         err
     }
 
+    /// A DPoP proof that is missing, malformed or does not fit the request or the
+    /// token: `401 invalid_dpop_proof`.
+    pub fn invalid_dpop_proof(reason: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidDpopProof, reason)
+    }
+
+    /// A DPoP proof without the nonce the server requires (or with a stale one): `401
+    /// use_dpop_nonce`, the nonce to use in `DPoP-Nonce`.
+    pub fn use_dpop_nonce(nonce: HeaderValue) -> Self {
+        Self::new(AuthErrorKind::UseDpopNonce, "use_dpop_nonce").with_dpop_nonce(nonce)
+    }
+
     /// The credential was valid but has been revoked: `401 invalid_token`.
     pub fn revoked() -> Self {
         Self::invalid_token("token_revoked").with_description("the credential has been revoked")
@@ -220,11 +267,54 @@ impl AuthError {
         self
     }
 
+    /// Challenges with the `DPoP` scheme ([RFC 9449 §7.1]) instead of `Bearer`, naming
+    /// the proof algorithms accepted (`algs`, space-separated).
+    ///
+    /// [RFC 9449 §7.1]: https://www.rfc-editor.org/rfc/rfc9449#section-7.1
+    ///
+    /// ```
+    /// use portcullis_core::AuthError;
+    ///
+    /// let err = AuthError::invalid_dpop_proof("dpop_htm_mismatch").with_dpop_challenge("ES256 EdDSA");
+    /// assert_eq!(
+    ///     err.challenge("api").unwrap(),
+    ///     r#"DPoP realm="api", error="invalid_dpop_proof", error_description="the DPoP proof is invalid", algs="ES256 EdDSA""#
+    /// );
+    /// assert_eq!(err.to_http_response("api").headers()["www-authenticate"], err.challenge("api").unwrap());
+    /// ```
+    pub fn with_dpop_challenge(mut self, algs: impl Into<Arc<str>>) -> Self {
+        self.extra_mut().dpop_algs = Some(algs.into());
+        self
+    }
+
+    /// Sends `nonce` in a `DPoP-Nonce` response header (and gRPC metadata), for the
+    /// client's next proofs ([RFC 9449 §8]).
+    ///
+    /// [RFC 9449 §8]: https://www.rfc-editor.org/rfc/rfc9449#section-8
+    pub fn with_dpop_nonce(mut self, nonce: HeaderValue) -> Self {
+        self.extra_mut().dpop_nonce = Some(nonce);
+        self
+    }
+
+    /// The nonce sent in `DPoP-Nonce`, if any.
+    pub fn dpop_nonce(&self) -> Option<&HeaderValue> {
+        self.extra.as_ref()?.dpop_nonce.as_ref()
+    }
+
     /// Attaches the underlying error, for operators (`Error::source`). It is never
     /// rendered into a response.
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.source = Some(Arc::new(source));
+        self.extra_mut().source = Some(Arc::new(source));
         self
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        Arc::make_mut(self.extra.get_or_insert_default())
+    }
+
+    /// The algorithms of a DPoP challenge, when the challenge is `DPoP`.
+    pub(crate) fn dpop_algs(&self) -> Option<&str> {
+        self.extra.as_ref()?.dpop_algs.as_deref()
     }
 
     /// The class of error.
@@ -274,13 +364,17 @@ impl AuthError {
             AuthErrorKind::MissingCredentials
                 | AuthErrorKind::InvalidRequest
                 | AuthErrorKind::InvalidToken
+                | AuthErrorKind::InvalidDpopProof
+                | AuthErrorKind::UseDpopNonce
                 | AuthErrorKind::InsufficientScope
                 | AuthErrorKind::InsufficientRole
         ) {
             return None;
         }
         let mut value = String::with_capacity(96);
-        value.push_str("Bearer realm=\"");
+        let algs = self.dpop_algs();
+        value.push_str(if algs.is_some() { "DPoP" } else { "Bearer" });
+        value.push_str(" realm=\"");
         push_quoted(&mut value, realm);
         value.push('"');
         if let Some(code) = self.kind.bearer_error() {
@@ -293,6 +387,11 @@ impl AuthError {
         if let Some(scope) = &self.scope {
             value.push_str(", scope=\"");
             push_quoted(&mut value, scope);
+            value.push('"');
+        }
+        if let Some(algs) = algs {
+            value.push_str(", algs=\"");
+            push_quoted(&mut value, algs);
             value.push('"');
         }
         HeaderValue::from_str(&value).ok()
@@ -320,6 +419,7 @@ impl AuthError {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         self.insert_retry_after(headers);
+        self.insert_dpop_nonce(headers);
         response
     }
 
@@ -347,6 +447,12 @@ impl AuthError {
         }
     }
 
+    fn insert_dpop_nonce(&self, headers: &mut HeaderMap) {
+        if let Some(nonce) = self.dpop_nonce() {
+            headers.insert(DPOP_NONCE, nonce.clone());
+        }
+    }
+
     pub(crate) fn trace(&self) {
         tracing::trace!(
             target: "portcullis::rejection",
@@ -357,6 +463,9 @@ impl AuthError {
         );
     }
 }
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+const DPOP_NONCE: &str = "dpop-nonce";
 
 /// Whether the request is a gRPC call (`content-type: application/grpc` or
 /// `application/grpc+proto` and the like).
@@ -407,7 +516,7 @@ impl fmt::Debug for AuthError {
             .field("scope", &self.scope)
             .field("role", &self.role)
             .field("retry_after", &self.retry_after)
-            .field("source", &self.source)
+            .field("extra", &self.extra)
             .finish()
     }
 }
@@ -420,7 +529,9 @@ impl fmt::Display for AuthError {
 
 impl StdError for AuthError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.extra
+            .as_ref()?
+            .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
     }

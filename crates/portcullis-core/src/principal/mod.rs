@@ -226,6 +226,29 @@ impl Principal {
         self.0.claims.as_deref()
     }
 
+    /// The JWK SHA-256 thumbprint ([RFC 7638]) of the key the token is bound to, its
+    /// `cnf.jkt` claim ([RFC 9449 §6.1]); `None` for a token that is not DPoP-bound.
+    ///
+    /// The JWT authenticator with DPoP on admits a bound token only with a proof
+    /// signed by that key, and never as a plain bearer token, so a principal it made
+    /// that carries a thumbprint was authenticated by proof of possession. Other
+    /// authenticators (introspection) report the claim as the issuer stated it,
+    /// without checking a proof.
+    ///
+    /// [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
+    /// [RFC 9449 §6.1]: https://www.rfc-editor.org/rfc/rfc9449#section-6.1
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.raw_claims()?.get("cnf")?.get("jkt")?.as_str()
+    }
+
+    /// Whether the token is bound to a DPoP key (it has a
+    /// [`dpop_thumbprint`](Self::dpop_thumbprint)).
+    pub fn is_dpop_bound(&self) -> bool {
+        self.raw_claims()
+            .and_then(|c| c.get("cnf"))
+            .is_some_and(|cnf| cnf.get("jkt").is_some())
+    }
+
     /// The typed claims, when the authenticator produced claims of type `C`.
     pub fn claims<C: Send + Sync + 'static>(&self) -> Option<&Claims<C>> {
         self.0

@@ -18,6 +18,7 @@ use super::{
 use crate::{
     cache::TokenCache,
     clock::{Clock, SystemClock},
+    dpop::Dpop,
     error::{ConfigError, ConfigErrorKind},
     issuer::{Defaults, Issuer, Issuers},
     key::Key,
@@ -42,6 +43,7 @@ pub struct JwtAuthenticatorBuilder<C = DefaultClaims> {
     cache_symmetric: bool,
     cache_max_ttl: Duration,
     trusted: Vec<Issuer>,
+    dpop: Option<Dpop>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -55,6 +57,7 @@ impl<C> fmt::Debug for JwtAuthenticatorBuilder<C> {
             .field("max_token_len", &self.max_token_len)
             .field("cache_capacity", &self.cache_capacity)
             .field("trusted", &self.trusted)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +80,7 @@ impl JwtAuthenticatorBuilder {
             cache_symmetric: DEFAULT_CACHE_SYMMETRIC,
             cache_max_ttl: DEFAULT_CACHE_MAX_TTL,
             trusted: Vec::new(),
+            dpop: None,
             _claims: PhantomData,
         }
     }
@@ -105,8 +109,17 @@ impl<C> JwtAuthenticatorBuilder<C> {
             cache_symmetric: self.cache_symmetric,
             cache_max_ttl: self.cache_max_ttl,
             trusted: self.trusted,
+            dpop: self.dpop,
             _claims: PhantomData,
         }
+    }
+
+    /// Accepts DPoP-bound tokens with their proofs (`Authorization: DPoP`) and
+    /// refuses bound tokens sent as `Bearer`, as [`Dpop`] configures; see
+    /// [`crate::dpop`]. Off by default.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
     }
 
     /// Trusts `keys`' issuer and verifies its tokens with those remote keys alone
@@ -320,6 +333,7 @@ impl<C> JwtAuthenticatorBuilder<C> {
                 cache: self.cache_capacity.map(TokenCache::new),
                 cache_symmetric: self.cache_symmetric,
                 cache_max_ttl: secs(self.cache_max_ttl),
+                dpop: self.dpop,
                 _claims: PhantomData,
             }),
         })

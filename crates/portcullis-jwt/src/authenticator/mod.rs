@@ -2,6 +2,7 @@
 
 mod builder;
 mod claims;
+mod dpop;
 
 use std::{
     fmt,
@@ -62,6 +63,7 @@ struct Inner<C> {
     cache: Option<TokenCache>,
     cache_symmetric: bool,
     cache_max_ttl: i64,
+    dpop: Option<crate::dpop::Dpop>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -368,6 +370,9 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
+        if let Some(dpop) = &self.inner.dpop {
+            return self.authenticate_dpop(dpop, parts);
+        }
         let missed = match self.cached(parts) {
             Ok(principal) => return self.check_revocation(principal),
             Err(missed) => missed,

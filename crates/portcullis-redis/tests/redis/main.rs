@@ -3,6 +3,7 @@
 mod apikey;
 #[path = "../common/mod.rs"]
 mod common;
+mod dpop;
 mod login;
 mod outage;
 mod ratelimit;
