@@ -58,20 +58,26 @@ fn is_fresh(binary: &Path) -> bool {
         return false;
     };
     let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    let newest_source = fs::read_dir(&sources)
+    built >= newest_source(&sources)
+}
+
+/// The newest modification time of the `.rs` and `.html` files below `dir`.
+fn newest_source(dir: &Path) -> SystemTime {
+    fs::read_dir(dir)
         .expect("examples/quickstart")
         .filter_map(Result::ok)
-        .filter(|e| {
+        .filter_map(|e| {
             let path = e.path();
-            matches!(
-                path.extension().and_then(|x| x.to_str()),
-                Some("rs" | "html")
-            )
+            if path.is_dir() {
+                return Some(newest_source(&path));
+            }
+            match path.extension().and_then(|x| x.to_str()) {
+                Some("rs" | "html") => e.metadata().ok()?.modified().ok(),
+                _ => None,
+            }
         })
-        .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max()
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    built >= newest_source
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 fn build_example(profile_dir: &Path) {
