@@ -184,9 +184,12 @@ async fn full_flow(s: &mut Server) {
     // /me and /admin.
     let r = s.get("/me").go().await;
     r.problem(401, "missing_credentials");
+    // The quickstart takes bearer and DPoP-bound tokens: both schemes are offered.
     assert_eq!(
         r.header("www-authenticate"),
-        Some(r#"Bearer realm="quickstart""#)
+        Some(
+            r#"Bearer realm="quickstart", DPoP realm="quickstart", algs="ES256 ES384 ES512 EdDSA PS256 RS256 PS384""#
+        )
     );
     let r = s.get("/me").bearer("not.a.jwt").go().await;
     r.problem(401, "invalid_token");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
-use crate::{AuthError, MaybeReady, Principal};
+use crate::{AuthError, AuthErrorKind, MaybeReady, Principal};
 
 /// The outcome of an authentication: a principal, no credential of this kind
 /// (`Ok(None)`), or a refusal.
@@ -64,13 +64,21 @@ macro_rules! tuple_authenticator {
             #[allow(non_snake_case)]
             fn authenticate(&self, parts: &Parts) -> MaybeReady<AuthResult> {
                 let ($($name,)+) = self;
+                // "No credential" with a challenge of its own (DPoP's) lets the next
+                // authenticator try, and is the answer if none decides.
+                let mut missing = None;
                 $(
                     match $name.authenticate(parts) {
                         MaybeReady::Ready(Ok(None)) => {}
+                        MaybeReady::Ready(Err(e))
+                            if e.kind() == AuthErrorKind::MissingCredentials =>
+                        {
+                            missing.get_or_insert(e);
+                        }
                         decided => return decided,
                     }
                 )+
-                MaybeReady::Ready(Ok(None))
+                MaybeReady::Ready(missing.map_or(Ok(None), Err))
             }
         }
     };

@@ -516,6 +516,78 @@ async fn refusals_carry_a_dpop_challenge_and_a_problem_body() {
     );
 }
 
+/// Without any credential the challenge offers both schemes (RFC 9449 §7.2); an
+/// optional layer still lets the request through, and in a tuple the next
+/// authenticator still gets its turn.
+#[tokio::test]
+async fn no_credential_is_challenged_with_bearer_and_dpop_and_stays_optional() {
+    let jwt = authenticator(public().algorithms([Algorithm::ES256]).unwrap());
+    let who = |p: Option<Principal>| async move {
+        p.map_or("anonymous".to_owned(), |p| p.subject().to_owned())
+    };
+    let strict = Router::new()
+        .route("/me", get(who))
+        .route_layer(AuthLayer::new(jwt.clone()));
+    let refused = strict
+        .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"Bearer realm="api", DPoP realm="api", algs="ES256""#
+    );
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "missing_credentials");
+
+    let optional = Router::new()
+        .route("/me", get(who))
+        .route_layer(AuthLayer::new(jwt.clone()).optional());
+    let open = optional
+        .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let body = open.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"anonymous");
+
+    // A second authenticator after the DPoP one still decides.
+    struct Header;
+    impl Authenticator for Header {
+        fn authenticate(&self, parts: &Parts) -> MaybeReady<portcullis_core::AuthResult> {
+            MaybeReady::Ready(Ok(parts.headers.contains_key("x-service").then(|| {
+                Principal::builder("service", portcullis_core::PrincipalKind::Service).build()
+            })))
+        }
+    }
+    let both = Router::new()
+        .route("/me", get(who))
+        .route_layer(AuthLayer::new((jwt, Header)));
+    let served = both
+        .clone()
+        .oneshot(
+            Request::get("/me")
+                .header("x-service", "1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let refused = both
+        .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("DPoP realm=")
+    );
+}
+
 #[tokio::test]
 async fn an_expired_token_under_dpop_is_an_invalid_token_with_a_dpop_challenge() {
     let client = Client::new();

@@ -176,6 +176,21 @@ pub(crate) fn settle(
             Ok(None) => Err(missing(&parts.headers)),
             Err(error) => Err(error),
         },
+        // An authenticator that found no credential but names its own challenge (DPoP's
+        // `algs`): absent all the same, so an optional layer lets the request through.
+        Err(error) if error.kind() == AuthErrorKind::MissingCredentials && optional => {
+            parts.extensions.insert(context.clone());
+            Ok(())
+        }
+        Err(error) if error.kind() == AuthErrorKind::MissingCredentials => {
+            let hint = missing(&parts.headers);
+            Err(match error.dpop_algs() {
+                Some(algs) if hint.reason() != error.reason() => {
+                    hint.with_dpop_challenge(algs.to_owned())
+                }
+                _ => error,
+            })
+        }
         Err(error) => Err(error),
     }
 }

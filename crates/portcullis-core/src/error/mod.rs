@@ -268,7 +268,8 @@ impl AuthError {
     }
 
     /// Challenges with the `DPoP` scheme ([RFC 9449 §7.1]) instead of `Bearer`, naming
-    /// the proof algorithms accepted (`algs`, space-separated).
+    /// the proof algorithms accepted (`algs`, space-separated). On a missing credential
+    /// the challenge offers both: `Bearer realm="…", DPoP realm="…", algs="…"`.
     ///
     /// [RFC 9449 §7.1]: https://www.rfc-editor.org/rfc/rfc9449#section-7.1
     ///
@@ -373,6 +374,13 @@ impl AuthError {
         }
         let mut value = String::with_capacity(96);
         let algs = self.dpop_algs();
+        if algs.is_some() && self.kind == AuthErrorKind::MissingCredentials {
+            // No credential at a server taking either scheme: both challenges
+            // (RFC 9449 §7.2).
+            value.push_str("Bearer realm=\"");
+            push_quoted(&mut value, realm);
+            value.push_str("\", ");
+        }
         value.push_str(if algs.is_some() { "DPoP" } else { "Bearer" });
         value.push_str(" realm=\"");
         push_quoted(&mut value, realm);

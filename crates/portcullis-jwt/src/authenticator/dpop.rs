@@ -105,7 +105,11 @@ where
             Ok(principal) => self.check_revocation(principal),
             Err(missed) => match self.inner.sources.find(parts) {
                 Ok(Some(token)) => self.verify_after(token, missed),
-                Ok(None) => MaybeReady::Ready(Ok(None)),
+                // No credential: the refusal names DPoP's algorithms beside `Bearer`.
+                Ok(None) => {
+                    return MaybeReady::Ready(Err(AuthError::missing_credentials()
+                        .with_dpop_challenge(Arc::clone(&dpop.algs))));
+                }
                 Err(e) => MaybeReady::Ready(Err(e)),
             },
         };
