@@ -40,6 +40,7 @@ impl Outcome {
             "wrong_issuer" => "the token's issuer is not trusted",
             "wrong_audience" => "the token is not meant for this service",
             "token_inactive" => "the token is not active",
+            "dpop_bound_token_as_bearer" => "a DPoP-bound token must be sent with a DPoP proof",
             _ => "the token is malformed",
         };
         AuthError::invalid_token(reason).with_description(description)
@@ -100,6 +101,14 @@ fn principal(rules: &Rules, claims: Map<String, Value>, now: i64) -> Result<Outc
     }
     if text(&claims, "token_type")?.is_some_and(|t| !access_token_type(t)) {
         return Err("wrong_token_type");
+    }
+    // A token bound to a DPoP key (RFC 9449 §6.2) reaches introspection only as a
+    // bearer token: without its proof it is a stolen one.
+    if claims
+        .get("cnf")
+        .is_some_and(|cnf| cnf.get("jkt").is_some())
+    {
+        return Err("dpop_bound_token_as_bearer");
     }
     let issuer = match text(&claims, "iss")? {
         Some(iss) if rules.issuers.iter().any(|i| **i == *iss) => iss,
@@ -237,6 +246,25 @@ mod tests {
             "wrong_token_type"
         );
         assert!(run(with("token_type", json!("Bearer"))).is_ok());
+        assert_eq!(
+            run(with("token_type", json!("DPoP"))).unwrap_err(),
+            "wrong_token_type"
+        );
+        assert_eq!(
+            run(with(
+                "cnf",
+                json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+            ))
+            .unwrap_err(),
+            "dpop_bound_token_as_bearer"
+        );
+        assert!(
+            run(with(
+                "cnf",
+                json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})
+            ))
+            .is_ok()
+        );
         assert_eq!(
             run(with("scope", json!(["a"]))).unwrap_err(),
             "malformed_claim"
