@@ -71,7 +71,7 @@ impl Grant {
     /// The client identity the grant's refresh family is stored under: the client,
     /// and for a DPoP-bound grant the key's thumbprint too (see
     /// [`dpop_client_id`](crate::dpop_client_id)).
-    pub fn refresh_client_id(&self) -> std::borrow::Cow<'_, str> {
+    pub(crate) fn refresh_client_id(&self) -> std::borrow::Cow<'_, str> {
         crate::dpop_client_id(&self.client_id, self.dpop_jkt.as_deref())
     }
 
