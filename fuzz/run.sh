@@ -16,7 +16,7 @@ WORK="${WORK:-$HOME/.cache/portcullis/fuzz}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WORK/target}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(bearer_token signed_parts jwk forwarded api_key)
+  targets=(bearer_token signed_parts jwk forwarded api_key dpop_proof)
 fi
 cargo fuzz build -s none -O
 for target in "${targets[@]}"; do
