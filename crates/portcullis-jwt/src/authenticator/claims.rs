@@ -192,6 +192,10 @@ struct Registered<'a> {
 /// What the pass over the claims did towards the shape check, which applies once the
 /// issuer (and so its claim mapping) is known.
 #[derive(Default)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one verification; boxing would allocate"
+)]
 enum Shapes<'a> {
     /// Every member checked against the one mapping all issuers share: whether all
     /// passed.
