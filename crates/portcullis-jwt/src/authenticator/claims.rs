@@ -226,8 +226,9 @@ const REGISTERED: [&str; 9] = [
 ];
 
 /// Which registered claims (a bit per [`REGISTERED`] name) `mapping` reads roles or
-/// scopes from, and so must check the shape of. Usually none: the claims pass skips
-/// the shape check for the others, whose types the claims checks fix anyway.
+/// scopes from, and so must check the shape of. Usually none: for a registered claim
+/// no path starts with, the shape check has nothing to check, and the claims pass
+/// skips it.
 pub(crate) fn registered_read_by(mapping: &ClaimMapping) -> u16 {
     // No path accepts `null`, whatever its shape: a name fails the check with it
     // exactly when some path starts with that name.
