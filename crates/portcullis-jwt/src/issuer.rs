@@ -348,34 +348,17 @@ impl Issuers {
 
     /// The trusted issuer identified by exactly `iss`.
     pub(crate) fn find(&self, iss: &str) -> Option<&Trusted> {
-        let bytes = iss.as_bytes();
         match &self.index {
-            None => self.list.iter().find(|t| same(t.id.as_bytes(), bytes)),
-            Some(Index::Byte { at, table }) => bytes
+            None => self.list.iter().find(|t| *t.id == *iss),
+            Some(Index::Byte { at, table }) => iss
+                .as_bytes()
                 .get(*at)
                 .and_then(|&b| table[usize::from(b)].checked_sub(1))
                 .map(|i| &self.list[usize::from(i)])
-                .filter(|t| same(t.id.as_bytes(), bytes)),
+                .filter(|t| *t.id == *iss),
             Some(Index::Map(map)) => map.get(iss).map(|&i| &self.list[i]),
         }
     }
-}
-
-/// Whether `a` equals `b`, compared eight bytes at a time in line: an identifier is a
-/// few dozen bytes, and a call to `memcmp` would cost as much as the rest of the
-/// routing. (Identifiers are public: no need for constant time.)
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (a_words, a_tail) = a.as_chunks::<8>();
-    let (b_words, b_tail) = b.as_chunks::<8>();
-    a_words
-        .iter()
-        .zip(b_words)
-        .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
-        && a_tail.iter().zip(b_tail).all(|(x, y)| x == y)
 }
 
 /// A byte position where every identifier has a byte and no two share it, and the
