@@ -12,6 +12,7 @@ use portcullis_core::{AuthError, ClaimMapping};
 use serde_json::Value;
 
 use crate::{
+    authenticator::registered_read_by,
     error::{ConfigError, ConfigErrorKind},
     key::{Algorithm, Key},
     keyset::{KeySet, TypRule},
@@ -170,6 +171,9 @@ pub(crate) enum TrustedKeys {
 
 /// A trusted issuer, resolved: every rule set.
 pub(crate) struct Trusted {
+    /// Its place among the trusted issuers (set by [`Issuers::new`]): what a cached
+    /// verification remembers of its issuer.
+    pub(crate) index: usize,
     pub(crate) id: Box<str>,
     pub(crate) keys: TrustedKeys,
     pub(crate) audiences: Option<Box<[Box<str>]>>,
@@ -237,6 +241,7 @@ impl Issuer {
             return Err(ConfigError::new(ConfigErrorKind::NoAudience));
         };
         Ok(Trusted {
+            index: 0,
             id: self.id,
             keys,
             audiences,
@@ -276,28 +281,52 @@ enum Index {
 pub(crate) struct Issuers {
     list: Box<[Trusted]>,
     index: Option<Index>,
+    /// When every issuer has the same claim mapping (always, with one issuer): the
+    /// registered claims it reads (see [`registered_read_by`]).
+    shared_mapping: Option<u16>,
 }
 
 impl Issuers {
-    pub(crate) fn new(list: Vec<Trusted>) -> Result<Self, ConfigError> {
+    pub(crate) fn new(mut list: Vec<Trusted>) -> Result<Self, ConfigError> {
         let mut map = HashMap::with_capacity_and_hasher(list.len(), Default::default());
-        for (i, t) in list.iter().enumerate() {
+        for (i, t) in list.iter_mut().enumerate() {
             if map.insert(t.id.clone(), i).is_some() {
                 return Err(ConfigError::new(ConfigErrorKind::DuplicateIssuer));
             }
+            t.index = i;
         }
         let index = (list.len() > LINEAR).then(|| {
             discriminating_byte(&list)
                 .map_or(Index::Map(map), |(at, table)| Index::Byte { at, table })
         });
+        let shared_mapping = list
+            .windows(2)
+            .all(|w| Arc::ptr_eq(&w[0].mapping, &w[1].mapping))
+            .then(|| list.first().map(|t| registered_read_by(&t.mapping)))
+            .flatten();
         Ok(Self {
             index,
             list: list.into(),
+            shared_mapping,
         })
+    }
+
+    /// The claim mapping of every issuer, when they all have the same one, and the
+    /// registered claims it reads: then a token's claims can be checked against it
+    /// before its issuer is known.
+    pub(crate) fn shared_mapping(&self) -> Option<(&ClaimMapping, u16)> {
+        let reads = self.shared_mapping?;
+        self.list.first().map(|t| (&*t.mapping, reads))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Trusted> {
         self.list.iter()
+    }
+
+    /// The issuer at `index` (see [`Trusted::index`]).
+    #[cfg(feature = "jwks")]
+    pub(crate) fn get(&self, index: usize) -> Option<&Trusted> {
+        self.list.get(index)
     }
 
     /// The issuer named by the claims' `iss`. The claims are not verified yet: the
@@ -397,6 +426,21 @@ mod tests {
         assert!(set.find("https://t3.example.evil").is_none());
         assert!(set.find("https://t3").is_none());
         assert!(set.find("").is_none());
+    }
+
+    #[test]
+    fn identifiers_differing_in_any_one_byte_are_different_issuers() {
+        let id = "https://tenant-9.auth.example.com/";
+        let set = issuers(&[id]);
+        assert!(set.find(id).is_some());
+        for i in 0..id.len() {
+            let mut other = id.as_bytes().to_vec();
+            other[i] ^= 0x01;
+            let other = String::from_utf8(other).unwrap();
+            assert!(set.find(&other).is_none(), "byte {i}");
+        }
+        assert!(set.find(&id[..id.len() - 1]).is_none());
+        assert!(set.find(&format!("{id}x")).is_none());
     }
 
     #[test]

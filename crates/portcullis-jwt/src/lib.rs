@@ -103,8 +103,8 @@
 //! verified token takes an empty place in its set at once, but displaces an entry
 //! only when it is seen a second time, so a stream of one-off tokens costs next to
 //! nothing (no allocation) and pushes out no token that repeats; an insert replaces at
-//! most one entry, in constant time. Memory is bounded: about 60 bytes per unit of
-//! capacity, allocated when the authenticator is built (600 KB for 10,000), plus each
+//! most one entry, in constant time. Memory is bounded: about 68 bytes per unit of
+//! capacity, allocated when the authenticator is built (680 KB for 10,000), plus each
 //! held token's bytes (about 4 MB for 10,000 tokens of 400 bytes). Those are live
 //! bearer tokens held in memory until they expire (15 min at most by default), as
 //! in-flight requests and HMAC secrets are; where process memory may be read by others,

@@ -249,7 +249,7 @@ impl<C> JwtAuthenticatorBuilder<C> {
     }
 
     /// The verified-token cache's size (default 10,000 tokens). The table is
-    /// allocated at build time, about 60 bytes per token of capacity; each entry held
+    /// allocated at build time, about 68 bytes per token of capacity; each entry held
     /// adds its token's bytes (the principal built from it is shared with requests).
     pub fn cache_capacity(mut self, capacity: NonZeroUsize) -> Self {
         self.cache_capacity = Some(capacity);

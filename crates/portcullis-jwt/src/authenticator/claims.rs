@@ -91,8 +91,9 @@ where
         now: i64,
         verify: impl FnOnce(&Trusted) -> Result<bool, AuthError>,
     ) -> Result<Verified, AuthError> {
-        let registered = Registered::of(&claims);
-        let issuer = self.inner.issuers.route(registered.iss)?;
+        let issuers = &self.inner.issuers;
+        let registered = Registered::of(&claims, issuers.shared_mapping());
+        let issuer = issuers.route(registered.iss)?;
         let symmetric = verify(issuer)?;
         let times = Self::validate(issuer, &registered, now)?;
         if !registered.check_shapes(&issuer.mapping, &claims) {
@@ -134,6 +135,7 @@ where
         Ok(Verified {
             principal,
             times,
+            issuer: issuer.index,
             leeway: issuer.leeway,
             symmetric,
         })
@@ -155,11 +157,12 @@ fn typed_claims<C: DeserializeOwned + Send + Sync + 'static>(
     })
 }
 
-/// A verified token: its principal, times, issuer's leeway, and whether a shared
-/// secret verified it.
+/// A verified token: its principal, times, issuer (its index) and that issuer's
+/// leeway, and whether a shared secret verified it.
 pub(super) struct Verified {
     pub(super) principal: Principal,
     pub(super) times: Times,
+    pub(super) issuer: usize,
     pub(super) leeway: i64,
     pub(super) symmetric: bool,
 }
@@ -183,50 +186,122 @@ struct Registered<'a> {
     jti: Option<&'a Value>,
     client_id: Option<&'a Value>,
     azp: Option<&'a Value>,
-    /// Every member, in order, for the shape check once the issuer (and so its claim
-    /// mapping) is known: walking this is cheaper than walking the map again. `None`
-    /// past [`MEMBERS`] members: the check walks the map.
-    members: Option<([(&'a str, &'a Value); MEMBERS], usize)>,
+    shapes: Shapes<'a>,
 }
 
-/// How many members [`Registered`] keeps for the shape check.
+/// What the pass over the claims did towards the shape check, which applies once the
+/// issuer (and so its claim mapping) is known.
+#[derive(Default)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one verification; boxing would allocate"
+)]
+enum Shapes<'a> {
+    /// Every member checked against the one mapping all issuers share: whether all
+    /// passed.
+    Checked(&'a ClaimMapping, bool),
+    /// Every member, in order, when issuers differ in their mappings: walking this is
+    /// cheaper than walking the map again.
+    Members([(&'a str, &'a Value); MEMBERS], usize),
+    /// Past [`MEMBERS`] members: the check walks the map.
+    #[default]
+    Unchecked,
+}
+
+/// How many members [`Shapes::Members`] keeps.
 const MEMBERS: usize = 16;
 
+/// The registered claims [`Registered`] collects, in the order of the bits of
+/// [`registered_read_by`].
+const REGISTERED: [&str; 9] = [
+    "exp",
+    "nbf",
+    "iat",
+    "iss",
+    "aud",
+    "sub",
+    "jti",
+    "client_id",
+    "azp",
+];
+
+/// Which registered claims (a bit per [`REGISTERED`] name) `mapping` reads roles or
+/// scopes from, and so must check the shape of. Usually none: for a registered claim
+/// no path starts with, the shape check has nothing to check, and the claims pass
+/// skips it.
+pub(crate) fn registered_read_by(mapping: &ClaimMapping) -> u16 {
+    // No path accepts `null`, whatever its shape: a name fails the check with it
+    // exactly when some path starts with that name.
+    REGISTERED
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| check_claim(mapping, name, &Value::Null).is_err())
+        .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
 impl<'a> Registered<'a> {
-    fn of(claims: &'a Map<String, Value>) -> Self {
+    /// Collects the registered claims; with `shared`, the claim mapping of every
+    /// issuer and the registered claims it reads, also checks every member's shape in
+    /// the same pass.
+    fn of(claims: &'a Map<String, Value>, shared: Option<(&'a ClaimMapping, u16)>) -> Self {
         let mut r = Self::default();
-        let mut members = [("", &Value::Null); MEMBERS];
-        let mut count = 0;
-        for (name, value) in claims {
-            if let Some(slot) = members.get_mut(count) {
-                *slot = (name.as_str(), value);
+        match shared {
+            Some((mapping, reads)) => {
+                let mut ok = true;
+                for (name, value) in claims {
+                    let read = r.register(name, value).is_none_or(|bit| reads & bit != 0);
+                    if read {
+                        ok &= check_claim(mapping, name, value).is_ok();
+                    }
+                }
+                r.shapes = Shapes::Checked(mapping, ok);
             }
-            count += 1;
-            let slot = match name.as_str() {
-                "exp" => &mut r.exp,
-                "nbf" => &mut r.nbf,
-                "iat" => &mut r.iat,
-                "iss" => &mut r.iss,
-                "aud" => &mut r.aud,
-                "sub" => &mut r.sub,
-                "jti" => &mut r.jti,
-                "client_id" => &mut r.client_id,
-                "azp" => &mut r.azp,
-                _ => continue,
-            };
-            *slot = Some(value);
+            None => {
+                let mut members = [("", &Value::Null); MEMBERS];
+                let mut count = 0;
+                for (name, value) in claims {
+                    if let Some(slot) = members.get_mut(count) {
+                        *slot = (name.as_str(), value);
+                    }
+                    count += 1;
+                    r.register(name, value);
+                }
+                if count <= MEMBERS {
+                    r.shapes = Shapes::Members(members, count);
+                }
+            }
         }
-        r.members = (count <= MEMBERS).then_some((members, count));
         r
+    }
+
+    /// Records `value` if `name` is a registered claim; returns its bit (see
+    /// [`REGISTERED`]).
+    #[inline(always)]
+    fn register(&mut self, name: &str, value: &'a Value) -> Option<u16> {
+        let (bit, slot) = match name {
+            "exp" => (0, &mut self.exp),
+            "nbf" => (1, &mut self.nbf),
+            "iat" => (2, &mut self.iat),
+            "iss" => (3, &mut self.iss),
+            "aud" => (4, &mut self.aud),
+            "sub" => (5, &mut self.sub),
+            "jti" => (6, &mut self.jti),
+            "client_id" => (7, &mut self.client_id),
+            "azp" => (8, &mut self.azp),
+            _ => return None,
+        };
+        *slot = Some(value);
+        Some(1 << bit)
     }
 
     /// Checks every member against `mapping`'s shapes.
     fn check_shapes(&self, mapping: &ClaimMapping, claims: &Map<String, Value>) -> bool {
-        match &self.members {
-            Some((members, count)) => members[..*count]
+        match &self.shapes {
+            Shapes::Checked(checked, ok) if std::ptr::eq(*checked, mapping) => *ok,
+            Shapes::Members(members, count) => members[..*count]
                 .iter()
                 .all(|(name, value)| check_claim(mapping, name, value).is_ok()),
-            None => mapping.check(claims).is_ok(),
+            Shapes::Checked(..) | Shapes::Unchecked => mapping.check(claims).is_ok(),
         }
     }
 }
@@ -257,6 +332,16 @@ pub(crate) fn numeric(value: &Value) -> Option<i64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn registered_claims_read_by_a_mapping_are_found() {
+        assert_eq!(registered_read_by(&ClaimMapping::default()), 0);
+        assert_eq!(registered_read_by(&ClaimMapping::keycloak()), 0);
+        let odd = ClaimMapping::default()
+            .with_roles(["sub"])
+            .with_scopes(["azp.scopes", "scope"]);
+        assert_eq!(registered_read_by(&odd), 1 << 5 | 1 << 8);
+    }
 
     #[test]
     fn numeric_date_accepts_numbers_only() {

@@ -26,8 +26,9 @@ use serde_json::{Map, Value};
 pub use self::builder::JwtAuthenticatorBuilder;
 #[cfg(feature = "introspection")]
 pub(crate) use self::claims::numeric;
+pub(crate) use self::claims::registered_read_by;
 use crate::{
-    cache::{Slot, TokenCache},
+    cache::{Slot, TokenCache, Validity},
     clock::{Clock, DebugClock},
     compact::{self, Segments},
     issuer::{Issuers, Trusted, TrustedKeys},
@@ -109,7 +110,12 @@ impl<C> fmt::Debug for JwtAuthenticator<C> {
             .field("max_token_len", &i.max_token_len)
             .field("sources", &i.sources)
             .field("revocation", &i.revocation.is_some())
-            .field("cache", &i.cache.as_ref().map(TokenCache::len))
+            .field(
+                "cache",
+                &i.cache
+                    .as_ref()
+                    .map(|c| c.len(|issuer| self.inner.issuer_generation(issuer))),
+            )
             .field("claims", &std::any::type_name::<C>())
             .finish()
     }
@@ -192,7 +198,10 @@ where
     /// How many live verified tokens the cache holds (0 when the cache is off). Walks
     /// the whole cache: meant for diagnostics and tests, not for every request.
     pub fn cached_tokens(&self) -> usize {
-        self.inner.cache.as_ref().map_or(0, TokenCache::len)
+        self.inner
+            .cache
+            .as_ref()
+            .map_or(0, |c| c.len(|issuer| self.inner.issuer_generation(issuer)))
     }
 
     /// Verifies one token (already taken out of the request) and builds its principal.
@@ -268,18 +277,15 @@ where
             return Err(AuthError::invalid_token("token_too_large")
                 .with_description("the token is too large"));
         }
-        if !token.contains('.') {
-            return Ok(None);
-        }
         // A miss of the quick path already looked this token up: reuse its slot and time.
         let missed = missed.filter(|m| std::ptr::eq(m.token, token.as_bytes()));
         let now = missed.map_or_else(|| unix_secs(inner.clock.now()), |m| m.now);
-        let generation = self.key_generation();
+        let current = |issuer| self.inner.issuer_generation(issuer);
         let slot = match (&inner.cache, missed) {
             (Some(_), Some(missed)) => Some(missed.slot),
             (Some(cache), None) => {
                 let slot = cache.slot(token.as_bytes());
-                if let Some(principal) = cache.get(slot, token.as_bytes(), now, generation) {
+                if let Some(principal) = cache.get(slot, token.as_bytes(), now, current) {
                     return Ok(Some(principal));
                 }
                 Some(slot)
@@ -287,16 +293,29 @@ where
             (None, _) => None,
         };
 
+        // A value without a `.` cannot be a JWS (so it may be another authenticator's;
+        // the cache holds only tokens that verified, so it never held this one);
+        // anything else that does not split is malformed.
+        let segments = match compact::split(token) {
+            Ok(segments) => segments,
+            Err(_) if !token.contains('.') => return Ok(None),
+            Err(_) => return Err(malformed()),
+        };
         // The claims are parsed once, before the signature is checked, only so that
         // `iss` picks whose keys check it; nothing in them is trusted until then.
-        let segments = compact::split(token).map_err(|_| malformed())?;
         let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
         let claims = json::parse_object(&payload).map_err(|e| match e {
             JsonError::Duplicate => AuthError::invalid_token("duplicate_claim")
                 .with_description("the token is malformed"),
             JsonError::Malformed => malformed(),
         })?;
+        // The issuer's key generation is read before its keys are: a rotation racing
+        // this verification leaves an entry that is already stale.
+        let mut generation = 0;
         let verified = self.principal(claims, now, |issuer| {
+            if slot.is_some() {
+                generation = current(issuer.index);
+            }
             Self::verify_signature(issuer, &segments, demand)
         })?;
         let (principal, times) = (verified.principal, verified.times);
@@ -304,17 +323,21 @@ where
         if let (Some(cache), Some(slot)) = (&inner.cache, slot)
             && (!verified.symmetric || inner.cache_symmetric)
         {
-            let until = times
-                .exp
-                .saturating_add(verified.leeway)
-                .min(now.saturating_add(inner.cache_max_ttl));
+            let validity = Validity {
+                until: times
+                    .exp
+                    .saturating_add(verified.leeway)
+                    .min(now.saturating_add(inner.cache_max_ttl)),
+                issuer: verified.issuer,
+                generation,
+            };
             cache.insert(
                 slot,
                 token.as_bytes(),
                 principal.clone(),
-                until,
+                validity,
                 now,
-                generation,
+                current,
             );
         }
         Ok(Some(principal))
@@ -331,7 +354,9 @@ where
         let now = unix_secs(self.inner.clock.now());
         let slot = cache.slot(token);
         cache
-            .get(slot, token, now, self.key_generation())
+            .get(slot, token, now, |issuer| {
+                self.inner.issuer_generation(issuer)
+            })
             .ok_or(Some(Missed { token, slot, now }))
     }
 
@@ -352,6 +377,22 @@ where
                 MaybeReady::pending(async move { check.await.map(|()| Some(principal)) })
             }
         }
+    }
+}
+
+impl<C> Inner<C> {
+    /// The key-set generation of the issuer at `index`: moved by
+    /// [`set_keys`](JwtAuthenticator::set_keys) and, for remote keys, by theirs. A
+    /// cached verification is served only while its issuer's generation stands.
+    fn issuer_generation(&self, index: usize) -> u64 {
+        let local = self.generation.load(Ordering::Acquire);
+        #[cfg(feature = "jwks")]
+        if let Some(TrustedKeys::Remote(r)) = self.issuers.get(index).map(|t| &t.keys) {
+            return local.wrapping_add(r.generation());
+        }
+        #[cfg(not(feature = "jwks"))]
+        let _ = index;
+        local
     }
 }
 

@@ -23,16 +23,19 @@
 //!   10,000 entries, small enough to stay in the CPU's caches): no lock, no
 //!   allocation. Only tokens that verified are ever offered, so a client cannot fill
 //!   the cache (or the doorkeeper) with junk.
-//! - Memory: 60 bytes per unit of `capacity` on 64-bit targets, allocated up front
-//!   (per way: its token pointer and length, principal pointer, expiry and
-//!   generation, 40 bytes, and a 4-byte tag; per set of two: its lock and recency byte,
-//!   16 bytes, and the doorkeeper's tag and padding, 8), plus, per entry
+//! - Memory: 68 bytes per unit of `capacity` on 64-bit targets, allocated up front
+//!   (per way: its token pointer and length, principal pointer, expiry, issuer and
+//!   generation, 48 bytes, and a 4-byte tag; per set of two: its lock and recency
+//!   byte, 16 bytes, and the doorkeeper's tag and padding, 8), plus, per entry
 //!   held, its token's bytes on the heap. The principal is shared with the requests
 //!   that use it.
 //! - An entry lives until its token's `exp` (plus leeway) and never longer than the
 //!   configured cap after insertion.
-//! - Each entry records the key-set generation it was verified under; an entry from an
-//!   older generation is a miss (and is removed), so rotating keys drops the cache.
+//! - Each entry records the issuer whose key verified it and that issuer's key-set
+//!   generation at the time; an entry from an older generation is a miss (and is
+//!   removed), so rotating an issuer's keys drops its tokens. A hit reads the
+//!   generation of its own issuer only: its cost does not grow with the number of
+//!   trusted issuers, and a hit never routes by `iss` again.
 //! - A hit costs a fast hash of the token's tail, one read lock and one comparison: no
 //!   signature check, no JSON parse. Callers still check revocation on every hit.
 
@@ -41,7 +44,7 @@ use std::{
     num::NonZeroUsize,
     sync::{
         PoisonError, RwLock,
-        atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU8, AtomicU32, Ordering},
     },
 };
 
@@ -59,17 +62,29 @@ const WAYS: usize = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot(u64);
 
+/// What a verified token is good for: until when, and under which issuer's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Validity {
+    /// Unix seconds from which the entry is dead.
+    pub(crate) until: i64,
+    /// The index of the issuer whose key verified the token.
+    pub(crate) issuer: usize,
+    /// That issuer's key-set generation, read before the signature was checked.
+    pub(crate) generation: u64,
+}
+
 struct Entry {
     token: Box<[u8]>,
     principal: Principal,
-    /// Unix seconds from which the entry is dead.
     until: i64,
+    issuer: usize,
     generation: u64,
 }
 
 impl Entry {
-    fn alive(&self, now: i64, generation: u64) -> bool {
-        self.generation == generation && now < self.until
+    /// Alive at `now` under the current generation of its issuer (`current`).
+    fn alive(&self, now: i64, current: &impl Fn(usize) -> u64) -> bool {
+        now < self.until && self.generation == current(self.issuer)
     }
 }
 
@@ -104,9 +119,8 @@ pub(crate) struct TokenCache {
     /// How many ways of each set are used (1 for a capacity of one, else 2).
     ways: usize,
     seed: foldhash::fast::RandomState,
-    /// The clock and generation of the latest insert, for [`len`](Self::len).
+    /// The clock of the latest insert, for [`len`](Self::len).
     latest_now: AtomicI64,
-    latest_generation: AtomicU64,
 }
 
 /// `hash` mapped onto `0..n` (multiply-shift: uses the hash's high bits).
@@ -138,22 +152,21 @@ impl TokenCache {
             ways,
             seed: foldhash::fast::RandomState::default(),
             latest_now: AtomicI64::new(i64::MIN),
-            latest_generation: AtomicU64::new(0),
         }
     }
 
-    /// How many live entries the cache holds, as of the clock and key generation of
-    /// the latest insert. Walks the whole table: for diagnostics, not the request path.
-    pub(crate) fn len(&self) -> usize {
+    /// How many live entries the cache holds, as of the clock of the latest insert
+    /// and the issuers' `current` key generations. Walks the whole table: for
+    /// diagnostics, not the request path.
+    pub(crate) fn len(&self, current: impl Fn(usize) -> u64) -> usize {
         let now = self.latest_now.load(Ordering::Relaxed);
-        let generation = self.latest_generation.load(Ordering::Relaxed);
         self.sets
             .iter()
             .map(|set| {
                 let ways = set.ways.read().unwrap_or_else(PoisonError::into_inner);
                 ways.iter()
                     .flatten()
-                    .filter(|e| e.alive(now, generation))
+                    .filter(|e| e.alive(now, &current))
                     .count()
             })
             .sum()
@@ -186,20 +199,28 @@ impl TokenCache {
             .position(|t| t.load(Ordering::Relaxed) == tag)
     }
 
-    /// The principal cached for `token`, if alive at `now` and of `generation`.
+    /// The principal cached for `token`, if alive at `now` and verified under the
+    /// `current` key generation of its issuer (called with the entry's issuer index,
+    /// only when an entry holds exactly `token`).
     pub(crate) fn get(
         &self,
         slot: Slot,
         token: &[u8],
         now: i64,
-        generation: u64,
+        current: impl Fn(usize) -> u64,
     ) -> Option<Principal> {
-        let found = self.find(slot, token, now, generation);
+        let found = self.find(slot, token, now, &current);
         metrics::jwt_cache_lookup(found.is_some());
         found
     }
 
-    fn find(&self, slot: Slot, token: &[u8], now: i64, generation: u64) -> Option<Principal> {
+    fn find(
+        &self,
+        slot: Slot,
+        token: &[u8],
+        now: i64,
+        current: &impl Fn(usize) -> u64,
+    ) -> Option<Principal> {
         let (set, tags) = self.at(slot);
         let way = self.tagged(tags, tag(slot))?;
         {
@@ -209,7 +230,7 @@ impl TokenCache {
             if !same_token(&entry.token, token) {
                 return None;
             }
-            if entry.alive(now, generation) {
+            if entry.alive(now, current) {
                 if usize::from(set.recent.load(Ordering::Relaxed)) != way {
                     set.recent.store(way as u8, Ordering::Relaxed);
                 }
@@ -221,7 +242,7 @@ impl TokenCache {
             let mut ways = set.ways.write().unwrap_or_else(PoisonError::into_inner);
             let gone = ways[way]
                 .as_ref()
-                .is_some_and(|e| !e.alive(now, generation) && same_token(&e.token, token));
+                .is_some_and(|e| !e.alive(now, current) && same_token(&e.token, token));
             if gone {
                 tags.ways[way].store(0, Ordering::Relaxed);
                 ways[way].take()
@@ -234,27 +255,25 @@ impl TokenCache {
         None
     }
 
-    /// Offers a token that just verified. It goes in if it was offered before (the
-    /// doorkeeper remembers its tag) or its set has an empty way; then into the way
-    /// with its own tag, else a free way (empty, dead or stale), else over the way used
-    /// least recently. Otherwise the doorkeeper records it: no lock, no allocation.
+    /// Offers a token that just verified, valid as `validity` says. It goes in if it
+    /// was offered before (the doorkeeper remembers its tag) or its set has an empty
+    /// way; then into the way with its own tag, else a free way (empty, dead, or stale
+    /// under its issuer's `current` generation), else over the way used least
+    /// recently. Otherwise the doorkeeper records it: no lock, no allocation.
     pub(crate) fn insert(
         &self,
         slot: Slot,
         token: &[u8],
         principal: Principal,
-        until: i64,
+        validity: Validity,
         now: i64,
-        generation: u64,
+        current: impl Fn(usize) -> u64,
     ) {
-        if until <= now {
+        if validity.until <= now {
             return;
         }
         if self.latest_now.load(Ordering::Relaxed) < now {
             self.latest_now.store(now, Ordering::Relaxed);
-        }
-        if self.latest_generation.load(Ordering::Relaxed) != generation {
-            self.latest_generation.store(generation, Ordering::Relaxed);
         }
         let (set, tags) = self.at(slot);
         let tag = tag(slot);
@@ -268,7 +287,7 @@ impl TokenCache {
             let ways = &mut ways[..self.ways];
             let way = self.tagged(tags, tag).or_else(|| {
                 ways.iter()
-                    .position(|e| e.as_ref().is_none_or(|e| !e.alive(now, generation)))
+                    .position(|e| e.as_ref().is_none_or(|e| !e.alive(now, &current)))
             });
             let way = match way {
                 Some(way) => way,
@@ -289,8 +308,9 @@ impl TokenCache {
             ways[way].replace(Entry {
                 token: token.into(),
                 principal,
-                until,
-                generation,
+                until: validity.until,
+                issuer: validity.issuer,
+                generation: validity.generation,
             })
         };
         // The one entry replaced, if any, is freed outside the lock.

@@ -1,3 +1,5 @@
+use std::sync::atomic::AtomicU64;
+
 use super::*;
 use portcullis_core::PrincipalKind;
 
@@ -5,15 +7,25 @@ fn p(subject: &str) -> Principal {
     Principal::builder(subject, PrincipalKind::User).build()
 }
 
-/// Offers `token` once: admitted only into a free way or on its second sight.
+/// Valid until `until`, verified by issuer 0 under `generation`.
+fn valid(until: i64, generation: u64) -> Validity {
+    Validity {
+        until,
+        issuer: 0,
+        generation,
+    }
+}
+
+/// Offers `token` once (issuer 0, whose generation is `generation`): admitted only
+/// into a free way or on its second sight.
 fn offer(cache: &TokenCache, token: &str, until: i64, now: i64, generation: u64) {
     cache.insert(
         cache.slot(token.as_bytes()),
         token.as_bytes(),
         p(token),
-        until,
+        valid(until, generation),
         now,
-        generation,
+        |_| generation,
     );
 }
 
@@ -24,12 +36,9 @@ fn put(cache: &TokenCache, token: &str, until: i64, now: i64, generation: u64) {
 }
 
 fn get(cache: &TokenCache, token: &str, now: i64, generation: u64) -> Option<Principal> {
-    cache.get(
-        cache.slot(token.as_bytes()),
-        token.as_bytes(),
-        now,
-        generation,
-    )
+    cache.get(cache.slot(token.as_bytes()), token.as_bytes(), now, |_| {
+        generation
+    })
 }
 
 fn same_set(cache: &TokenCache, a: &str, b: &str) -> bool {
@@ -59,7 +68,7 @@ fn entry_dies_at_until() {
     put(&cache, "t", 100, 50, 0);
     assert!(get(&cache, "t", 99, 0).is_some());
     assert!(get(&cache, "t", 100, 0).is_none());
-    assert_eq!(cache.len(), 0, "a dead entry is removed on sight");
+    assert_eq!(cache.len(|_| 0), 0, "a dead entry is removed on sight");
 }
 
 #[test]
@@ -67,7 +76,7 @@ fn other_generation_is_a_miss() {
     let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
     put(&cache, "t", 100, 50, 1);
     assert!(get(&cache, "t", 60, 2).is_none());
-    assert_eq!(cache.len(), 0);
+    assert_eq!(cache.len(|_| 0), 0);
 }
 
 #[test]
@@ -75,7 +84,7 @@ fn never_grows_past_capacity() {
     let cache = TokenCache::new(NonZeroUsize::new(64).unwrap());
     for i in 0..10_000 {
         put(&cache, &i.to_string(), 1_000, 0, 0);
-        assert!(cache.len() <= 64);
+        assert!(cache.len(|_| 0) <= 64);
     }
     // The newest entry is always kept.
     assert_eq!(get(&cache, "9999", 1, 0).unwrap().subject(), "9999");
@@ -89,7 +98,7 @@ fn expired_entries_go_first_when_full() {
     }
     put(&cache, "live", 1_000, 0, 0);
     put(&cache, "new", 1_000, 20, 0);
-    assert_eq!(cache.len(), 2);
+    assert_eq!(cache.len(|_| 0), 2);
     assert!(get(&cache, "live", 21, 0).is_some());
 }
 
@@ -98,12 +107,19 @@ fn a_slot_collision_is_a_miss_not_a_hit() {
     // Force two different tokens into one slot: the stored token decides.
     let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
     let slot = cache.slot(b"a.b.c");
-    cache.insert(slot, b"a.b.c", p("alice"), 1_000, 0, 0);
-    assert!(cache.get(slot, b"a.b.d", 1, 0).is_none());
-    assert!(cache.get(slot, b"a.b.", 1, 0).is_none());
-    assert!(cache.get(slot, b"a.b.cc", 1, 0).is_none());
-    assert_eq!(cache.get(slot, b"a.b.c", 1, 0).unwrap().subject(), "alice");
-    assert_eq!(cache.len(), 1, "a colliding look-up leaves the entry alone");
+    cache.insert(slot, b"a.b.c", p("alice"), valid(1_000, 0), 0, |_| 0);
+    assert!(cache.get(slot, b"a.b.d", 1, |_| 0).is_none());
+    assert!(cache.get(slot, b"a.b.", 1, |_| 0).is_none());
+    assert!(cache.get(slot, b"a.b.cc", 1, |_| 0).is_none());
+    assert_eq!(
+        cache.get(slot, b"a.b.c", 1, |_| 0).unwrap().subject(),
+        "alice"
+    );
+    assert_eq!(
+        cache.len(|_| 0),
+        1,
+        "a colliding look-up leaves the entry alone"
+    );
 }
 
 #[test]
@@ -138,7 +154,7 @@ fn a_one_off_token_is_admitted_on_its_second_sight_only() {
     let cache = TokenCache::new(NonZeroUsize::new(2).unwrap());
     offer(&cache, "a", 1_000, 0, 0);
     offer(&cache, "b", 1_000, 0, 0);
-    assert_eq!(cache.len(), 2, "free ways take a token at first sight");
+    assert_eq!(cache.len(|_| 0), 2, "free ways take a token at first sight");
     offer(&cache, "c", 1_000, 1, 0);
     assert!(
         get(&cache, "c", 2, 0).is_none(),
@@ -151,7 +167,7 @@ fn a_one_off_token_is_admitted_on_its_second_sight_only() {
     // It replaced the way used least recently ("a"), and only that one.
     assert!(get(&cache, "a", 4, 0).is_none());
     assert!(get(&cache, "b", 4, 0).is_some());
-    assert_eq!(cache.len(), 2);
+    assert_eq!(cache.len(|_| 0), 2);
 }
 
 #[test]
@@ -177,7 +193,7 @@ fn a_full_cache_replaces_one_entry_of_the_set_and_keeps_the_rest() {
         same_set(&cache, gone[0], "newcomer"),
         "from the newcomer's own set"
     );
-    assert_eq!(cache.len(), 64);
+    assert_eq!(cache.len(|_| 0), 64);
 }
 
 #[test]
@@ -205,21 +221,27 @@ fn colliding_tokens_never_get_each_others_principal() {
     let cache = TokenCache::new(NonZeroUsize::new(8).unwrap());
     let slot = cache.slot(b"a.b.c");
     for _ in 0..2 {
-        cache.insert(slot, b"a.b.c", p("alice"), 1_000, 0, 0);
+        cache.insert(slot, b"a.b.c", p("alice"), valid(1_000, 0), 0, |_| 0);
     }
-    assert_eq!(cache.get(slot, b"a.b.c", 1, 0).unwrap().subject(), "alice");
-    assert!(cache.get(slot, b"x.y.z", 1, 0).is_none());
+    assert_eq!(
+        cache.get(slot, b"a.b.c", 1, |_| 0).unwrap().subject(),
+        "alice"
+    );
+    assert!(cache.get(slot, b"x.y.z", 1, |_| 0).is_none());
     for _ in 0..2 {
-        cache.insert(slot, b"x.y.z", p("bob"), 1_000, 0, 0);
+        cache.insert(slot, b"x.y.z", p("bob"), valid(1_000, 0), 0, |_| 0);
     }
     for _ in 0..3 {
-        if let Some(found) = cache.get(slot, b"a.b.c", 1, 0) {
+        if let Some(found) = cache.get(slot, b"a.b.c", 1, |_| 0) {
             assert_eq!(found.subject(), "alice");
         }
-        assert_eq!(cache.get(slot, b"x.y.z", 1, 0).unwrap().subject(), "bob");
+        assert_eq!(
+            cache.get(slot, b"x.y.z", 1, |_| 0).unwrap().subject(),
+            "bob"
+        );
     }
     // The same hash in one set is one entry, never two.
-    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.len(|_| 0), 1);
 }
 
 #[test]
@@ -227,7 +249,7 @@ fn a_capacity_of_one_holds_one_entry() {
     let cache = TokenCache::new(NonZeroUsize::new(1).unwrap());
     put(&cache, "a", 1_000, 0, 0);
     put(&cache, "b", 1_000, 0, 0);
-    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.len(|_| 0), 1);
     assert!(get(&cache, "b", 1, 0).is_some());
 }
 
@@ -237,16 +259,41 @@ fn clear_empties_every_set() {
     for i in 0..16 {
         put(&cache, &i.to_string(), 1_000, 0, 0);
     }
-    assert!(cache.len() > 0);
+    assert!(cache.len(|_| 0) > 0);
     cache.clear();
-    assert_eq!(cache.len(), 0);
+    assert_eq!(cache.len(|_| 0), 0);
     assert!((0..16).all(|i| get(&cache, &i.to_string(), 1, 0).is_none()));
+}
+
+#[test]
+fn an_entry_answers_to_its_own_issuers_generation_only() {
+    let cache = TokenCache::new(NonZeroUsize::new(4).unwrap());
+    let generations = [AtomicU64::new(7), AtomicU64::new(3)];
+    let current = |i: usize| generations[i].load(Ordering::Relaxed);
+    for (token, issuer) in [("of-0", 0), ("of-1", 1)] {
+        let validity = Validity {
+            until: 1_000,
+            issuer,
+            generation: current(issuer),
+        };
+        for _ in 0..2 {
+            let slot = cache.slot(token.as_bytes());
+            cache.insert(slot, token.as_bytes(), p(token), validity, 0, current);
+        }
+    }
+    let get = |token: &str| cache.get(cache.slot(token.as_bytes()), token.as_bytes(), 1, current);
+    assert!(get("of-0").is_some() && get("of-1").is_some());
+    // Issuer 1's keys rotate: its token is verified again, issuer 0's stays cached.
+    generations[1].fetch_add(1, Ordering::Relaxed);
+    assert!(get("of-1").is_none());
+    assert_eq!(get("of-0").unwrap().subject(), "of-0");
+    assert_eq!(cache.len(current), 1);
 }
 
 #[test]
 fn memory_per_unit_of_capacity_is_as_documented() {
     let per_entry = (size_of::<Set>() + size_of::<Tags>()) / WAYS;
-    assert!(per_entry <= 60, "{per_entry} bytes");
-    assert_eq!(size_of::<Option<Entry>>(), 40);
+    assert!(per_entry <= 68, "{per_entry} bytes");
+    assert_eq!(size_of::<Option<Entry>>(), 48);
     assert_eq!(size_of::<Tags>(), 16);
 }

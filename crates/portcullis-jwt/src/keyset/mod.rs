@@ -123,7 +123,10 @@ impl TypRule {
             strip_application(allowed).eq_ignore_ascii_case(strip_application(typ))
         };
         match self {
-            Self::Default => typ.is_none_or(|typ| matches("JWT", typ) || matches("at+jwt", typ)),
+            // Most tokens say exactly `JWT`: no need to fold case for them.
+            Self::Default => {
+                typ.is_none_or(|typ| typ == "JWT" || matches("JWT", typ) || matches("at+jwt", typ))
+            }
             Self::OneOf(allowed) => typ.is_some_and(|typ| allowed.iter().any(|a| matches(a, typ))),
         }
     }

@@ -118,6 +118,22 @@ fn nested_role_array_is_malformed_not_dropped() {
 }
 
 #[test]
+fn a_mapping_that_reads_a_registered_claim_checks_its_shape() {
+    use portcullis_core::{ClaimMapping, ClaimPath, ClaimShape};
+    // Roles read from `aud`, as an array only: a string `aud` passes the audience
+    // check but not the mapping's shape.
+    let mapping =
+        ClaimMapping::default().with_roles([ClaimPath::new("aud").with_shape(ClaimShape::Array)]);
+    let auth = builder().claim_mapping(mapping).build().unwrap();
+    let mut c = claims();
+    c["aud"] = json!(AUDIENCE);
+    assert_eq!(reason(&auth, &hs256(&c)), "malformed_claim");
+    c["aud"] = json!([AUDIENCE]);
+    assert_eq!(reason(&auth, &hs256(&c)), "ok");
+    assert_eq!(reason(&authenticator(), &hs256(&c)), "ok");
+}
+
+#[test]
 fn audience_array_with_non_strings_is_malformed() {
     // Regression: `aud: ["quickstart", 1, null]` was accepted for "quickstart".
     let mut c = claims();

@@ -217,3 +217,41 @@ fn single_issuer_short_form_still_works() {
     assert_eq!(reason(&jwt, &hs256(&claims())), "ok");
     assert_eq!(reason(&jwt, &hs256(&claims_of(B))), "wrong_issuer");
 }
+
+#[test]
+fn claim_shapes_are_checked_against_the_token_issuers_own_mapping() {
+    // B reads roles from `realm_access.roles`; C keeps the default mapping, which
+    // never looks at `realm_access`.
+    let jwt = JwtAuthenticator::builder()
+        .trust(
+            Issuer::new(B)
+                .key(Key::hmac(Algorithm::HS256, KB).unwrap())
+                .claim_mapping(ClaimMapping::keycloak()),
+        )
+        .trust(Issuer::new(C).key(Key::hmac(Algorithm::HS256, KC).unwrap()))
+        .audience(AUDIENCE)
+        .clock(fixed_now)
+        .build()
+        .unwrap();
+    let header = r#"{"alg":"HS256"}"#;
+    let mut b = claims_of(B);
+    b["realm_access"] = json!("staff");
+    assert_eq!(reason(&jwt, &signed(&KB, header, &b)), "malformed_claim");
+    let mut c = claims_of(C);
+    c["realm_access"] = json!("staff");
+    assert_eq!(reason(&jwt, &signed(&KC, header, &c)), "ok");
+    c["roles"] = json!([["admin"]]);
+    assert_eq!(reason(&jwt, &signed(&KC, header, &c)), "malformed_claim");
+}
+
+#[test]
+fn issuers_sharing_a_mapping_still_refuse_malformed_claims() {
+    let jwt = two_issuers();
+    let header = r#"{"alg":"HS256"}"#;
+    for (iss, key) in [(B, &KB), (C, &KC)] {
+        let mut c = claims_of(iss);
+        assert_eq!(reason(&jwt, &signed(key, header, &c)), "ok");
+        c["scope"] = json!({"read": true});
+        assert_eq!(reason(&jwt, &signed(key, header, &c)), "malformed_claim");
+    }
+}
