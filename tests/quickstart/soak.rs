@@ -274,10 +274,10 @@ async fn until_answered(
 ) -> u16 {
     let give_up = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(Ok(r)) = tokio::time::timeout(REQUEST_TIMEOUT, make(client, base).send()).await {
-            if !matches!(r.status.as_u16(), 503 | 429) {
-                return r.status.as_u16();
-            }
+        if let Ok(Ok(r)) = tokio::time::timeout(REQUEST_TIMEOUT, make(client, base).send()).await
+            && !matches!(r.status.as_u16(), 503 | 429)
+        {
+            return r.status.as_u16();
         }
         assert!(
             Instant::now() < give_up,
@@ -476,7 +476,7 @@ impl User {
                         );
                     }
                 }
-                9 if !logged_out && step > 60 && self.index % 3 == 0 => {
+                9 if !logged_out && step > 60 && self.index.is_multiple_of(3) => {
                     // A logout everywhere, then a new session: the old token is
                     // refused everywhere, checked at the end.
                     let req = self
