@@ -70,16 +70,12 @@ impl MemoryReplayCache {
     }
 
     /// How many proofs are held (expired ones included until they are swept).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).until.len())
             .sum()
-    }
-
-    /// Whether no proof is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
