@@ -171,14 +171,7 @@ enum Arrival {
 }
 
 struct Inner {
-    redis: Redis,
-    timeout: Duration,
-    policy: FailurePolicy,
-    retention: Duration,
-    staleness: Duration,
-    max_denylist: usize,
-    clock: Arc<dyn Clock>,
-    durable: Option<Arc<dyn Durable>>,
+    settings: Settings,
     entries: Vec<u8>,
     times: Vec<u8>,
     sequence: Vec<u8>,
@@ -295,6 +288,7 @@ pub struct RedisRevocation {
 }
 
 /// The settings a view is built from.
+#[derive(Clone)]
 struct Settings {
     redis: Redis,
     timeout: Duration,
@@ -343,31 +337,14 @@ impl RedisRevocation {
                 origin: Instant::now(),
                 task: Mutex::new(None),
                 synced: Notify::new(),
-                redis: s.redis,
-                timeout: s.timeout,
-                policy: s.policy,
-                retention: s.retention,
-                staleness: s.staleness,
-                max_denylist: s.max_denylist,
-                clock: s.clock,
-                durable: s.durable,
+                settings: s,
             }),
         }
     }
 
     /// A new, empty view with changed settings (configure before first use).
     fn configure(self, change: impl FnOnce(&mut Settings)) -> Self {
-        let i = &self.inner;
-        let mut settings = Settings {
-            redis: i.redis.clone(),
-            timeout: i.timeout,
-            policy: i.policy,
-            retention: i.retention,
-            staleness: i.staleness,
-            max_denylist: i.max_denylist,
-            clock: Arc::clone(&i.clock),
-            durable: i.durable.clone(),
-        };
+        let mut settings = self.inner.settings.clone();
         change(&mut settings);
         Self::build(settings)
     }
@@ -445,7 +422,7 @@ impl RedisRevocation {
 
     /// The staleness bound.
     pub fn staleness_bound(&self) -> Duration {
-        self.inner.staleness
+        self.inner.settings.staleness
     }
 
     /// Starts the background task if it is not running, and waits until the view is
@@ -487,6 +464,7 @@ impl RedisRevocation {
             }
             Err(e) => {
                 self.inner
+                    .settings
                     .redis
                     .report("revocation", FailurePolicy::Closed, &e);
                 Err(TokenError::store(e))
@@ -500,13 +478,13 @@ impl RedisRevocation {
         subject: &str,
         cutoff: SystemTime,
     ) -> Result<(), TokenError> {
-        if let Some(durable) = &self.inner.durable {
+        if let Some(durable) = &self.inner.settings.durable {
             durable
                 .write(Write::Subject(issuer, subject, cutoff))
                 .await?;
         }
         let keep_ms = unix_micros(cutoff)
-            .saturating_add(duration_micros(self.inner.retention))
+            .saturating_add(duration_micros(self.inner.settings.retention))
             .div_euclid(1000);
         let entry = Entry {
             // Not below 0, like the memory store's seconds.
@@ -529,7 +507,8 @@ impl Inner {
 
     /// The view held every write made before `confirmed_at` (µs after `origin`).
     fn confirm(&self, confirmed_at: u64) {
-        let until = confirmed_at.saturating_add(duration_micros(self.staleness).unsigned_abs());
+        let until =
+            confirmed_at.saturating_add(duration_micros(self.settings.staleness).unsigned_abs());
         self.fresh_until.fetch_max(until, Ordering::AcqRel);
         self.synced.notify_waiters();
     }
@@ -558,9 +537,10 @@ impl Inner {
             .arg(entry.keep_ms)
             .arg(&*entry.rest)
             .arg(&self.channel);
-        let mut conn = self.redis.conn();
-        self.redis
-            .call(self.timeout, async move {
+        let mut conn = self.settings.redis.conn();
+        self.settings
+            .redis
+            .call(self.settings.timeout, async move {
                 invocation.invoke_async(&mut conn).await
             })
             .await
@@ -603,7 +583,7 @@ impl Inner {
             .or_insert(entry);
         // Amortised: drop what is over once the map doubled since the last sweep.
         if known.len() >= self.sweep_at.load(Ordering::Relaxed) {
-            let now_ms = unix_micros(self.clock.now()).div_euclid(1000);
+            let now_ms = unix_micros(self.settings.clock.now()).div_euclid(1000);
             known.retain(|_, e| e.keep_ms > now_ms);
             let next = known.len().saturating_mul(2).max(SWEEP_FLOOR);
             self.sweep_at.store(next, Ordering::Relaxed);
@@ -639,11 +619,12 @@ impl Inner {
 
     /// The last write's sequence number (0: none since Redis started empty).
     async fn last_write(&self) -> Result<u64, Error> {
-        let mut conn = self.redis.conn();
+        let mut conn = self.settings.redis.conn();
         let key = self.sequence.clone();
         let seq: Option<u64> = self
+            .settings
             .redis
-            .call(self.timeout, async move {
+            .call(self.settings.timeout, async move {
                 redis::cmd("GET").arg(key).query_async(&mut conn).await
             })
             .await?;
@@ -656,10 +637,11 @@ impl Inner {
         let asked_at = self.now_us();
         let mut invocation = self.snapshot.prepare_invoke();
         invocation.key(&self.entries).key(&self.sequence);
-        let mut conn = self.redis.conn();
+        let mut conn = self.settings.redis.conn();
         let (seq, pairs): (u64, Vec<String>) = self
+            .settings
             .redis
-            .call(self.timeout.saturating_mul(4), async move {
+            .call(self.settings.timeout.saturating_mul(4), async move {
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
@@ -676,7 +658,7 @@ impl Inner {
             }
         }
         // What this view knows and Redis lost (or holds older): write it back.
-        let now_ms = unix_micros(self.clock.now()).div_euclid(1000);
+        let now_ms = unix_micros(self.settings.clock.now()).div_euclid(1000);
         let lost: Vec<(String, Entry)> = {
             let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
             known.retain(|_, e| e.keep_ms > now_ms);
@@ -713,7 +695,10 @@ async fn maintain(inner: Weak<Inner>) {
                 let Some(strong) = inner.upgrade() else {
                     return;
                 };
-                strong.redis.report("revocation", strong.policy, &error);
+                strong
+                    .settings
+                    .redis
+                    .report("revocation", strong.settings.policy, &error);
                 drop(strong);
                 node += 1;
                 tokio::time::sleep(backoff).await;
@@ -730,10 +715,15 @@ async fn session(weak: &Weak<Inner>, node: usize) -> Result<(), Error> {
         let Some(inner) = weak.upgrade() else {
             return Ok(());
         };
-        let nodes = &inner.redis.inner.nodes;
+        let nodes = &inner.settings.redis.inner.nodes;
         let client = nodes[node % nodes.len()].clone();
-        let period = (inner.staleness / 4).max(Duration::from_millis(5));
-        (client, inner.channel.clone(), inner.timeout, period)
+        let period = (inner.settings.staleness / 4).max(Duration::from_millis(5));
+        (
+            client,
+            inner.channel.clone(),
+            inner.settings.timeout,
+            period,
+        )
     };
     let connect = timeout.max(Duration::from_secs(1));
     let pubsub = tokio::time::timeout(connect, client.get_async_pubsub())
@@ -792,12 +782,12 @@ impl Revocation for RedisRevocation {
     fn check(&self, query: &RevocationQuery<'_>) -> MaybeReady<Result<(), AuthError>> {
         if !self.inner.is_fresh() {
             self.inner.start();
-            if self.inner.policy == FailurePolicy::Closed {
+            if self.inner.settings.policy == FailurePolicy::Closed {
                 return MaybeReady::Ready(Err(AuthError::unavailable("revocation_unavailable")
                     .with_description("the revocation list is temporarily unavailable")));
             }
         }
-        match (&self.inner.durable, self.inner.memory.check(query)) {
+        match (&self.inner.settings.durable, self.inner.memory.check(query)) {
             (Some(durable), MaybeReady::Ready(Ok(()))) => durable.check_durably(query),
             (_, answer) => answer,
         }
@@ -806,11 +796,11 @@ impl Revocation for RedisRevocation {
 
 impl RevocationStore for RedisRevocation {
     async fn revoke_token(&self, token: RevokedToken<'_>) -> Result<(), TokenError> {
-        if token.expires_at <= self.inner.clock.now() {
+        if token.expires_at <= self.inner.settings.clock.now() {
             // Expired already: the verifier refuses it anyway.
             return Ok(());
         }
-        if let Some(durable) = &self.inner.durable {
+        if let Some(durable) = &self.inner.settings.durable {
             durable.write(Write::Token(token)).await?;
         }
         let expires_ms = unix_micros(token.expires_at).div_euclid(1000);
@@ -839,12 +829,12 @@ impl RevocationStore for RedisRevocation {
 impl fmt::Debug for RedisRevocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRevocation")
-            .field("redis", &self.inner.redis)
-            .field("timeout", &self.inner.timeout)
-            .field("policy", &self.inner.policy)
-            .field("max_staleness", &self.inner.staleness)
-            .field("cutoff_retention", &self.inner.retention)
-            .field("durable_store", &self.inner.durable.is_some())
+            .field("redis", &self.inner.settings.redis)
+            .field("timeout", &self.inner.settings.timeout)
+            .field("policy", &self.inner.settings.policy)
+            .field("max_staleness", &self.inner.settings.staleness)
+            .field("cutoff_retention", &self.inner.settings.retention)
+            .field("durable_store", &self.inner.settings.durable.is_some())
             .field("fresh", &self.inner.is_fresh())
             .finish()
     }
