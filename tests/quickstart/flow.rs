@@ -188,7 +188,7 @@ async fn full_flow(s: &mut Server) {
     assert_eq!(
         r.header("www-authenticate"),
         Some(
-            r#"Bearer realm="quickstart", DPoP realm="quickstart", algs="ES256 ES384 ES512 EdDSA PS256 RS256 PS384""#
+            r#"Bearer realm="quickstart", DPoP realm="quickstart", algs="ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256 RS384 RS512""#
         )
     );
     let r = s.get("/me").bearer("not.a.jwt").go().await;

@@ -19,14 +19,17 @@ pub const DEFAULT_PROOF_MAX_AGE: Duration = Duration::from_secs(60);
 pub const DEFAULT_PROOF_LEEWAY: Duration = Duration::from_secs(5);
 
 /// The proof algorithms accepted by default: ECDSA, EdDSA, RSA-PSS and RSA PKCS #1.
-const DEFAULT_ALGORITHMS: [Algorithm; 7] = [
+const DEFAULT_ALGORITHMS: [Algorithm; 10] = [
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::ES512,
     Algorithm::EdDSA,
     Algorithm::PS256,
-    Algorithm::RS256,
     Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
 ];
 
 /// DPoP ([RFC 9449](https://www.rfc-editor.org/rfc/rfc9449)) for a
