@@ -289,10 +289,8 @@ impl AuthError {
     }
 
     /// Sends `nonce` in a `DPoP-Nonce` response header (and gRPC metadata), for the
-    /// client's next proofs ([RFC 9449 §8]).
-    ///
-    /// [RFC 9449 §8]: https://www.rfc-editor.org/rfc/rfc9449#section-8
-    pub fn with_dpop_nonce(mut self, nonce: HeaderValue) -> Self {
+    /// client's next proofs (RFC 9449 §8).
+    fn with_dpop_nonce(mut self, nonce: HeaderValue) -> Self {
         self.extra_mut().dpop_nonce = Some(nonce);
         self
     }
