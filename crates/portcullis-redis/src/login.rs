@@ -126,6 +126,20 @@ struct Inner {
     salt: Mutex<String>,
 }
 
+impl Clone for Inner {
+    fn clone(&self) -> Self {
+        Self {
+            redis: self.redis.clone(),
+            namespace: self.namespace.clone(),
+            timeout: self.timeout,
+            policy: self.policy,
+            begin: self.begin.clone(),
+            settle: self.settle.clone(),
+            salt: Mutex::new(self.salt()),
+        }
+    }
+}
+
 /// A [`LoginBackend`] on Redis: the counts of
 /// [`LoginRateLimitLayer`](portcullis_ratelimit::LoginRateLimitLayer) shared by every
 /// instance that uses the same Redis, prefix and name.
@@ -220,18 +234,7 @@ impl RedisLoginThrottle {
     }
 
     fn configure(&mut self, change: impl FnOnce(&mut Inner)) {
-        let i = &self.inner;
-        let mut inner = Inner {
-            redis: i.redis.clone(),
-            namespace: i.namespace.clone(),
-            timeout: i.timeout,
-            policy: i.policy,
-            begin: Script::new(BEGIN),
-            settle: Script::new(SETTLE),
-            salt: Mutex::new(i.salt()),
-        };
-        change(&mut inner);
-        self.inner = Arc::new(inner);
+        change(Arc::make_mut(&mut self.inner));
     }
 
     /// The failure policy.

@@ -129,6 +129,7 @@ macro_rules! integer_keys {
 
 integer_keys!(u32, u64, i32, i64, usize);
 
+#[derive(Clone)]
 struct Inner {
     redis: Redis,
     namespace: Vec<u8>,
@@ -215,19 +216,7 @@ impl RedisRateLimit {
     }
 
     fn configure(&mut self, change: impl FnOnce(&mut Inner)) {
-        let i = &self.inner;
-        let mut inner = Inner {
-            redis: i.redis.clone(),
-            namespace: i.namespace.clone(),
-            quota: i.quota,
-            t_us: i.t_us,
-            tau_us: i.tau_us,
-            timeout: i.timeout,
-            policy: i.policy,
-            script: Script::new(GCRA),
-        };
-        change(&mut inner);
-        self.inner = Arc::new(inner);
+        change(Arc::make_mut(&mut self.inner));
     }
 
     /// The failure policy.

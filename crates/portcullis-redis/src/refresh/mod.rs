@@ -36,6 +36,7 @@ struct Scripts {
     end_sessions: Script,
 }
 
+#[derive(Clone)]
 struct Inner {
     redis: Redis,
     timeout: Duration,
@@ -139,19 +140,9 @@ impl RedisRefreshStore {
         }
     }
 
-    fn configure(self, change: impl FnOnce(&mut Inner)) -> Self {
-        let i = &self.inner;
-        let mut inner = Inner {
-            redis: i.redis.clone(),
-            timeout: i.timeout,
-            max_per_subject: i.max_per_subject,
-            stamp_retention: i.stamp_retention,
-            scripts: Arc::clone(&i.scripts),
-        };
-        change(&mut inner);
-        Self {
-            inner: Arc::new(inner),
-        }
+    fn configure(mut self, change: impl FnOnce(&mut Inner)) -> Self {
+        change(Arc::make_mut(&mut self.inner));
+        self
     }
 
     /// Sets the time limit of one call (default: the [`Redis`] handle's).
