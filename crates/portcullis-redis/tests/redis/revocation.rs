@@ -1,6 +1,9 @@
 //! Access-token revocation: denylisted `jti`s and per-subject cut-offs.
 
 use super::*;
+use portcullis_tokens::{
+    AccessToken, Grant, SigningAlgorithm, SigningKey, TokenIssuer, TokenService,
+};
 
 fn revoked(result: Result<(), portcullis_core::AuthError>) -> bool {
     match result {
@@ -142,36 +145,44 @@ async fn revocation_subject_cutoff_refuses_older_tokens_only() {
     assert!(left > 86_000_000 && left <= 86_701_000, "{left}");
 }
 
-/// `TokenService::logout_everywhere` on the Redis stores: the families end with the
-/// stamp, the access tokens with the cut-off, and a login under way gets nothing.
-#[tokio::test]
-async fn logout_everywhere_ends_refresh_families_and_access_tokens() {
-    use portcullis_tokens::{Grant, SigningAlgorithm, SigningKey, TokenIssuer, TokenService};
-
-    let Some(url) = redis_url() else { return };
-    let scope = Scoped::new(&url);
+/// Tokens of `https://auth.example` for `api`, refresh families in `redis`.
+fn token_service(
+    redis: &Redis,
+    revocation: RedisRevocation,
+) -> TokenService<RedisRefreshStore, RedisRevocation> {
     let issuer = TokenIssuer::builder(
         "https://auth.example",
         "api",
         SigningKey::generate(SigningAlgorithm::EdDsa).unwrap(),
     )
     .build();
-    let revocation = synced(&scope.redis).await;
-    let service = TokenService::new(
+    TokenService::new(
         issuer,
-        RefreshTokens::new(RedisRefreshStore::new(&scope.redis)),
-        revocation.clone(),
-    );
+        RefreshTokens::new(RedisRefreshStore::new(redis)),
+        revocation,
+    )
+}
+
+/// The revocation question for alice's `access` token from `token_service`.
+fn alices(access: &AccessToken) -> RevocationQuery<'_> {
+    RevocationQuery {
+        issuer: Some("https://auth.example"),
+        subject: "alice",
+        token_id: Some(access.jti()),
+        issued_at: Some(access.issued_at()),
+    }
+}
+
+/// `TokenService::logout_everywhere` on the Redis stores: the families end with the
+/// stamp, the access tokens with the cut-off, and a login under way gets nothing.
+#[tokio::test]
+async fn logout_everywhere_ends_refresh_families_and_access_tokens() {
+    let Some(url) = redis_url() else { return };
+    let scope = Scoped::new(&url);
+    let revocation = synced(&scope.redis).await;
+    let service = token_service(&scope.redis, revocation.clone());
     let grant = Grant::new("alice", "web");
-    let check = |access: &portcullis_tokens::AccessToken| {
-        let query = RevocationQuery {
-            issuer: Some("https://auth.example"),
-            subject: "alice",
-            token_id: Some(access.jti()),
-            issued_at: Some(access.issued_at()),
-        };
-        revocation.check(&query)
-    };
+    let check = |access: &AccessToken| revocation.check(&alices(access));
 
     let stamp = service.session_stamp("alice").await.unwrap();
     let pair = service.login(&grant, stamp).await.unwrap();
@@ -264,34 +275,17 @@ async fn wait_until_revoked(revocation: &RedisRevocation, query: &RevocationQuer
 /// honoured by the other within the staleness bound (in practice, milliseconds).
 #[tokio::test]
 async fn logout_everywhere_on_one_instance_is_honoured_by_the_other_within_the_bound() {
-    use portcullis_tokens::{Grant, SigningAlgorithm, SigningKey, TokenIssuer, TokenService};
-
     let Some(url) = redis_url() else { return };
     let scope = Scoped::new(&url);
-    let issuer = TokenIssuer::builder(
-        "https://auth.example",
-        "api",
-        SigningKey::generate(SigningAlgorithm::EdDsa).unwrap(),
-    )
-    .build();
     let (one, two) = (scope.redis.clone(), scope.another_instance());
     let one_view = synced(&one).await;
-    let first = TokenService::new(
-        issuer,
-        RefreshTokens::new(RedisRefreshStore::new(&one)),
-        one_view.clone(),
-    );
+    let first = token_service(&one, one_view.clone());
     let second = synced(&two).await;
 
     let grant = Grant::new("alice", "web");
     let stamp = first.session_stamp("alice").await.unwrap();
     let pair = first.login(&grant, stamp).await.unwrap();
-    let query = RevocationQuery {
-        issuer: Some("https://auth.example"),
-        subject: "alice",
-        token_id: Some(pair.access.jti()),
-        issued_at: Some(pair.access.issued_at()),
-    };
+    let query = alices(&pair.access);
     assert!(matches!(second.check(&query), MaybeReady::Ready(Ok(()))));
 
     first.logout_everywhere("alice").await.unwrap();
