@@ -89,22 +89,74 @@ impl<C: Send + Sync + 'static> ErasedClaims for Claims<C> {
 }
 
 struct Inner {
-    subject: Box<str>,
+    /// The subject, then the issuer, client id and token id that are set, one after
+    /// another in one allocation: a principal is built on every cold verification.
+    /// Kept as built, with its spare capacity: shrinking would cost a reallocation.
+    text: String,
+    /// Where each of those ends in `text` (the subject starts at 0, each of the
+    /// others where the one before it ends); `None` for a field not set.
+    ends: Ends,
     kind: PrincipalKind,
-    issuer: Option<Box<str>>,
-    client_id: Option<Box<str>>,
-    token_id: Option<Box<str>>,
     // Set by the builder, or read from `claims` through `mapping` on first use.
     roles: OnceLock<Box<[Box<str>]>>,
     scopes: OnceLock<Box<[Box<str>]>>,
     mapping: Option<Arc<ClaimMapping>>,
     issued_at: Option<SystemTime>,
     expires_at: Option<SystemTime>,
-    claims: Option<Arc<Map<String, Value>>>,
-    typed: Option<Box<dyn ErasedClaims>>,
+    claims: Option<Claims<Map<String, Value>>>,
+    typed: Typed,
+}
+
+/// The end offsets of the fields kept in [`Inner::text`].
+#[derive(Clone, Copy)]
+struct Ends {
+    subject: u32,
+    optional: [Option<u32>; 3],
+}
+
+impl Ends {
+    /// `field` in `text`, if set: it starts where the last field set before it ends.
+    fn field<'a>(&self, text: &'a str, field: Field) -> Option<&'a str> {
+        let i = field as usize;
+        let end = self.optional[i]? as usize;
+        let start = self.optional[..i]
+            .iter()
+            .rev()
+            .find_map(|e| *e)
+            .unwrap_or(self.subject) as usize;
+        text.get(start..end)
+    }
+}
+
+/// An offset into a principal's text. The fields come from credentials a server has
+/// already bounded (a token is at most a few kilobytes), so 4 GiB is out of reach; a
+/// larger value saturates, and reads past the text find nothing rather than panic.
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// The optional text fields, in the order they follow the subject in [`Inner::text`].
+#[derive(Clone, Copy)]
+enum Field {
+    Issuer = 0,
+    ClientId = 1,
+    TokenId = 2,
+}
+
+/// The typed claims a principal carries.
+enum Typed {
+    None,
+    /// The raw claims themselves (the JWT layer's default claims type): nothing more
+    /// is stored.
+    Raw,
+    Other(Box<dyn ErasedClaims>),
 }
 
 impl Inner {
+    fn field(&self, field: Field) -> Option<&str> {
+        self.ends.field(&self.text, field)
+    }
+
     fn roles(&self) -> &[Box<str>] {
         self.roles.get_or_init(|| self.mapped(ClaimMapping::roles))
     }
@@ -121,6 +173,14 @@ impl Inner {
         match (&self.mapping, &self.claims) {
             (Some(mapping), Some(claims)) => read(mapping, claims).into(),
             _ => Box::default(),
+        }
+    }
+
+    fn typed(&self) -> Option<&dyn Any> {
+        match &self.typed {
+            Typed::None => None,
+            Typed::Raw => self.claims.as_ref().map(|c| c as &dyn Any),
+            Typed::Other(typed) => Some(typed.as_any()),
         }
     }
 }
@@ -147,28 +207,32 @@ pub struct Principal(Arc<Inner>);
 
 impl Principal {
     /// Starts a principal for `subject`.
-    pub fn builder(subject: impl Into<Box<str>>, kind: PrincipalKind) -> PrincipalBuilder {
-        PrincipalBuilder {
-            inner: Inner {
-                subject: subject.into(),
-                kind,
-                issuer: None,
-                client_id: None,
-                token_id: None,
-                roles: OnceLock::new(),
-                scopes: OnceLock::new(),
-                mapping: None,
-                issued_at: None,
-                expires_at: None,
-                claims: None,
-                typed: None,
+    #[inline]
+    pub fn builder(subject: impl AsRef<str>, kind: PrincipalKind) -> PrincipalBuilder {
+        let subject = subject.as_ref();
+        // Room for an issuer, a client id and a token id of common lengths.
+        let mut text = String::with_capacity(subject.len() + 96);
+        text.push_str(subject);
+        PrincipalBuilder(Arc::new(Inner {
+            text,
+            ends: Ends {
+                subject: offset(subject.len()),
+                optional: [None; 3],
             },
-        }
+            kind,
+            roles: OnceLock::new(),
+            scopes: OnceLock::new(),
+            mapping: None,
+            issued_at: None,
+            expires_at: None,
+            claims: None,
+            typed: Typed::None,
+        }))
     }
 
     /// The subject (`sub`, or the API key's owner).
     pub fn subject(&self) -> &str {
-        &self.0.subject
+        &self.0.text[..self.0.ends.subject as usize]
     }
 
     /// What kind of party this is.
@@ -178,17 +242,17 @@ impl Principal {
 
     /// The issuer (`iss`), for tokens.
     pub fn issuer(&self) -> Option<&str> {
-        self.0.issuer.as_deref()
+        self.0.field(Field::Issuer)
     }
 
     /// The OAuth client (`client_id` / `azp`), when known.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.0.field(Field::ClientId)
     }
 
     /// The credential's identifier: `jti` for tokens, the public key id for API keys.
     pub fn token_id(&self) -> Option<&str> {
-        self.0.token_id.as_deref()
+        self.0.field(Field::TokenId)
     }
 
     /// Roles, as granted (no hierarchy applied).
@@ -251,10 +315,7 @@ impl Principal {
 
     /// The typed claims, when the authenticator produced claims of type `C`.
     pub fn claims<C: Send + Sync + 'static>(&self) -> Option<&Claims<C>> {
-        self.0
-            .typed
-            .as_deref()
-            .and_then(|t| t.as_any().downcast_ref::<Claims<C>>())
+        self.0.typed()?.downcast_ref::<Claims<C>>()
     }
 
     /// Puts this principal (and its typed claims, if any) into `extensions`.
@@ -264,8 +325,10 @@ impl Principal {
 
     /// [`insert_into`](Self::insert_into) for an owned principal: no extra clone.
     pub(crate) fn move_into(self, extensions: &mut http::Extensions) {
-        if let Some(typed) = &self.0.typed {
-            typed.insert_into(extensions);
+        match (&self.0.typed, &self.0.claims) {
+            (Typed::Other(typed), _) => typed.insert_into(extensions),
+            (Typed::Raw, Some(raw)) => raw.insert_into(extensions),
+            _ => {}
         }
         extensions.insert(self);
     }
@@ -276,11 +339,11 @@ impl fmt::Debug for Principal {
         // Claims may hold personal data; show their names only.
         let claim_names: Option<Vec<&String>> = self.0.claims.as_ref().map(|c| c.keys().collect());
         f.debug_struct("Principal")
-            .field("subject", &self.0.subject)
+            .field("subject", &self.subject())
             .field("kind", &self.0.kind)
-            .field("issuer", &self.0.issuer)
-            .field("client_id", &self.0.client_id)
-            .field("token_id", &self.0.token_id)
+            .field("issuer", &self.issuer())
+            .field("client_id", &self.client_id())
+            .field("token_id", &self.token_id())
             .field("roles", &self.0.roles())
             .field("scopes", &self.0.scopes())
             .field("expires_at", &self.0.expires_at)
@@ -291,35 +354,44 @@ impl fmt::Debug for Principal {
 
 /// Builds a [`Principal`]. Obtained from [`Principal::builder`].
 #[must_use]
-pub struct PrincipalBuilder {
-    inner: Inner,
-}
+// The principal itself, not shared until `build`: a setter writes in place, and
+// passing the builder along moves one pointer.
+pub struct PrincipalBuilder(Arc<Inner>);
 
 impl fmt::Debug for PrincipalBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrincipalBuilder")
-            .field("subject", &self.inner.subject)
-            .field("kind", &self.inner.kind)
+            .field("subject", &&self.0.text[..self.0.ends.subject as usize])
+            .field("kind", &self.0.kind)
             .finish_non_exhaustive()
     }
 }
 
 impl PrincipalBuilder {
+    /// The principal being built, which nothing else holds yet.
+    #[inline]
+    fn inner(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.0).expect("a principal is not shared before it is built")
+    }
+
     /// Sets the issuer.
-    pub fn issuer(mut self, issuer: impl Into<Box<str>>) -> Self {
-        self.inner.issuer = Some(issuer.into());
+    #[inline]
+    pub fn issuer(mut self, issuer: impl AsRef<str>) -> Self {
+        self.inner().set_text(Field::Issuer, issuer.as_ref());
         self
     }
 
     /// Sets the OAuth client id.
-    pub fn client_id(mut self, client_id: impl Into<Box<str>>) -> Self {
-        self.inner.client_id = Some(client_id.into());
+    #[inline]
+    pub fn client_id(mut self, client_id: impl AsRef<str>) -> Self {
+        self.inner().set_text(Field::ClientId, client_id.as_ref());
         self
     }
 
     /// Sets the credential id (`jti`, API key id).
-    pub fn token_id(mut self, token_id: impl Into<Box<str>>) -> Self {
-        self.inner.token_id = Some(token_id.into());
+    #[inline]
+    pub fn token_id(mut self, token_id: impl AsRef<str>) -> Self {
+        self.inner().set_text(Field::TokenId, token_id.as_ref());
         self
     }
 
@@ -329,7 +401,7 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = R>,
         R: Into<Box<str>>,
     {
-        self.inner.roles = OnceLock::from(roles.into_iter().map(Into::into).collect::<Box<_>>());
+        self.inner().roles = OnceLock::from(roles.into_iter().map(Into::into).collect::<Box<_>>());
         self
     }
 
@@ -339,7 +411,8 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.inner.scopes = OnceLock::from(scopes.into_iter().map(Into::into).collect::<Box<_>>());
+        self.inner().scopes =
+            OnceLock::from(scopes.into_iter().map(Into::into).collect::<Box<_>>());
         self
     }
 
@@ -347,38 +420,113 @@ impl PrincipalBuilder {
     /// [`scopes`](Self::scopes) are read from the [raw claims](Self::raw_claims)
     /// through `mapping`, the first time anything asks for them. A principal that is
     /// only looked up (a cache hit, a route without guards) never pays for it.
+    #[inline]
     pub fn claim_mapping(mut self, mapping: Arc<ClaimMapping>) -> Self {
-        self.inner.mapping = Some(mapping);
+        self.inner().mapping = Some(mapping);
         self
     }
 
     /// Sets the issue time.
+    #[inline]
     pub fn issued_at(mut self, at: SystemTime) -> Self {
-        self.inner.issued_at = Some(at);
+        self.inner().issued_at = Some(at);
         self
     }
 
     /// Sets the expiry.
+    #[inline]
     pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.inner.expires_at = Some(at);
+        self.inner().expires_at = Some(at);
         self
     }
 
     /// Attaches the raw claims.
+    #[inline]
     pub fn raw_claims(mut self, claims: Arc<Map<String, Value>>) -> Self {
-        self.inner.claims = Some(claims);
+        self.inner().claims = Some(Claims(claims));
         self
     }
 
     /// Attaches typed claims; the auth layer also puts them into request extensions.
+    #[inline]
     pub fn typed_claims<C: Send + Sync + 'static>(mut self, claims: Claims<C>) -> Self {
-        self.inner.typed = Some(Box::new(claims));
+        let inner = self.inner();
+        inner.typed = if inner.is_raw(&claims) {
+            Typed::Raw
+        } else {
+            Typed::Other(Box::new(claims))
+        };
         self
     }
 
     /// Finishes the principal.
-    pub fn build(self) -> Principal {
-        Principal(Arc::new(self.inner))
+    #[inline]
+    pub fn build(mut self) -> Principal {
+        // Typed claims attached before the raw claims they share.
+        let inner = self.inner();
+        if let Typed::Other(typed) = &inner.typed
+            && let Some(typed) = typed.as_any().downcast_ref::<Claims<Map<String, Value>>>()
+            && inner.is_raw(typed)
+        {
+            inner.typed = Typed::Raw;
+        }
+        Principal(self.0)
+    }
+}
+
+impl Inner {
+    /// Sets one of the optional text fields. They live in `text` in [`Field`]'s
+    /// order, so the usual single call per field, in that order, appends.
+    #[inline]
+    fn set_text(&mut self, field: Field, value: &str) {
+        let i = field as usize;
+        if self.ends.optional[i..].iter().all(Option::is_none) {
+            self.text.push_str(value);
+            self.ends.optional[i] = Some(offset(self.text.len()));
+        } else {
+            self.relayout(field, value);
+        }
+    }
+
+    /// Sets a field again, or out of order: lays the text out afresh.
+    #[cold]
+    #[inline(never)]
+    fn relayout(&mut self, field: Field, value: &str) {
+        let mut text = String::with_capacity(self.text.len() + value.len());
+        text.push_str(&self.text[..self.ends.subject as usize]);
+        let mut ends = Ends {
+            subject: self.ends.subject,
+            optional: [None; 3],
+        };
+        for (j, other) in [Field::Issuer, Field::ClientId, Field::TokenId]
+            .into_iter()
+            .enumerate()
+        {
+            let value = if j == field as usize {
+                Some(value)
+            } else {
+                self.ends.field(&self.text, other)
+            };
+            if let Some(value) = value {
+                text.push_str(value);
+                ends.optional[j] = Some(offset(text.len()));
+            }
+        }
+        self.text = text;
+        self.ends = ends;
+    }
+
+    /// Whether `claims` are the raw claims already attached (the JWT layer's default
+    /// claims type), which then need no storage of their own.
+    fn is_raw<C: Send + Sync + 'static>(&self, claims: &Claims<C>) -> bool {
+        let typed: &dyn Any = claims;
+        match (
+            typed.downcast_ref::<Claims<Map<String, Value>>>(),
+            &self.claims,
+        ) {
+            (Some(typed), Some(raw)) => Arc::ptr_eq(&typed.0, &raw.0),
+            _ => false,
+        }
     }
 }
 

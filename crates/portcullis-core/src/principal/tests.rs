@@ -177,3 +177,66 @@ fn keycloak_client_roles_are_of_that_client_only() {
     let bad = object(json!({"resource_access": {"api.v1": ["editor"]}}));
     assert!(mapping.check(&bad).is_err());
 }
+
+#[test]
+fn text_fields_read_back_whatever_order_they_were_set_in() {
+    let p = Principal::builder("alice", PrincipalKind::User)
+        .token_id("jti-1")
+        .issuer("https://issuer.example")
+        .client_id("")
+        .issuer("https://other.example")
+        .build();
+    assert_eq!(p.subject(), "alice");
+    assert_eq!(p.issuer(), Some("https://other.example"));
+    assert_eq!(p.client_id(), Some(""));
+    assert_eq!(p.token_id(), Some("jti-1"));
+
+    let bare = Principal::builder("", PrincipalKind::Service)
+        .client_id("svc")
+        .build();
+    assert_eq!(bare.subject(), "");
+    assert_eq!(bare.issuer(), None);
+    assert_eq!(bare.client_id(), Some("svc"));
+    assert_eq!(bare.token_id(), None);
+}
+
+#[test]
+fn default_typed_claims_share_the_raw_claims_and_still_reach_handlers() {
+    let raw = Arc::new(object(json!({"sub": "alice", "tier": "gold"})));
+    // Attached in either order, the map is the one allocation both read.
+    for typed_first in [false, true] {
+        let builder = Principal::builder("alice", PrincipalKind::User);
+        let builder = if typed_first {
+            builder
+                .typed_claims(Claims(Arc::clone(&raw)))
+                .raw_claims(Arc::clone(&raw))
+        } else {
+            builder
+                .raw_claims(Arc::clone(&raw))
+                .typed_claims(Claims(Arc::clone(&raw)))
+        };
+        let p = builder.build();
+        assert!(matches!(p.0.typed, Typed::Raw));
+        let typed = p.claims::<Map<String, Value>>().expect("typed claims");
+        assert!(Arc::ptr_eq(&typed.0, &raw));
+        let mut ext = http::Extensions::new();
+        p.insert_into(&mut ext);
+        let inserted = ext.get::<Claims<Map<String, Value>>>().expect("inserted");
+        assert_eq!(inserted["tier"], "gold");
+    }
+    // A different map of the same type is kept as typed claims of its own.
+    let other = Principal::builder("alice", PrincipalKind::User)
+        .raw_claims(Arc::clone(&raw))
+        .typed_claims(Claims::new(object(json!({"tier": "silver"}))))
+        .build();
+    assert_eq!(
+        other.claims::<Map<String, Value>>().unwrap()["tier"],
+        "silver"
+    );
+    assert_eq!(other.raw_claims().unwrap()["tier"], "gold");
+    // Raw claims alone are not typed claims.
+    let untyped = Principal::builder("alice", PrincipalKind::User)
+        .raw_claims(raw)
+        .build();
+    assert!(untyped.claims::<Map<String, Value>>().is_none());
+}
