@@ -2,8 +2,12 @@
 //! is immune to the noise of a shared machine. Modes: `floor` (HMAC-SHA256 verify +
 //! base64url of payload and signature + one claims parse into a map), `cold` (our
 //! HS256 verification, cache off), `hitfloor` (SHA-256 of the token + one DashMap hit),
-//! `hit` (our verification from the cache); `router-bare` / `router-hit`: one request
-//! through an axum hello-world router, bare or behind the layer (cache hits). `N` sets
+//! `hit` (our verification from the cache); `floor-head` / `cold-head`: `floor` and
+//! `cold` from a request head, as the `inproc` floor table runs them (the bearer
+//! header read and split each time); `router-bare` / `router-hit`: one request
+//! through an axum hello-world router, bare or behind the layer (cache hits);
+//! `router-limit` / `router-governor`: the same router under `Router::layer` of the
+//! rate limit (client IP, a quota never reached) or of tower_governor. `N` sets
 //! the iterations (default 20,000); run once with `N=0` to subtract the set-up
 //! (`BIN=$CARGO_TARGET_DIR/release/instructions`):
 //!
@@ -58,6 +62,35 @@ fn main() {
                 );
             }
         }
+        "floor-head" | "cold-head" => {
+            let auth = b.without_cache().build().unwrap();
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+            let (head, ()) = http::Request::get("/")
+                .header("authorization", format!("Bearer {token}"))
+                .body(())
+                .unwrap()
+                .into_parts();
+            let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            for _ in 0..n {
+                let head = std::hint::black_box(&head);
+                if mode == "cold-head" {
+                    let r = portcullis_core::Authenticator::authenticate(&auth, head);
+                    assert!(matches!(r, MaybeReady::Ready(Ok(Some(_)))));
+                    continue;
+                }
+                let token = head.headers["authorization"].to_str().unwrap();
+                let token = token.strip_prefix("Bearer ").unwrap();
+                let (input, sig) = token.rsplit_once('.').unwrap();
+                let payload = input.split_once('.').unwrap().1;
+                let s = e.decode(sig).unwrap();
+                assert!(aws_lc_rs::hmac::verify(&key, input.as_bytes(), &s).is_ok());
+                let p = e.decode(payload).unwrap();
+                std::hint::black_box(
+                    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&p)
+                        .unwrap(),
+                );
+            }
+        }
         "hitfloor" => {
             use sha2::Digest;
             let map: dashmap::DashMap<[u8; 32], u64> = dashmap::DashMap::new();
@@ -68,15 +101,28 @@ fn main() {
                 std::hint::black_box(*map.get(&fp).unwrap());
             }
         }
-        "router-bare" | "router-hit" => {
+        "router-bare" | "router-hit" | "router-limit" | "router-governor" => {
             use tower::{Service, ServiceExt};
             let hello =
                 axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
-            let mut app = if mode == "router-hit" {
-                hello.route_layer(AuthLayer::new(b.build().unwrap()))
-            } else {
-                hello
+            let never = std::num::NonZeroU32::new(1_000_000_000).unwrap();
+            let mut app = match mode.as_str() {
+                "router-hit" => hello.route_layer(AuthLayer::new(b.build().unwrap())),
+                "router-limit" => hello.layer(portcullis_ratelimit::RateLimitLayer::new(
+                    portcullis_ratelimit::ClientIpKey::new(),
+                    portcullis_ratelimit::Quota::per_second(never),
+                )),
+                "router-governor" => hello.layer(tower_governor::GovernorLayer::new(
+                    tower_governor::governor::GovernorConfigBuilder::default()
+                        .per_nanosecond(1)
+                        .burst_size(never.get())
+                        .finish()
+                        .unwrap(),
+                )),
+                _ => hello,
             };
+            let peer =
+                axum::extract::ConnectInfo(std::net::SocketAddr::from(([203, 0, 113, 7], 40000)));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
@@ -85,6 +131,7 @@ fn main() {
                 for _ in 0..n {
                     let req = http::Request::get("/")
                         .header("authorization", &auth)
+                        .extension(peer)
                         .body(axum::body::Body::empty())
                         .unwrap();
                     let res = ServiceExt::<http::Request<axum::body::Body>>::ready(&mut app)
