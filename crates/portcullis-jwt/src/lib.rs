@@ -74,12 +74,12 @@
 //!    (`alg_mismatch`), so an HMAC secret never verifies an RSA token nor the
 //!    reverse, and be one of the issuer's [`algorithms`](Issuer::algorithms) when
 //!    set (`alg_not_allowed`).
-//! 6. Signature (`bad_signature`), verified by `jsonwebtoken`'s verifier
-//!    ([`jsonwebtoken::crypto::JwtVerifier`]) from its aws-lc-rs provider (ES512,
-//!    which jsonwebtoken lacks, by aws-lc-rs directly), with the
-//!    [`jsonwebtoken::DecodingKey`] built once per configured [`Key`] (keys are
-//!    checked and parsed when built, not per request) and the verifier built once per
-//!    thread and key. A key set remembers the headers of tokens that verified, byte
+//! 6. Signature (`bad_signature`). Shared secrets are verified by `jsonwebtoken`'s
+//!    verifier ([`jsonwebtoken::crypto::JwtVerifier`]) from its aws-lc-rs provider,
+//!    built once per thread and key. Public keys are parsed by aws-lc-rs once, when
+//!    the [`Key`] is built, and verify with the same aws-lc-rs algorithms that
+//!    provider uses (jsonwebtoken's own verifiers would parse the key again for
+//!    every signature; ES512, which jsonwebtoken lacks, is covered too). A key set remembers the headers of tokens that verified, byte
 //!    for byte: decoding and parsing a header and choosing its key run once per
 //!    distinct header; the `typ` rule, the signature and the claims are checked for
 //!    every token.

@@ -134,9 +134,12 @@ fn family(alg: Algorithm) -> Family {
     }
 }
 
-/// What a [`Key`] verifies with, built once: jsonwebtoken's key and algorithm, or,
-/// for an algorithm jsonwebtoken lacks (ES512), the key as aws-lc-rs parsed it —
-/// the same backend jsonwebtoken's provider verifies with.
+/// What a [`Key`] verifies with, built once: for a shared secret, jsonwebtoken's key
+/// and algorithm; for a public key, the key as aws-lc-rs parsed it, checked with the
+/// same aws-lc-rs algorithms jsonwebtoken's provider uses. jsonwebtoken's verifiers
+/// take the key's bytes and parse them again for every signature (2.7 µs of an RS256
+/// verification's 18.5, 3 µs of an ES256 one's 52.6); a parsed key does not, and it
+/// also covers ES512, which jsonwebtoken lacks.
 enum Material {
     Jwt {
         decoding: DecodingKey,
@@ -291,8 +294,8 @@ impl Key {
     }
 
     /// Checks `signature` (the token's decoded signature segment) over `message` with
-    /// jsonwebtoken's verifier for this key, or aws-lc-rs's for ES512. HMAC tags are
-    /// compared in constant time.
+    /// jsonwebtoken's verifier for a shared secret, or aws-lc-rs's parsed public key.
+    /// HMAC tags are compared in constant time.
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
         match &*self.material {
             Material::AwsLc(key) => key.verify_sig(message, signature).is_ok(),

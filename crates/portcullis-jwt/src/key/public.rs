@@ -1,10 +1,6 @@
-//! Public keys from PEM and DER, checked by aws-lc-rs when built.
+//! Public keys from PEM and DER, parsed by aws-lc-rs when built.
 
-use aws_lc_rs::{
-    encoding::AsDer as _,
-    signature::{self as sig, ParsedPublicKey},
-};
-use jsonwebtoken::DecodingKey;
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
 
 use super::{Algorithm, Family, Key, MIN_RSA_BITS, Material, err, family, rsa};
 use crate::error::{KeyError, KeyErrorKind};
@@ -52,11 +48,9 @@ impl Key {
             Family::Rsa => {
                 let info = rsa::inspect(der)?;
                 check_rsa(&info)?;
-                // Parsed once by aws-lc-rs purely as a check; jsonwebtoken gets PKCS#1.
-                parse_public(alg, der)?;
-                Ok(Self::from_decoding(
+                Ok(Self::from_material(
                     alg,
-                    DecodingKey::from_rsa_der(info.pkcs1),
+                    Material::AwsLc(parse_public(alg, der)?),
                 ))
             }
             Family::Ec | Family::Ed => {
@@ -73,27 +67,10 @@ impl Key {
 
     /// An EC or Ed25519 key from SubjectPublicKeyInfo DER or the raw public key.
     pub(super) fn public(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, KeyError> {
-        let parsed = parse_public(alg, der.as_ref())?;
-        let spki = parsed.as_der().map_err(|_| {
-            err(
-                KeyErrorKind::Malformed,
-                "the public key does not parse for this algorithm",
-            )
-        })?;
-        let spki = spki.as_ref();
-        if alg == Algorithm::ES512 {
-            return Ok(Self::from_material(alg, Material::AwsLc(parsed)));
-        }
-        let decoding = match family(alg) {
-            Family::Ed => {
-                let raw = spki
-                    .strip_prefix(ED25519_SPKI_PREFIX)
-                    .ok_or_else(|| err(KeyErrorKind::Malformed, "an Ed25519 key is 32 bytes"))?;
-                DecodingKey::from_ed_der(raw)
-            }
-            _ => DecodingKey::from_ec_der(spki),
-        };
-        Ok(Self::from_decoding(alg, decoding))
+        Ok(Self::from_material(
+            alg,
+            Material::AwsLc(parse_public(alg, der.as_ref())?),
+        ))
     }
 }
 
@@ -113,14 +90,8 @@ fn public_algorithm(alg: Algorithm) -> &'static dyn sig::VerificationAlgorithm {
     }
 }
 
-/// The SubjectPublicKeyInfo header of an Ed25519 key (RFC 8410): the raw 32-byte key
-/// follows it.
-const ED25519_SPKI_PREFIX: &[u8] = &[
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
-
-/// Parses a public key with aws-lc-rs, as a build-time check of its encoding, its
-/// curve and its point.
+/// Parses a public key with aws-lc-rs once, when the key is built: a check of its
+/// encoding, its curve and its point, and what every verification then uses.
 fn parse_public(alg: Algorithm, der: &[u8]) -> Result<ParsedPublicKey, KeyError> {
     ParsedPublicKey::new(public_algorithm(alg), der).map_err(|_| {
         err(
@@ -130,7 +101,7 @@ fn parse_public(alg: Algorithm, der: &[u8]) -> Result<ParsedPublicKey, KeyError>
     })
 }
 
-fn check_rsa(info: &rsa::Info<'_>) -> Result<(), KeyError> {
+fn check_rsa(info: &rsa::Info) -> Result<(), KeyError> {
     if info.modulus_bits < MIN_RSA_BITS {
         return Err(err(
             KeyErrorKind::Weak,

@@ -3,11 +3,9 @@
 
 use super::{KeyError, KeyErrorKind, err};
 
-pub(super) struct Info<'a> {
+pub(super) struct Info {
     pub(super) modulus_bits: usize,
     pub(super) exponent_ok: bool,
-    /// The PKCS#1 `RSAPublicKey`, within the input.
-    pub(super) pkcs1: &'a [u8],
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -51,7 +49,7 @@ fn strip(int: &[u8]) -> &[u8] {
 }
 
 /// Reads `RSAPublicKey` (PKCS#1) or a SubjectPublicKeyInfo holding one.
-pub(super) fn inspect(der: &[u8]) -> Result<Info<'_>, KeyError> {
+pub(super) fn inspect(der: &[u8]) -> Result<Info, KeyError> {
     let (tag, body, rest) = tlv(der)?;
     if tag != SEQUENCE || !rest.is_empty() {
         return Err(malformed());
@@ -73,7 +71,6 @@ pub(super) fn inspect(der: &[u8]) -> Result<Info<'_>, KeyError> {
             Ok(Info {
                 modulus_bits: bits,
                 exponent_ok,
-                pkcs1: der,
             })
         }
         SEQUENCE => {

@@ -153,30 +153,83 @@ fn building_a_key_selects_the_aws_lc_provider() {
     ));
 }
 
+/// Signs `message` with jsonwebtoken (an independent signer) using `private`.
+fn signed(alg: jsonwebtoken::Algorithm, private: &str, message: &[u8]) -> Vec<u8> {
+    use jsonwebtoken::crypto::sign;
+    let pem = read(private);
+    let key = match alg {
+        jsonwebtoken::Algorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_pem(&pem),
+        jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
+            jsonwebtoken::EncodingKey::from_ec_pem(&pem)
+        }
+        _ => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+    }
+    .unwrap();
+    let b64 = sign(message, &key, alg).unwrap();
+    base64::Engine::decode(&crate::compact::B64, b64).unwrap()
+}
+
 #[test]
-fn decoding_keys_hold_the_canonical_forms() {
-    let bytes = |key: &Key| match &*key.material {
-        Material::Jwt { decoding, .. } => decoding.try_get_as_bytes().unwrap().to_vec(),
-        Material::AwsLc(_) => panic!("verified by jsonwebtoken"),
+fn every_form_of_a_public_key_is_parsed_once_and_verifies() {
+    let message = b"header.payload";
+    let point = {
+        let spki = read("test-only-p256-public.der");
+        spki[spki.len() - 65..].to_vec()
     };
-    // RSA: PKCS#1 whether given as SubjectPublicKeyInfo or PKCS#1.
-    let pkcs1 = pem::parse(read("test-only-rsa2048-public-pkcs1.pem")).unwrap();
-    let from_spki = Key::from_pem(Algorithm::RS256, read("test-only-rsa2048-public.pem")).unwrap();
-    assert_eq!(bytes(&from_spki), pkcs1.contents());
-    // Ed25519: the raw 32 bytes, from SubjectPublicKeyInfo or raw.
-    let ed = Key::from_pem(Algorithm::EdDSA, read("test-only-ed25519-public.pem")).unwrap();
-    let raw = bytes(&ed);
-    assert_eq!(raw.len(), 32);
-    assert_eq!(bytes(&Key::from_der(Algorithm::EdDSA, &raw).unwrap()), raw);
-    // EC: SubjectPublicKeyInfo, also from the bare point.
-    let ec = Key::from_der(Algorithm::ES256, read("test-only-p256-public.der")).unwrap();
-    let spki = bytes(&ec);
-    let point = &spki[spki.len() - 65..];
-    assert_eq!(point[0], 4);
-    assert_eq!(
-        bytes(&Key::from_der(Algorithm::ES256, point).unwrap()),
-        spki
-    );
+    let ed_raw = {
+        let spki = read("test-only-ed25519-public.der");
+        spki[spki.len() - 32..].to_vec()
+    };
+    let cases = [
+        (
+            Algorithm::RS256,
+            "test-only-rsa2048-private.pem",
+            vec![
+                Key::from_pem(Algorithm::RS256, read("test-only-rsa2048-public.pem")).unwrap(),
+                Key::from_pem(Algorithm::RS256, read("test-only-rsa2048-public-pkcs1.pem"))
+                    .unwrap(),
+                Key::from_der(Algorithm::RS256, read("test-only-rsa2048-public.der")).unwrap(),
+            ],
+        ),
+        (
+            Algorithm::PS384,
+            "test-only-rsa2048-private.pem",
+            vec![Key::from_pem(Algorithm::PS384, read("test-only-rsa2048-public.pem")).unwrap()],
+        ),
+        (
+            Algorithm::ES256,
+            "test-only-p256-private.pem",
+            vec![
+                Key::from_pem(Algorithm::ES256, read("test-only-p256-public.pem")).unwrap(),
+                Key::from_der(Algorithm::ES256, &point).unwrap(),
+            ],
+        ),
+        (
+            Algorithm::ES384,
+            "test-only-p384-private.pem",
+            vec![Key::from_pem(Algorithm::ES384, read("test-only-p384-public.pem")).unwrap()],
+        ),
+        (
+            Algorithm::EdDSA,
+            "test-only-ed25519-private.pem",
+            vec![
+                Key::from_pem(Algorithm::EdDSA, read("test-only-ed25519-public.pem")).unwrap(),
+                Key::from_der(Algorithm::EdDSA, &ed_raw).unwrap(),
+            ],
+        ),
+    ];
+    for (alg, private, keys) in cases {
+        let signature = signed(jsonwebtoken_algorithm(alg).unwrap(), private, message);
+        let mut tampered = signature.clone();
+        tampered[7] ^= 1;
+        for key in keys {
+            // Parsed by aws-lc-rs when built, not again for every token.
+            assert!(matches!(&*key.material, Material::AwsLc(_)), "{alg:?}");
+            assert!(key.verify(message, &signature), "{alg:?}");
+            assert!(!key.verify(message, &tampered), "{alg:?}");
+            assert!(!key.verify(b"header.payloaD", &signature), "{alg:?}");
+        }
+    }
 }
 
 #[test]
