@@ -180,41 +180,43 @@ fn every_form_of_a_public_key_is_parsed_once_and_verifies() {
         let spki = read("test-only-ed25519-public.der");
         spki[spki.len() - 32..].to_vec()
     };
+    let pem = |alg, name| Key::from_pem(alg, read(name)).unwrap();
+    let der = |alg, der: &[u8]| Key::from_der(alg, der).unwrap();
+    let rsa = "test-only-rsa2048-private.pem";
     let cases = [
         (
             Algorithm::RS256,
-            "test-only-rsa2048-private.pem",
+            rsa,
             vec![
-                Key::from_pem(Algorithm::RS256, read("test-only-rsa2048-public.pem")).unwrap(),
-                Key::from_pem(Algorithm::RS256, read("test-only-rsa2048-public-pkcs1.pem"))
-                    .unwrap(),
-                Key::from_der(Algorithm::RS256, read("test-only-rsa2048-public.der")).unwrap(),
+                pem(Algorithm::RS256, "test-only-rsa2048-public.pem"),
+                pem(Algorithm::RS256, "test-only-rsa2048-public-pkcs1.pem"),
+                der(Algorithm::RS256, &read("test-only-rsa2048-public.der")),
             ],
         ),
         (
             Algorithm::PS384,
-            "test-only-rsa2048-private.pem",
-            vec![Key::from_pem(Algorithm::PS384, read("test-only-rsa2048-public.pem")).unwrap()],
+            rsa,
+            vec![pem(Algorithm::PS384, "test-only-rsa2048-public.pem")],
         ),
         (
             Algorithm::ES256,
             "test-only-p256-private.pem",
             vec![
-                Key::from_pem(Algorithm::ES256, read("test-only-p256-public.pem")).unwrap(),
-                Key::from_der(Algorithm::ES256, &point).unwrap(),
+                pem(Algorithm::ES256, "test-only-p256-public.pem"),
+                der(Algorithm::ES256, &point),
             ],
         ),
         (
             Algorithm::ES384,
             "test-only-p384-private.pem",
-            vec![Key::from_pem(Algorithm::ES384, read("test-only-p384-public.pem")).unwrap()],
+            vec![pem(Algorithm::ES384, "test-only-p384-public.pem")],
         ),
         (
             Algorithm::EdDSA,
             "test-only-ed25519-private.pem",
             vec![
-                Key::from_pem(Algorithm::EdDSA, read("test-only-ed25519-public.pem")).unwrap(),
-                Key::from_der(Algorithm::EdDSA, &ed_raw).unwrap(),
+                pem(Algorithm::EdDSA, "test-only-ed25519-public.pem"),
+                der(Algorithm::EdDSA, &ed_raw),
             ],
         ),
     ];
