@@ -110,29 +110,22 @@ struct Inner {
 /// The end offsets of the fields kept in [`Inner::text`].
 #[derive(Clone, Copy)]
 struct Ends {
-    subject: u32,
-    optional: [Option<u32>; 3],
+    subject: usize,
+    optional: [Option<usize>; 3],
 }
 
 impl Ends {
     /// `field` in `text`, if set: it starts where the last field set before it ends.
     fn field<'a>(&self, text: &'a str, field: Field) -> Option<&'a str> {
         let i = field as usize;
-        let end = self.optional[i]? as usize;
+        let end = self.optional[i]?;
         let start = self.optional[..i]
             .iter()
             .rev()
             .find_map(|e| *e)
-            .unwrap_or(self.subject) as usize;
+            .unwrap_or(self.subject);
         text.get(start..end)
     }
-}
-
-/// An offset into a principal's text. The fields come from credentials a server has
-/// already bounded (a token is at most a few kilobytes), so 4 GiB is out of reach; a
-/// larger value saturates, and reads past the text find nothing rather than panic.
-fn offset(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// The optional text fields, in the order they follow the subject in [`Inner::text`].
@@ -216,7 +209,7 @@ impl Principal {
         PrincipalBuilder(Arc::new(Inner {
             text,
             ends: Ends {
-                subject: offset(subject.len()),
+                subject: subject.len(),
                 optional: [None; 3],
             },
             kind,
@@ -232,7 +225,7 @@ impl Principal {
 
     /// The subject (`sub`, or the API key's owner).
     pub fn subject(&self) -> &str {
-        &self.0.text[..self.0.ends.subject as usize]
+        &self.0.text[..self.0.ends.subject]
     }
 
     /// What kind of party this is.
@@ -361,7 +354,7 @@ pub struct PrincipalBuilder(Arc<Inner>);
 impl fmt::Debug for PrincipalBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrincipalBuilder")
-            .field("subject", &&self.0.text[..self.0.ends.subject as usize])
+            .field("subject", &&self.0.text[..self.0.ends.subject])
             .field("kind", &self.0.kind)
             .finish_non_exhaustive()
     }
@@ -482,7 +475,7 @@ impl Inner {
         let i = field as usize;
         if self.ends.optional[i..].iter().all(Option::is_none) {
             self.text.push_str(value);
-            self.ends.optional[i] = Some(offset(self.text.len()));
+            self.ends.optional[i] = Some(self.text.len());
         } else {
             self.relayout(field, value);
         }
@@ -493,7 +486,7 @@ impl Inner {
     #[inline(never)]
     fn relayout(&mut self, field: Field, value: &str) {
         let mut text = String::with_capacity(self.text.len() + value.len());
-        text.push_str(&self.text[..self.ends.subject as usize]);
+        text.push_str(&self.text[..self.ends.subject]);
         let mut ends = Ends {
             subject: self.ends.subject,
             optional: [None; 3],
@@ -509,7 +502,7 @@ impl Inner {
             };
             if let Some(value) = value {
                 text.push_str(value);
-                ends.optional[j] = Some(offset(text.len()));
+                ends.optional[j] = Some(text.len());
             }
         }
         self.text = text;
