@@ -2,70 +2,15 @@
 //! proof binds the access token and the refresh family to the proof's key; a refresh
 //! with another key, or none, is refused and spends nothing.
 
+#[path = "../crates/portcullis-jwt/tests/common/dpop_client.rs"]
+mod dpop_client;
 #[path = "quickstart/harness.rs"]
 mod harness;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use aws_lc_rs::{
-    rand::SystemRandom,
-    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _},
-};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use dpop_client::DpopClient;
 use harness::{Options, Server};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-
-/// A client's DPoP key.
-struct Key {
-    pair: EcdsaKeyPair,
-    jwk: Value,
-}
-
-impl Key {
-    fn new() -> Self {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        let point = pair.public_key().as_ref();
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256",
-            "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65]),
-        });
-        Self { pair, jwk }
-    }
-
-    fn jkt(&self) -> String {
-        let canonical = format!(
-            r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
-            self.jwk["x"], self.jwk["y"]
-        );
-        B64.encode(Sha256::digest(canonical.as_bytes()))
-    }
-
-    /// A fresh proof for `method` `url`, naming `token` when given.
-    fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
-        let iat = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let mut jti = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut jti).unwrap();
-        let mut claims = json!({"jti": B64.encode(jti), "htm": method, "htu": url, "iat": iat});
-        if let Some(token) = token {
-            claims["ath"] = json!(B64.encode(Sha256::digest(token.as_bytes())));
-        }
-        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
-        let input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let sig = self
-            .pair
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .unwrap();
-        format!("{input}.{}", B64.encode(sig.as_ref()))
-    }
-}
 
 fn claims(token: &str) -> Value {
     let payload = B64.decode(token.split('.').nth(1).unwrap()).unwrap();
@@ -81,7 +26,7 @@ async fn dpop_login_binds_access_and_refresh_tokens_to_the_key() {
         .go()
         .await
         .expect(201);
-    let (key, other) = (Key::new(), Key::new());
+    let (key, other) = (DpopClient::new(), DpopClient::new());
     let url = |path: &str| format!("{}{path}", s.base);
 
     let login = s

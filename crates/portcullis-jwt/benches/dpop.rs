@@ -12,22 +12,20 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use aws_lc_rs::{
-    rand::SystemRandom,
-    signature::{
-        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
-        UnparsedPublicKey,
-    },
-};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use http::{Request, request::Parts};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use portcullis_core::{AuthResult, Authenticator, MaybeReady};
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key, dpop::Dpop};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+
+#[path = "../tests/common/dpop_client.rs"]
+mod dpop_client;
+use dpop_client::DpopClient;
 
 const SECRET: &[u8] = b"bench-only-hs256-secret-32-bytes";
+const URL: &str = "https://api.example.com/orders";
 const ROUNDS: usize = 9;
 const PER_ROUND: usize = 3_000;
 
@@ -72,43 +70,6 @@ fn authenticator(dpop: Option<Dpop>) -> JwtAuthenticator {
     builder.build().unwrap()
 }
 
-struct Client {
-    pair: EcdsaKeyPair,
-    jwk: Value,
-    jkt: String,
-}
-
-impl Client {
-    fn new() -> Self {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        let point = pair.public_key().as_ref();
-        let (x, y) = (B64.encode(&point[1..33]), B64.encode(&point[33..65]));
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let jkt = B64.encode(Sha256::digest(canonical.as_bytes()));
-        let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
-        Self { pair, jwk, jkt }
-    }
-
-    fn proof(&self, token: &str, n: usize) -> String {
-        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
-        let claims = json!({
-            "jti": format!("{n:032x}"), "htm": "GET",
-            "htu": "https://api.example.com/orders", "iat": now(),
-            "ath": B64.encode(Sha256::digest(token.as_bytes())),
-        });
-        let input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let sig = self
-            .pair
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .unwrap();
-        format!("{input}.{}", B64.encode(sig.as_ref()))
-    }
-}
-
 fn parts(scheme: &str, token: &str, proof: Option<&str>) -> Parts {
     let mut req = Request::get("/orders").header("authorization", format!("{scheme} {token}"));
     if let Some(proof) = proof {
@@ -139,8 +100,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let client = Client::new();
-    let bound = token(Some(&client.jkt));
+    let client = DpopClient::new();
+    let bound = token(Some(&client.jkt()));
     let unbound = token(None);
     let bearer_jwt = authenticator(None);
     let dpop_jwt = authenticator(Some(
@@ -152,21 +113,23 @@ fn main() {
     ok(dpop_jwt.authenticate(&parts(
         "DPoP",
         &bound,
-        Some(&client.proof(&bound, usize::MAX)),
+        Some(&client.proof("GET", URL, Some(&bound))),
     )));
     ok(dpop_jwt.authenticate(&bearer_request));
 
-    let mut n = 0;
     let (mut bearer, mut bearer_dpop_on, mut dpop, mut ratios) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut sig_only, mut key_only, mut parse_only) = (Vec::new(), Vec::new(), Vec::new());
-    let public = client.pair.public_key().as_ref().to_vec();
+    let public = client.public_key().to_vec();
     for _ in 0..ROUNDS {
         // Every DPoP request carries a new proof (a fresh `jti`), made before timing.
         let requests: Vec<Parts> = (0..PER_ROUND)
             .map(|_| {
-                n += 1;
-                parts("DPoP", &bound, Some(&client.proof(&bound, n)))
+                parts(
+                    "DPoP",
+                    &bound,
+                    Some(&client.proof("GET", URL, Some(&bound))),
+                )
             })
             .collect();
         let same = vec![&bearer_request; PER_ROUND];
@@ -193,7 +156,7 @@ fn main() {
         sig_only.push(time(&split, |(input, sig)| {
             key.verify(input.as_bytes(), sig).unwrap();
         }));
-        let jwk = client.jwk.clone();
+        let jwk = client.jwk().clone();
         key_only.push(time(&proofs, |_| {
             black_box(Key::from_jwk_value(&jwk, Some(Algorithm::ES256)).unwrap());
         }));

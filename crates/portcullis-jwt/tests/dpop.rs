@@ -3,10 +3,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::{
-    rand::SystemRandom,
-    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _},
-};
 use axum::{Router, body::Body, routing::get};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use http::{Request, StatusCode, request::Parts};
@@ -18,6 +14,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt as _;
 
+#[path = "common/dpop_client.rs"]
+mod dpop_client;
+use dpop_client::DpopClient as Client;
+
 const SECRET: &[u8] = b"a-dpop-test-secret-of-32-bytes!!";
 const ISSUER: &str = "https://issuer.example";
 const URL: &str = "https://api.example.com/me";
@@ -27,73 +27,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// A client's DPoP key: P-256, as browsers and most libraries use.
-struct Client {
-    pair: EcdsaKeyPair,
-    jwk: Value,
-}
-
-impl Client {
-    fn new() -> Self {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        let point = pair.public_key().as_ref().to_vec();
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256",
-            "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65]),
-        });
-        Self { pair, jwk }
-    }
-
-    fn jkt(&self) -> String {
-        let canonical = format!(
-            r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
-            self.jwk["x"], self.jwk["y"]
-        );
-        B64.encode(Sha256::digest(canonical.as_bytes()))
-    }
-
-    /// A valid proof for `GET URL` with `token`, after `edit` changed header or claims.
-    fn proof_with(
-        &self,
-        token: &str,
-        edit: impl FnOnce(&mut Map<String, Value>, &mut Map<String, Value>),
-    ) -> String {
-        let mut header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk})
-            .as_object()
-            .unwrap()
-            .clone();
-        let mut claims = json!({
-            "jti": B64.encode(rand_bytes()),
-            "htm": "GET",
-            "htu": URL,
-            "iat": now(),
-            "ath": B64.encode(Sha256::digest(token.as_bytes())),
-        })
-        .as_object()
-        .unwrap()
-        .clone();
-        edit(&mut header, &mut claims);
-        self.sign(&header, &claims)
-    }
-
-    fn proof(&self, token: &str) -> String {
-        self.proof_with(token, |_, _| {})
-    }
-
-    fn sign(&self, header: &Map<String, Value>, claims: &Map<String, Value>) -> String {
-        let input = format!(
-            "{}.{}",
-            B64.encode(serde_json::to_vec(header).unwrap()),
-            B64.encode(serde_json::to_vec(claims).unwrap())
-        );
-        let sig = self
-            .pair
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .unwrap();
-        format!("{input}.{}", B64.encode(sig.as_ref()))
-    }
 }
 
 fn rand_bytes() -> [u8; 16] {
@@ -166,7 +99,10 @@ async fn a_valid_proof_admits_the_bound_token_and_names_its_key() {
     let auth = format!("DPoP {token}");
     let p = parts(
         "/me",
-        &[("authorization", &auth), ("dpop", &client.proof(&token))],
+        &[
+            ("authorization", &auth),
+            ("dpop", &client.proof("GET", URL, Some(&token))),
+        ],
     );
     let principal = answer(&jwt, &p).await.unwrap();
     assert_eq!(principal.dpop_thumbprint(), Some(client.jkt().as_str()));
@@ -239,9 +175,12 @@ async fn each_check_refuses_a_proof_that_fails_only_it() {
         }),
     ];
     // The baseline passes: each case differs from it in one member only.
-    assert_eq!(reason(&jwt, &token, &client.proof(&token)).await, "ok");
+    assert_eq!(
+        reason(&jwt, &token, &client.proof("GET", URL, Some(&token))).await,
+        "ok"
+    );
     for (want, edit) in cases {
-        let proof = client.proof_with(&token, *edit);
+        let proof = client.proof_with("GET", URL, Some(&token), *edit);
         assert_eq!(reason(&jwt, &token, &proof).await, *want, "{want}");
     }
 }
@@ -257,7 +196,7 @@ async fn a_query_and_fragment_do_not_count_and_equivalent_urls_match() {
         "https://api.example.com/me?other=1",
         "HTTPS://API.example.com:443/me#x",
     ] {
-        let proof = client.proof_with(&token, |_, c| c["htu"] = json!(htu));
+        let proof = client.proof_with("GET", URL, Some(&token), |_, c| c["htu"] = json!(htu));
         let p = parts("/me?page=2", &[("authorization", &auth), ("dpop", &proof)]);
         assert!(answer(&jwt, &p).await.is_ok(), "{htu}");
     }
@@ -272,11 +211,11 @@ async fn the_public_url_prefix_is_part_of_htu() {
             .unwrap(),
     );
     let token = token(Some(&client.jkt()));
-    let good = client.proof_with(&token, |_, c| {
+    let good = client.proof_with("GET", URL, Some(&token), |_, c| {
         c["htu"] = json!("https://example.com:8443/api/me")
     });
     assert_eq!(reason(&jwt, &token, &good).await, "ok");
-    let unprefixed = client.proof_with(&token, |_, c| {
+    let unprefixed = client.proof_with("GET", URL, Some(&token), |_, c| {
         c["htu"] = json!("https://example.com:8443/me")
     });
     assert_eq!(reason(&jwt, &token, &unprefixed).await, "dpop_htu_mismatch");
@@ -288,7 +227,9 @@ async fn without_a_public_url_the_host_header_names_the_service() {
     let jwt = authenticator(Dpop::new());
     let token = token(Some(&client.jkt()));
     let auth = format!("DPoP {token}");
-    let proof = client.proof_with(&token, |_, c| c["htu"] = json!("http://127.0.0.1:3000/me"));
+    let proof = client.proof_with("GET", URL, Some(&token), |_, c| {
+        c["htu"] = json!("http://127.0.0.1:3000/me")
+    });
     let p = parts(
         "/me",
         &[
@@ -298,7 +239,9 @@ async fn without_a_public_url_the_host_header_names_the_service() {
         ],
     );
     assert!(answer(&jwt, &p).await.is_ok());
-    let proof = client.proof_with(&token, |_, c| c["htu"] = json!("http://127.0.0.1:3000/me"));
+    let proof = client.proof_with("GET", URL, Some(&token), |_, c| {
+        c["htu"] = json!("http://127.0.0.1:3000/me")
+    });
     let p = parts(
         "/me",
         &[
@@ -318,7 +261,7 @@ async fn a_replayed_proof_is_refused() {
     let client = Client::new();
     let jwt = authenticator(public());
     let token = token(Some(&client.jkt()));
-    let proof = client.proof(&token);
+    let proof = client.proof("GET", URL, Some(&token));
     assert_eq!(reason(&jwt, &token, &proof).await, "ok");
     assert_eq!(reason(&jwt, &token, &proof).await, "dpop_proof_replayed");
     // Another proof with the same `jti` from another key is another proof.
@@ -328,7 +271,7 @@ async fn a_replayed_proof_is_refused() {
         serde_json::from_slice::<Value>(&B64.decode(proof.split('.').nth(1).unwrap()).unwrap())
             .unwrap()["jti"]
             .clone();
-    let same_jti = other.proof_with(&other_token, |_, c| c["jti"] = jti);
+    let same_jti = other.proof_with("GET", URL, Some(&other_token), |_, c| c["jti"] = jti);
     assert_eq!(reason(&jwt, &other_token, &same_jti).await, "ok");
 }
 
@@ -338,7 +281,7 @@ async fn a_proof_by_another_key_does_not_fit_the_token() {
     let jwt = authenticator(public());
     let token = token(Some(&client.jkt()));
     assert_eq!(
-        reason(&jwt, &token, &thief.proof(&token)).await,
+        reason(&jwt, &token, &thief.proof("GET", URL, Some(&token))).await,
         "dpop_jkt_mismatch"
     );
 }
@@ -348,13 +291,9 @@ async fn a_proof_signed_by_another_key_than_its_jwk_is_refused() {
     let (client, other) = (Client::new(), Client::new());
     let jwt = authenticator(public());
     let token = token(Some(&client.jkt()));
-    let honest = client.proof(&token);
+    let honest = client.proof("GET", URL, Some(&token));
     let (input, _) = honest.rsplit_once('.').unwrap();
-    let forged = other
-        .pair
-        .sign(&SystemRandom::new(), input.as_bytes())
-        .unwrap();
-    let forged = format!("{input}.{}", B64.encode(forged.as_ref()));
+    let forged = format!("{input}.{}", other.signature(input));
     assert_eq!(reason(&jwt, &token, &forged).await, "dpop_bad_signature");
 }
 
@@ -391,7 +330,10 @@ async fn a_missing_or_repeated_proof_is_refused() {
         answer(&jwt, &p).await.unwrap_err().reason(),
         "missing_dpop_proof"
     );
-    let (a, b) = (client.proof(&token), client.proof(&token));
+    let (a, b) = (
+        client.proof("GET", URL, Some(&token)),
+        client.proof("GET", URL, Some(&token)),
+    );
     let p = parts(
         "/me",
         &[("authorization", &auth), ("dpop", &a), ("dpop", &b)],
@@ -408,7 +350,7 @@ async fn an_unbound_token_with_a_proof_is_refused() {
     let jwt = authenticator(public());
     let token = token(None);
     assert_eq!(
-        reason(&jwt, &token, &client.proof(&token)).await,
+        reason(&jwt, &token, &client.proof("GET", URL, Some(&token))).await,
         "token_not_dpop_bound"
     );
 }
@@ -423,7 +365,10 @@ async fn a_bound_token_sent_as_bearer_is_refused() {
         // Twice: the second time the token comes from the verified-token cache.
         let p = parts(
             "/me",
-            &[("authorization", &auth), ("dpop", &client.proof(&token))],
+            &[
+                ("authorization", &auth),
+                ("dpop", &client.proof("GET", URL, Some(&token))),
+            ],
         );
         let err = answer(&jwt, &p).await.unwrap_err();
         assert_eq!(err.reason(), "dpop_bound_token_as_bearer");
@@ -449,16 +394,22 @@ async fn a_cached_token_still_needs_its_own_valid_proof() {
     let client = Client::new();
     let jwt = authenticator(public());
     let token = token(Some(&client.jkt()));
-    assert_eq!(reason(&jwt, &token, &client.proof(&token)).await, "ok");
+    assert_eq!(
+        reason(&jwt, &token, &client.proof("GET", URL, Some(&token))).await,
+        "ok"
+    );
     assert_eq!(jwt.cached_tokens(), 1);
-    let wrong = client.proof_with(&token, |_, c| c["htm"] = json!("DELETE"));
+    let wrong = client.proof_with("GET", URL, Some(&token), |_, c| c["htm"] = json!("DELETE"));
     assert_eq!(reason(&jwt, &token, &wrong).await, "dpop_htm_mismatch");
     let thief = Client::new();
     assert_eq!(
-        reason(&jwt, &token, &thief.proof(&token)).await,
+        reason(&jwt, &token, &thief.proof("GET", URL, Some(&token))).await,
         "dpop_jkt_mismatch"
     );
-    assert_eq!(reason(&jwt, &token, &client.proof(&token)).await, "ok");
+    assert_eq!(
+        reason(&jwt, &token, &client.proof("GET", URL, Some(&token))).await,
+        "ok"
+    );
 }
 
 #[tokio::test]
@@ -486,12 +437,16 @@ async fn refusals_carry_a_dpop_challenge_and_a_problem_body() {
         app.clone().oneshot(req.body(Body::empty()).unwrap())
     };
 
-    let ok = send(client.proof(&token), false).await.unwrap();
+    let ok = send(client.proof("GET", URL, Some(&token)), false)
+        .await
+        .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     let body = ok.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, client.jkt().as_bytes());
 
-    let stale = client.proof_with(&token, |_, c| c["iat"] = json!(now() - 3600));
+    let stale = client.proof_with("GET", URL, Some(&token), |_, c| {
+        c["iat"] = json!(now() - 3600)
+    });
     let refused = send(stale.clone(), false).await.unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -602,7 +557,10 @@ async fn an_expired_token_under_dpop_is_an_invalid_token_with_a_dpop_challenge()
     let auth = format!("DPoP {token}");
     let p = parts(
         "/me",
-        &[("authorization", &auth), ("dpop", &client.proof(&token))],
+        &[
+            ("authorization", &auth),
+            ("dpop", &client.proof("GET", URL, Some(&token))),
+        ],
     );
     let err = answer(&jwt, &p).await.unwrap_err();
     assert_eq!(err.reason(), "token_expired");
@@ -626,7 +584,7 @@ fn hmac_proof_algorithms_are_a_configuration_error() {
 async fn a_token_endpoint_proof_names_its_key_once() {
     let client = Client::new();
     let dpop = public();
-    let proof = client.proof_with("", |_, c| {
+    let proof = client.proof_with("GET", URL, Some(""), |_, c| {
         c["htm"] = json!("POST");
         c["htu"] = json!("https://api.example.com/auth/login");
         c.remove("ath");
@@ -643,7 +601,7 @@ async fn a_token_endpoint_proof_names_its_key_once() {
     let replayed = dpop.verify_proof(&request(Some(&proof))).await.unwrap_err();
     assert_eq!(replayed.reason(), "dpop_proof_replayed");
     assert_eq!(dpop.verify_proof(&request(None)).await.unwrap(), None);
-    let elsewhere = client.proof_with("", |_, c| c["htm"] = json!("POST"));
+    let elsewhere = client.proof_with("GET", URL, Some(""), |_, c| c["htm"] = json!("POST"));
     let err = dpop
         .verify_proof(&request(Some(&elsewhere)))
         .await
@@ -679,7 +637,7 @@ async fn nonces_round_trip_across_instances_and_expire() {
         portcullis_core::internal::unix_secs(clock.now())
     };
     let proof = |nonce: Option<&str>, iat: i64| {
-        client.proof_with(&token, |_, c| {
+        client.proof_with("GET", URL, Some(&token), |_, c| {
             c["iat"] = json!(iat);
             if let Some(nonce) = nonce {
                 c.insert("nonce".into(), json!(nonce));

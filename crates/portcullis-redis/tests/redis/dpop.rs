@@ -1,20 +1,18 @@
 //! DPoP proofs accepted by one instance are refused by another sharing the Redis
 //! replay cache.
 
-use aws_lc_rs::{
-    rand::SystemRandom,
-    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _},
-};
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use http::request::Parts;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use portcullis_core::{AuthError, Authenticator};
 use portcullis_jwt::{Algorithm, JwtAuthenticator, Key, dpop::Dpop};
 use portcullis_redis::RedisReplayCache;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::*;
+
+#[path = "../../../portcullis-jwt/tests/common/dpop_client.rs"]
+mod dpop_client;
+use dpop_client::DpopClient;
 
 const SECRET: &[u8] = b"a-dpop-test-secret-of-32-bytes!!";
 
@@ -38,14 +36,10 @@ fn instance(redis: &Redis) -> JwtAuthenticator {
 
 /// A bound token and one proof for `GET https://api.example.com/me`, as request parts.
 fn request() -> Parts {
-    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-    let point = pair.public_key().as_ref();
-    let (x, y) = (B64.encode(&point[1..33]), B64.encode(&point[33..65]));
-    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    let jkt = B64.encode(Sha256::digest(canonical.as_bytes()));
+    let client = DpopClient::new();
     let claims = json!({
         "iss": "https://issuer.example", "aud": "api", "sub": "alice",
-        "exp": now() + 300, "cnf": {"jkt": jkt},
+        "exp": now() + 300, "cnf": {"jkt": client.jkt()},
     });
     let token = encode(
         &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -53,19 +47,7 @@ fn request() -> Parts {
         &EncodingKey::from_secret(SECRET),
     )
     .unwrap();
-    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256", "x": x, "y": y}});
-    let payload = json!({
-        "jti": hex(&rand::random::<[u8; 16]>()), "htm": "GET",
-        "htu": "https://api.example.com/me", "iat": now(),
-        "ath": B64.encode(Sha256::digest(token.as_bytes())),
-    });
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(payload.to_string())
-    );
-    let sig = pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
-    let proof = format!("{input}.{}", B64.encode(sig.as_ref()));
+    let proof = client.proof("GET", "https://api.example.com/me", Some(&token));
     Request::get("/me")
         .header("authorization", format!("DPoP {token}"))
         .header("dpop", proof)
