@@ -106,7 +106,6 @@ async fn a_valid_proof_admits_the_bound_token_and_names_its_key() {
     );
     let principal = answer(&jwt, &p).await.unwrap();
     assert_eq!(principal.dpop_thumbprint(), Some(client.jkt().as_str()));
-    assert!(principal.is_dpop_bound());
 }
 
 #[tokio::test]
@@ -372,6 +371,36 @@ async fn a_bound_token_sent_as_bearer_is_refused() {
         );
         let err = answer(&jwt, &p).await.unwrap_err();
         assert_eq!(err.reason(), "dpop_bound_token_as_bearer");
+    }
+}
+
+#[tokio::test]
+async fn a_token_naming_a_key_in_no_usable_form_is_bound_all_the_same() {
+    let jwt = authenticator(public());
+    for jkt in [json!(5), json!(["k"]), json!(null)] {
+        let claims = json!({
+            "iss": ISSUER, "aud": "api", "sub": "alice",
+            "iat": now(), "exp": now() + 300, "cnf": {"jkt": jkt},
+        });
+        let token = encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        // As a bearer token: a downgrade.
+        let bearer = format!("Bearer {token}");
+        let err = answer(&jwt, &parts("/me", &[("authorization", &bearer)]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), "dpop_bound_token_as_bearer", "{jkt}");
+        // With a proof: no key matches it.
+        let client = Client::new();
+        assert_eq!(
+            reason(&jwt, &token, &client.proof("GET", URL, Some(&token))).await,
+            "dpop_jkt_mismatch",
+            "{jkt}"
+        );
     }
 }
 

@@ -298,14 +298,6 @@ impl Principal {
         self.raw_claims()?.get("cnf")?.get("jkt")?.as_str()
     }
 
-    /// Whether the token is bound to a DPoP key (it has a
-    /// [`dpop_thumbprint`](Self::dpop_thumbprint)).
-    pub fn is_dpop_bound(&self) -> bool {
-        self.raw_claims()
-            .and_then(|c| c.get("cnf"))
-            .is_some_and(|cnf| cnf.get("jkt").is_some())
-    }
-
     /// The typed claims, when the authenticator produced claims of type `C`.
     pub fn claims<C: Send + Sync + 'static>(&self) -> Option<&Claims<C>> {
         self.0.typed()?.downcast_ref::<Claims<C>>()

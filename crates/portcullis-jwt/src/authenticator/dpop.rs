@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use http::{HeaderValue, header, request::Parts};
-use portcullis_core::{AuthError, AuthResult, MaybeReady, internal::unix_secs};
+use portcullis_core::{AuthError, AuthResult, MaybeReady, Principal, internal::unix_secs};
 use serde::de::DeserializeOwned;
 
 use super::JwtAuthenticator;
@@ -46,7 +46,7 @@ where
             match bound.dpop_thumbprint() {
                 Some(jkt) if jkt == proof.jkt => {}
                 Some(_) => return MaybeReady::Ready(Err(refuse(mismatch()))),
-                None if bound.is_dpop_bound() => {
+                None if names_a_key(&bound) => {
                     return MaybeReady::Ready(Err(refuse(mismatch())));
                 }
                 None => {
@@ -116,7 +116,7 @@ where
         let (algs, require) = (Arc::clone(&dpop.algs), dpop.require);
         then(verified, move |result| {
             MaybeReady::Ready(match result {
-                Ok(Some(principal)) if principal.is_dpop_bound() => {
+                Ok(Some(principal)) if names_a_key(&principal) => {
                     Err(AuthError::invalid_token("dpop_bound_token_as_bearer")
                         .with_description("a DPoP-bound token must be sent with a DPoP proof")
                         .with_dpop_challenge(algs))
@@ -128,6 +128,16 @@ where
             })
         })
     }
+}
+
+/// Whether the token claims a DPoP key (`cnf.jkt`), well-formed or not: one that
+/// names a key in a form no proof can match is bound all the same, never a bearer
+/// token.
+fn names_a_key(principal: &Principal) -> bool {
+    principal
+        .raw_claims()
+        .and_then(|c| c.get("cnf"))
+        .is_some_and(|cnf| cnf.get("jkt").is_some())
 }
 
 fn mismatch() -> AuthError {
