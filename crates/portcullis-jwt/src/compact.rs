@@ -6,7 +6,7 @@
 //!
 //! [RFC 7515 §7.1]: https://www.rfc-editor.org/rfc/rfc7515#section-7.1
 
-use std::{borrow::Cow, fmt};
+use std::{borrow::Cow, cell::RefCell, fmt};
 
 use base64::{
     Engine as _, alphabet,
@@ -77,6 +77,37 @@ pub(crate) fn split(token: &str) -> Result<Segments<'_>, ParseError> {
 /// Decodes one segment with the strict engine.
 pub(crate) fn decode(segment: &str) -> Result<Vec<u8>, ParseError> {
     B64.decode(segment).map_err(|_| ParseError::Malformed)
+}
+
+/// A thread keeps its scratch buffer while it is at most this large (bytes).
+const SCRATCH_KEEP: usize = 16 * 1024;
+
+thread_local! {
+    /// Each thread's buffer for segments that are needed only while they are read
+    /// (a payload until it is parsed, a signature until it is checked), so a
+    /// verification does not allocate and free one per segment.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Decodes one segment with the strict engine into this thread's scratch buffer and
+/// hands the bytes to `read`, which must not keep them.
+pub(crate) fn with_decoded<R>(
+    segment: &str,
+    read: impl FnOnce(&Vec<u8>) -> R,
+) -> Result<R, ParseError> {
+    SCRATCH.with(|cell| {
+        let Ok(mut buffer) = cell.try_borrow_mut() else {
+            // `read` decodes another segment: that one gets its own buffer.
+            return decode(segment).map(|bytes| read(&bytes));
+        };
+        buffer.clear();
+        let decoded = B64.decode_vec(segment, &mut buffer);
+        let result = decoded.map(|()| read(&buffer));
+        if buffer.capacity() > SCRATCH_KEEP {
+            *buffer = Vec::new();
+        }
+        result.map_err(|_| ParseError::Malformed)
+    })
 }
 
 /// What `crit` held.
@@ -186,6 +217,17 @@ mod tests {
         fn split_never_panics(s in any::<String>()) {
             let _ = split(&s);
         }
+
+        #[test]
+        fn scratch_decoding_agrees_with_decoding(
+            earlier in "[A-Za-z0-9_-]{0,200}",
+            s in "[A-Za-z0-9_=+/ -]{0,64}",
+        ) {
+            // Whatever the buffer held before, the bytes read are exactly this
+            // segment's, or both refuse it.
+            let _ = with_decoded(&earlier, |_| ());
+            prop_assert_eq!(with_decoded(&s, Vec::clone).ok(), decode(&s).ok());
+        }
     }
 
     /// Splits and decodes every segment, as a verifier does.
@@ -229,6 +271,24 @@ mod tests {
         // Non-zero unused bits in the last character.
         assert!(decode("Zm8").is_ok());
         assert!(decode("Zm9").is_err());
+    }
+
+    #[test]
+    fn scratch_decoding_nests_and_stays_bounded() {
+        // A segment decoded while another is being read gets its own buffer.
+        let both = with_decoded("Zm9v", |outer| {
+            with_decoded("YmFyYmF6", |inner| (outer.clone(), inner.clone())).unwrap()
+        });
+        assert_eq!(both.unwrap(), (b"foo".to_vec(), b"barbaz".to_vec()));
+        // A refused segment leaves nothing behind for the next one.
+        assert!(with_decoded("Zm9", |_| ()).is_err());
+        assert_eq!(with_decoded("YQ", Vec::clone).unwrap(), b"a");
+        // A thread does not keep a buffer grown past the bound.
+        let large = B64.encode(vec![7u8; SCRATCH_KEEP + 1]);
+        assert_eq!(with_decoded(&large, Vec::len).unwrap(), SCRATCH_KEEP + 1);
+        assert_eq!(SCRATCH.with(|cell| cell.borrow().capacity()), 0);
+        with_decoded("Zm9v", |_| ()).unwrap();
+        assert!(SCRATCH.with(|cell| cell.borrow().capacity()) <= SCRATCH_KEEP);
     }
 
     #[test]

@@ -303,12 +303,13 @@ where
         };
         // The claims are parsed once, before the signature is checked, only so that
         // `iss` picks whose keys check it; nothing in them is trusted until then.
-        let payload = compact::decode(segments.payload).map_err(|_| malformed())?;
-        let claims = json::parse_object(&payload).map_err(|e| match e {
-            JsonError::Duplicate => AuthError::invalid_token("duplicate_claim")
-                .with_description("the token is malformed"),
-            JsonError::Malformed => malformed(),
-        })?;
+        let claims = compact::with_decoded(segments.payload, |payload| json::parse_object(payload))
+            .map_err(|_| malformed())?
+            .map_err(|e| match e {
+                JsonError::Duplicate => AuthError::invalid_token("duplicate_claim")
+                    .with_description("the token is malformed"),
+                JsonError::Malformed => malformed(),
+            })?;
         // The issuer's key generation is read before its keys are: a rotation racing
         // this verification leaves an entry that is already stale.
         let mut generation = 0;

@@ -314,8 +314,11 @@ impl KeySet {
             return Err(AuthError::invalid_token("alg_not_allowed")
                 .with_description("the token's algorithm is not accepted from its issuer"));
         }
-        let signature = compact::decode(segments.signature).map_err(|_| malformed())?;
-        if !key.verify(segments.signing_input.as_bytes(), &signature) {
+        let verified = compact::with_decoded(segments.signature, |signature| {
+            key.verify(segments.signing_input.as_bytes(), signature)
+        })
+        .map_err(|_| malformed())?;
+        if !verified {
             return Err(AuthError::invalid_token("bad_signature")
                 .with_description("the token's signature is invalid"));
         }
