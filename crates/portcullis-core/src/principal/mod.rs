@@ -206,7 +206,7 @@ impl Principal {
         // Room for an issuer, a client id and a token id of common lengths.
         let mut text = String::with_capacity(subject.len() + 96);
         text.push_str(subject);
-        PrincipalBuilder(Arc::new(Inner {
+        PrincipalBuilder(Box::new(Inner {
             text,
             ends: Ends {
                 subject: subject.len(),
@@ -339,9 +339,10 @@ impl fmt::Debug for Principal {
 
 /// Builds a [`Principal`]. Obtained from [`Principal::builder`].
 #[must_use]
-// The principal itself, not shared until `build`: a setter writes in place, and
-// passing the builder along moves one pointer.
-pub struct PrincipalBuilder(Arc<Inner>);
+// The principal itself, boxed until `build` moves it into its `Arc`: a setter writes
+// in place (with no atomic uniqueness check, as `Arc::get_mut` would make on every
+// call), and passing the builder along moves one pointer.
+pub struct PrincipalBuilder(Box<Inner>);
 
 impl fmt::Debug for PrincipalBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -353,30 +354,24 @@ impl fmt::Debug for PrincipalBuilder {
 }
 
 impl PrincipalBuilder {
-    /// The principal being built, which nothing else holds yet.
-    #[inline]
-    fn inner(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.0).expect("a principal is not shared before it is built")
-    }
-
     /// Sets the issuer.
     #[inline]
     pub fn issuer(mut self, issuer: impl AsRef<str>) -> Self {
-        self.inner().set_text(Field::Issuer, issuer.as_ref());
+        self.0.set_text(Field::Issuer, issuer.as_ref());
         self
     }
 
     /// Sets the OAuth client id.
     #[inline]
     pub fn client_id(mut self, client_id: impl AsRef<str>) -> Self {
-        self.inner().set_text(Field::ClientId, client_id.as_ref());
+        self.0.set_text(Field::ClientId, client_id.as_ref());
         self
     }
 
     /// Sets the credential id (`jti`, API key id).
     #[inline]
     pub fn token_id(mut self, token_id: impl AsRef<str>) -> Self {
-        self.inner().set_text(Field::TokenId, token_id.as_ref());
+        self.0.set_text(Field::TokenId, token_id.as_ref());
         self
     }
 
@@ -386,7 +381,7 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = R>,
         R: Into<Box<str>>,
     {
-        self.inner().roles = OnceLock::from(roles.into_iter().map(Into::into).collect::<Box<_>>());
+        self.0.roles = OnceLock::from(roles.into_iter().map(Into::into).collect::<Box<_>>());
         self
     }
 
@@ -396,8 +391,7 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.inner().scopes =
-            OnceLock::from(scopes.into_iter().map(Into::into).collect::<Box<_>>());
+        self.0.scopes = OnceLock::from(scopes.into_iter().map(Into::into).collect::<Box<_>>());
         self
     }
 
@@ -407,35 +401,35 @@ impl PrincipalBuilder {
     /// only looked up (a cache hit, a route without guards) never pays for it.
     #[inline]
     pub fn claim_mapping(mut self, mapping: Arc<ClaimMapping>) -> Self {
-        self.inner().mapping = Some(mapping);
+        self.0.mapping = Some(mapping);
         self
     }
 
     /// Sets the issue time.
     #[inline]
     pub fn issued_at(mut self, at: SystemTime) -> Self {
-        self.inner().issued_at = Some(at);
+        self.0.issued_at = Some(at);
         self
     }
 
     /// Sets the expiry.
     #[inline]
     pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.inner().expires_at = Some(at);
+        self.0.expires_at = Some(at);
         self
     }
 
     /// Attaches the raw claims.
     #[inline]
     pub fn raw_claims(mut self, claims: Arc<Map<String, Value>>) -> Self {
-        self.inner().claims = Some(Claims(claims));
+        self.0.claims = Some(Claims(claims));
         self
     }
 
     /// Attaches typed claims; the auth layer also puts them into request extensions.
     #[inline]
     pub fn typed_claims<C: Send + Sync + 'static>(mut self, claims: Claims<C>) -> Self {
-        let inner = self.inner();
+        let inner = &mut *self.0;
         inner.typed = if inner.is_raw(&claims) {
             Typed::Raw
         } else {
@@ -448,14 +442,14 @@ impl PrincipalBuilder {
     #[inline]
     pub fn build(mut self) -> Principal {
         // Typed claims attached before the raw claims they share.
-        let inner = self.inner();
+        let inner = &mut *self.0;
         if let Typed::Other(typed) = &inner.typed
             && let Some(typed) = typed.as_any().downcast_ref::<Claims<Map<String, Value>>>()
             && inner.is_raw(typed)
         {
             inner.typed = Typed::Raw;
         }
-        Principal(self.0)
+        Principal(Arc::from(self.0))
     }
 }
 
