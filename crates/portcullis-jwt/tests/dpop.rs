@@ -44,9 +44,14 @@ fn token(jkt: Option<&str>) -> String {
     if let Some(jkt) = jkt {
         claims["cnf"] = json!({ "jkt": jkt });
     }
+    signed(&claims)
+}
+
+/// `claims` as an HS256 token under the test secret.
+fn signed(claims: &serde_json::Value) -> String {
     encode(
         &Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
+        claims,
         &EncodingKey::from_secret(SECRET),
     )
     .unwrap()
@@ -382,12 +387,7 @@ async fn a_token_naming_a_key_in_no_usable_form_is_bound_all_the_same() {
             "iss": ISSUER, "aud": "api", "sub": "alice",
             "iat": now(), "exp": now() + 300, "cnf": {"jkt": jkt},
         });
-        let token = encode(
-            &Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
+        let token = signed(&claims);
         // As a bearer token: a downgrade.
         let bearer = format!("Bearer {token}");
         let err = answer(&jwt, &parts("/me", &[("authorization", &bearer)]))
@@ -577,12 +577,7 @@ async fn an_expired_token_under_dpop_is_an_invalid_token_with_a_dpop_challenge()
     let client = Client::new();
     let jwt = authenticator(public());
     let claims = json!({"iss": ISSUER, "aud": "api", "sub": "alice", "exp": now() - 3600, "cnf": {"jkt": client.jkt()}});
-    let token = encode(
-        &Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let token = signed(&claims);
     let auth = format!("DPoP {token}");
     let p = parts(
         "/me",
